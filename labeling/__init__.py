@@ -1,0 +1,1 @@
+"""The domain core of labelbot: batches, tasks, answers and labels, free of Telegram and SQL."""

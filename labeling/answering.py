@@ -1,0 +1,55 @@
+"""The rules that decide whether a worker's tap or reply may be stored as an answer."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from labeling.models import AssignmentState, AssignmentStatus, BatchStatus, Submission
+
+MAX_FREE_TEXT = 1000
+
+
+class Verdict(StrEnum):
+    ACCEPTED = "accepted"
+    DUPLICATE = "duplicate"  # the same assignment was answered already: a double tap or replay
+    NOT_FOUND = "not_found"
+    NOT_YOURS = "not_yours"
+    EXPIRED = "expired"
+    SKIPPED = "skipped"
+    BATCH_NOT_OPEN = "batch_not_open"
+    INVALID = "invalid"
+
+
+def judge(state: AssignmentState | None, submission: Submission, now: float) -> Verdict:
+    """Decides what happens to a submission; only ACCEPTED leads to a write."""
+    if state is None:
+        return Verdict.NOT_FOUND
+    # Ownership first: another worker's assignment reveals nothing about its state.
+    if state.worker_id != submission.worker_id:
+        return Verdict.NOT_YOURS
+    if state.status is AssignmentStatus.ANSWERED:
+        return Verdict.DUPLICATE
+    if state.status is AssignmentStatus.SKIPPED:
+        return Verdict.SKIPPED
+    if state.status is AssignmentStatus.EXPIRED or state.expires_at <= now:
+        return Verdict.EXPIRED
+    if state.batch_status is not BatchStatus.OPEN:
+        return Verdict.BATCH_NOT_OPEN
+    if answer_value(state, submission) is None:
+        return Verdict.INVALID
+    return Verdict.ACCEPTED
+
+
+def answer_value(state: AssignmentState, submission: Submission) -> str | None:
+    """The value to store: the chosen option's text, or the trimmed free text."""
+    if state.options is not None:
+        option = submission.option
+        if option is None or not 0 <= option < len(state.options):
+            return None
+        return state.options[option]
+    if submission.text is None:
+        return None
+    text = submission.text.strip()
+    if not text or len(text) > MAX_FREE_TEXT:
+        return None
+    return text

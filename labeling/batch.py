@@ -1,0 +1,120 @@
+"""A batch's settings and items as coordinators give them, validated before anything is stored."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+
+# Telegram allows 4096 characters in a message and 1024 in a photo caption; a task card adds the
+# question, the batch name and a status line, so items are capped below those limits.
+MAX_QUESTION = 500
+MAX_TEXT = 3000
+MAX_CAPTION_TEXT = 400
+MAX_OPTIONS = 20
+MAX_OPTION = 64
+
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+Instructions = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)]
+Question = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_QUESTION)
+]
+
+
+def normalize_answer(value: str) -> str:
+    """Free-text answers compare equal when they differ only in case and white space."""
+    return " ".join(value.split()).casefold()
+
+
+def split_options(value: str) -> list[str]:
+    """Options are written `a, b, c`; a `|` separator allows commas inside options."""
+    separator = "|" if "|" in value else ","
+    return [part.strip() for part in value.split(separator)]
+
+
+class BatchSettings(BaseModel):
+    """How a batch is asked and paid; from CLI flags or a document's caption."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: Name
+    question: Question
+    options: tuple[str, ...] | None = None
+    overlap: int = Field(default=3, ge=1, le=100)
+    gold_ratio: float = Field(default=0.1, ge=0.0, le=0.5)
+    reward: float = Field(default=0.0, ge=0.0, le=1000.0)
+    instructions: (
+        Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)] | None
+    ) = None
+
+    @field_validator("options", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return split_options(value) if value.strip() else None
+        return value
+
+    @field_validator("options")
+    @classmethod
+    def _check_options(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if value is None:
+            return None
+        options = tuple(option.strip() for option in value)
+        if len(options) < 2:
+            raise ValueError("give at least two options, or none for free-text answers")
+        if len(options) > MAX_OPTIONS:
+            raise ValueError(f"at most {MAX_OPTIONS} options")
+        for option in options:
+            if not option or len(option) > MAX_OPTION:
+                raise ValueError(f"each option must be 1 to {MAX_OPTION} characters")
+        if len({normalize_answer(option) for option in options}) != len(options):
+            raise ValueError("options must differ from each other")
+        return options
+
+    def canonical_option(self, answer: str) -> str | None:
+        """The option an answer names, ignoring case and spacing; None if it names none."""
+        wanted = normalize_answer(answer)
+        assert self.options is not None
+        for option in self.options:
+            if normalize_answer(option) == wanted:
+                return option
+        return None
+
+
+_URL = re.compile(r"^https?://[^\s]+$", re.IGNORECASE)
+
+
+class ItemRow(BaseModel):
+    """One row of a batch file. Columns other than the known ones are kept as metadata."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    line: int
+    external_id: Annotated[str, StringConstraints(max_length=200)] | None = None
+    text: Annotated[str, StringConstraints(max_length=MAX_TEXT)] | None = None
+    image: Annotated[str, StringConstraints(max_length=2000)] | None = None
+    gold: Annotated[str, StringConstraints(max_length=2000)] | None = None
+    explanation: Annotated[str, StringConstraints(max_length=2000)] | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _needs_content(self) -> ItemRow:
+        if not self.text and not self.image:
+            raise ValueError("needs a text or an image")
+        if self.image and self.text and len(self.text) > MAX_CAPTION_TEXT:
+            raise ValueError(
+                f"text shown under an image must be at most {MAX_CAPTION_TEXT} characters"
+            )
+        return self
+
+    @property
+    def image_is_url(self) -> bool:
+        return bool(self.image and _URL.match(self.image))

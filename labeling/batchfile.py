@@ -1,0 +1,247 @@
+"""Reads batch files (CSV with a header, or JSON Lines) into validated items, all or nothing."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from labeling.batch import BatchSettings, ItemRow
+
+KNOWN_COLUMNS = {"id", "text", "image", "gold", "explanation"}
+MAX_ITEMS = 200_000
+MAX_COLUMNS = 200
+MAX_CELL = 100_000
+MAX_IMAGE_BYTES = 10 * 1024 * 1024  # Telegram's limit for photos sent by upload
+MAX_REPORTED_ERRORS = 50
+FORMATS = ("csv", "jsonl")
+
+
+@dataclass(frozen=True, slots=True)
+class RowError:
+    line: int
+    reason: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.reason}" if self.line else self.reason
+
+
+class BatchFileError(Exception):
+    """A batch file that cannot be imported, with every reason found."""
+
+    def __init__(self, errors: list[RowError], total: int | None = None) -> None:
+        self.errors = errors
+        self.total = total if total is not None else len(errors)
+        super().__init__(self.describe())
+
+    def describe(self) -> str:
+        lines = [str(error) for error in self.errors]
+        if self.total > len(self.errors):
+            lines.append(f"... and {self.total - len(self.errors)} more errors")
+        return "\n".join(lines)
+
+
+def detect_format(filename: str) -> str:
+    suffix = Path(filename).suffix.lower().lstrip(".")
+    if suffix in ("jsonl", "ndjson"):
+        return "jsonl"
+    if suffix in ("csv", "txt", "tsv"):
+        return "csv"
+    raise BatchFileError([RowError(0, f"unknown file type '.{suffix}': send a .csv or .jsonl")])
+
+
+def parse_batch_file(
+    content: bytes,
+    filename: str,
+    settings: BatchSettings,
+    *,
+    base_dir: Path | None = None,
+    file_format: str | None = None,
+) -> list[ItemRow]:
+    """Returns every item of the file, or raises BatchFileError listing every bad row.
+
+    `base_dir` is where local image paths are looked up; without it only URLs are accepted
+    (a file sent through Telegram cannot point into the bot's own disk).
+    """
+    kind = file_format or detect_format(filename)
+    text = _decode(content)
+    errors: list[RowError] = []
+    items: list[ItemRow] = []
+    seen_ids: dict[str, int] = {}
+    rows = _csv_rows(text) if kind == "csv" else _jsonl_rows(text)
+    for line, row in rows:
+        if isinstance(row, RowError):
+            errors.append(row)
+            continue
+        if len(items) + len(errors) >= MAX_ITEMS:
+            errors.append(RowError(line, f"a batch holds at most {MAX_ITEMS} items"))
+            break
+        try:
+            item = _item(line, row, settings, base_dir)
+        except ValueError as error:
+            errors.append(RowError(line, str(error)))
+            continue
+        if item.external_id is not None:
+            if item.external_id in seen_ids:
+                errors.append(
+                    RowError(
+                        line, f"id '{item.external_id}' repeats line {seen_ids[item.external_id]}"
+                    )
+                )
+                continue
+            seen_ids[item.external_id] = line
+        items.append(item)
+    if not items and not errors:
+        errors.append(RowError(0, "the file has no items"))
+    if errors:
+        raise BatchFileError(errors[:MAX_REPORTED_ERRORS], total=len(errors))
+    return items
+
+
+def _decode(content: bytes) -> str:
+    try:
+        text = content.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = content[: error.start].count(b"\n") + 1
+        raise BatchFileError(
+            [RowError(line, f"the file is not UTF-8 text (byte 0x{content[error.start]:02x})")]
+        ) from None
+    if "\x00" in text:
+        line = text[: text.index("\x00")].count("\n") + 1
+        raise BatchFileError([RowError(line, "the file is binary, not text")])
+    return text
+
+
+Row = dict[str, Any] | RowError
+
+
+def _csv_rows(text: str) -> Iterator[tuple[int, Row]]:
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    try:
+        header = next(reader, None)
+    except csv.Error as error:
+        yield 1, RowError(1, f"bad CSV header: {error}")
+        return
+    if header is None:
+        return
+    columns = [name.strip().lower() for name in header]
+    problem = _header_problem(columns)
+    if problem:
+        yield 1, RowError(1, problem)
+        return
+    start = reader.line_num + 1
+    while True:
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as error:
+            yield start, RowError(start, f"bad CSV: {error}")
+            return
+        line, start = start, reader.line_num + 1
+        if not any(cell.strip() for cell in cells):
+            continue
+        if len(cells) != len(columns):
+            yield line, RowError(line, f"{len(cells)} fields, but the header has {len(columns)}")
+            continue
+        if any(len(cell) > MAX_CELL for cell in cells):
+            yield line, RowError(line, f"a cell is longer than {MAX_CELL} characters")
+            continue
+        yield line, {name: cell for name, cell in zip(columns, cells, strict=True)}
+
+
+def _header_problem(columns: list[str]) -> str | None:
+    if len(columns) > MAX_COLUMNS:
+        return f"the header has {len(columns)} columns; at most {MAX_COLUMNS} are allowed"
+    if any(not name for name in columns):
+        return "the header has an empty column name"
+    repeated = sorted({name for name in columns if columns.count(name) > 1})
+    if repeated:
+        return f"the header repeats the column '{repeated[0]}'"
+    if "text" not in columns and "image" not in columns:
+        return "the header needs a 'text' or an 'image' column"
+    return None
+
+
+def _jsonl_rows(text: str) -> Iterator[tuple[int, Row]]:
+    for line, raw in enumerate(text.splitlines(), start=1):
+        if not raw.strip():
+            continue
+        try:
+            value = json.loads(raw)
+        except (json.JSONDecodeError, RecursionError) as error:
+            message = error.msg if isinstance(error, json.JSONDecodeError) else "nested too deeply"
+            yield line, RowError(line, f"not valid JSON: {message}")
+            continue
+        if not isinstance(value, dict):
+            yield line, RowError(line, "each line must be a JSON object")
+            continue
+        if len(value) > MAX_COLUMNS:
+            yield line, RowError(line, f"more than {MAX_COLUMNS} fields")
+            continue
+        yield line, {str(key).strip().lower(): cell for key, cell in value.items()}
+
+
+def _cell(row: dict[str, Any], name: str) -> str | None:
+    value = row.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ValueError(f"'{name}' must be text")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"'{name}' must be a finite number or text")
+    text = str(value).strip()
+    return text or None
+
+
+def _item(
+    line: int, row: dict[str, Any], settings: BatchSettings, base_dir: Path | None
+) -> ItemRow:
+    gold = _cell(row, "gold")
+    if gold is not None and settings.options is not None:
+        option = settings.canonical_option(gold)
+        if option is None:
+            raise ValueError(f"gold answer '{gold}' is not one of the options")
+        gold = option
+    image = _cell(row, "image")
+    metadata = {key: value for key, value in row.items() if key not in KNOWN_COLUMNS}
+    try:
+        item = ItemRow(
+            line=line,
+            external_id=_cell(row, "id"),
+            text=_cell(row, "text"),
+            image=image,
+            gold=gold,
+            explanation=_cell(row, "explanation"),
+            metadata=metadata,
+        )
+    except ValidationError as error:
+        raise ValueError(_first_reason(error)) from None
+    if image is not None and not item.image_is_url:
+        item = item.model_copy(update={"image": _local_image(image, base_dir)})
+    return item
+
+
+def _local_image(path: str, base_dir: Path | None) -> str:
+    if base_dir is None:
+        raise ValueError("image must be an http(s) URL")
+    resolved = (base_dir / path).resolve()
+    if not resolved.is_file():
+        raise ValueError(f"image file '{path}' not found")
+    if resolved.stat().st_size > MAX_IMAGE_BYTES:
+        raise ValueError(f"image file '{path}' is over 10 MB")
+    return str(resolved)
+
+
+def _first_reason(error: ValidationError) -> str:
+    detail = error.errors()[0]
+    where = ".".join(str(part) for part in detail["loc"] if part != "__root__")
+    message = detail["msg"].removeprefix("Value error, ")
+    return f"{where}: {message}" if where else message

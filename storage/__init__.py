@@ -1,0 +1,1 @@
+"""SQLite persistence: one connection, numbered migrations, and the repositories over them."""

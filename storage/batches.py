@@ -1,0 +1,177 @@
+"""Batches and their items: creation, state changes, progress and the rows behind exports."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Sequence
+
+from labeling.batch import BatchSettings, ItemRow
+from labeling.models import (
+    BatchNotFound,
+    BatchStatus,
+    BatchSummary,
+    ExportAnswer,
+    ExportItem,
+    StoredBatch,
+)
+from storage.db import Database
+
+
+class BatchStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def create(
+        self,
+        settings: BatchSettings,
+        items: Sequence[ItemRow],
+        *,
+        now: float,
+        source: str | None = None,
+        created_by: int | None = None,
+    ) -> int:
+        """Stores a batch and all its items in one transaction; returns the batch id."""
+        async with self.db.atomic() as conn:
+            cursor = await conn.execute(
+                "INSERT INTO batches (name, question, options, overlap, gold_ratio, reward,"
+                " instructions, source, created_by, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    settings.name,
+                    settings.question,
+                    None if settings.options is None else json.dumps(settings.options),
+                    settings.overlap,
+                    settings.gold_ratio,
+                    settings.reward,
+                    settings.instructions,
+                    source,
+                    created_by,
+                    now,
+                ),
+            )
+            batch_id = cursor.lastrowid
+            assert batch_id is not None
+            await conn.executemany(
+                "INSERT INTO items (batch_id, position, external_id, text, image, gold,"
+                " explanation, metadata, wanted) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    (
+                        batch_id,
+                        position,
+                        item.external_id,
+                        item.text,
+                        item.image,
+                        item.gold,
+                        item.explanation,
+                        json.dumps(item.metadata, ensure_ascii=False, default=str),
+                        settings.overlap,
+                    )
+                    for position, item in enumerate(items, start=1)
+                ),
+            )
+            return batch_id
+
+    async def get(self, batch_id: int) -> StoredBatch:
+        row = await self.db.fetchone(
+            "SELECT name, question, options, overlap, gold_ratio, reward, instructions, status"
+            " FROM batches WHERE id = ?",
+            (batch_id,),
+        )
+        if row is None:
+            raise BatchNotFound(batch_id)
+        settings = BatchSettings(
+            name=row[0],
+            question=row[1],
+            options=None if row[2] is None else tuple(json.loads(row[2])),
+            overlap=row[3],
+            gold_ratio=row[4],
+            reward=row[5],
+            instructions=row[6],
+        )
+        return StoredBatch(batch_id, settings, BatchStatus(row[7]))
+
+    async def set_status(
+        self, batch_id: int, status: BatchStatus, now: float, *, announce: str | None = None
+    ) -> BatchStatus:
+        """Changes a batch's state; returns the previous one. `announce` queues a broadcast
+        to every worker in the same transaction, so an opened batch is always announced."""
+        async with self.db.atomic() as conn:
+            rows = await conn.execute_fetchall(
+                "SELECT status FROM batches WHERE id = ?", (batch_id,)
+            )
+            if not rows:
+                raise BatchNotFound(batch_id)
+            previous = BatchStatus(next(iter(rows))[0])
+            await conn.execute(
+                "UPDATE batches SET status = ?,"
+                " published_at = CASE WHEN ? = 'open' THEN COALESCE(published_at, ?)"
+                "  ELSE published_at END,"
+                " closed_at = CASE WHEN ? = 'closed' THEN ? ELSE closed_at END"
+                " WHERE id = ?",
+                (status.value, status.value, now, status.value, now, batch_id),
+            )
+            if announce is not None:
+                await conn.execute(
+                    "INSERT INTO broadcasts (batch_id, text, created_at) VALUES (?, ?, ?)",
+                    (batch_id, announce, now),
+                )
+            return previous
+
+    async def summaries(self, batch_id: int | None = None) -> list[BatchSummary]:
+        rows = await self.db.fetchall(
+            """
+            SELECT b.id, b.name, b.status, b.question, b.options, b.overlap, b.reward,
+                   b.created_at, b.published_at,
+                   (SELECT COUNT(*) FROM items i WHERE i.batch_id = b.id),
+                   (SELECT COUNT(*) FROM items i WHERE i.batch_id = b.id AND i.gold IS NOT NULL),
+                   (SELECT COUNT(*) FROM items i WHERE i.batch_id = b.id
+                      AND i.answers >= b.overlap),
+                   (SELECT COUNT(*) FROM answers a WHERE a.batch_id = b.id),
+                   (SELECT COUNT(DISTINCT worker_id) FROM answers a WHERE a.batch_id = b.id),
+                   (SELECT COUNT(*) FROM assignments a WHERE a.batch_id = b.id
+                      AND a.status = 'open')
+            FROM batches b
+            WHERE ? IS NULL OR b.id = ?
+            ORDER BY b.id
+            """,
+            (batch_id, batch_id),
+        )
+        if batch_id is not None and not rows:
+            raise BatchNotFound(batch_id)
+        return [
+            BatchSummary(
+                batch_id=row[0],
+                name=row[1],
+                status=BatchStatus(row[2]),
+                question=row[3],
+                options=None if row[4] is None else tuple(json.loads(row[4])),
+                overlap=row[5],
+                reward=row[6],
+                created_at=row[7],
+                published_at=row[8],
+                items=row[9],
+                gold_items=row[10],
+                items_done=row[11],
+                answers=row[12],
+                workers=row[13],
+                open_tasks=row[14],
+            )
+            for row in rows
+        ]
+
+    async def items(self, batch_id: int) -> AsyncIterator[ExportItem]:
+        async for row in self.db.iterate(
+            "SELECT id, external_id, text, image, gold, metadata FROM items"
+            " WHERE batch_id = ? ORDER BY position",
+            (batch_id,),
+        ):
+            yield ExportItem(row[0], row[1], row[2], row[3], row[4], json.loads(row[5]))
+
+    async def answers(self, batch_id: int) -> AsyncIterator[ExportAnswer]:
+        async for row in self.db.iterate(
+            "SELECT a.id, a.item_id, i.external_id, a.worker_id, a.value, a.duration_ms,"
+            " a.created_at FROM answers a JOIN items i ON i.id = a.item_id"
+            " WHERE a.batch_id = ? ORDER BY a.id",
+            (batch_id,),
+        ):
+            yield ExportAnswer(*row)

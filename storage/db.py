@@ -1,0 +1,192 @@
+"""The one long-lived SQLite connection, its single write path and its migrations."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+import re
+import time
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+log = logging.getLogger(__name__)
+
+Params = Sequence[Any] | dict[str, Any]
+_MIGRATION_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+
+# The task inside a transaction, so that nested atomic() calls become savepoints instead of
+# waiting for the lock they already hold.
+_owner: contextvars.ContextVar[int | None] = contextvars.ContextVar("db_owner", default=None)
+
+
+class Database:
+    """Serialises every use of one aiosqlite connection.
+
+    SQLite allows one writer; within this process an asyncio lock makes each transaction run
+    alone, so a coroutine never reads another one's uncommitted rows. Other processes (the CLI
+    next to a running bot) wait on SQLite's busy timeout.
+    """
+
+    def __init__(self, path: str | Path, *, synchronous: str = "NORMAL") -> None:
+        self.path = str(path)
+        self.synchronous = synchronous
+        self._conn: aiosqlite.Connection | None = None
+        self._lock = asyncio.Lock()
+        self._depth = 0
+
+    async def open(self) -> Database:
+        if self._conn is None:
+            if self.path != ":memory:":
+                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            conn = await aiosqlite.connect(self.path, isolation_level=None)
+            for pragma in (
+                "journal_mode = WAL",
+                "foreign_keys = ON",
+                f"synchronous = {self.synchronous}",
+                "busy_timeout = 10000",
+            ):
+                await conn.execute(f"PRAGMA {pragma}")
+            conn.row_factory = aiosqlite.Row
+            self._conn = conn
+        return self
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            await self._conn.close()
+            self._conn = None
+
+    async def __aenter__(self) -> Database:
+        return await self.open()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    @property
+    def conn(self) -> aiosqlite.Connection:
+        if self._conn is None:
+            raise RuntimeError("the database is not open")
+        return self._conn
+
+    @asynccontextmanager
+    async def _hold(self) -> AsyncIterator[bool]:
+        """Holds the connection for this task; yields whether this is the outermost hold."""
+        task_id = id(asyncio.current_task())
+        if _owner.get() == task_id:
+            yield False
+            return
+        async with self._lock:
+            token = _owner.set(task_id)
+            try:
+                yield True
+            finally:
+                _owner.reset(token)
+
+    @asynccontextmanager
+    async def atomic(self) -> AsyncIterator[aiosqlite.Connection]:
+        """One transaction (a savepoint when nested): all of its writes land, or none."""
+        async with self._hold() as outermost:
+            conn = self.conn
+            if outermost:
+                await conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield conn
+                except BaseException:
+                    await conn.execute("ROLLBACK")
+                    raise
+                await conn.execute("COMMIT")
+                return
+            self._depth += 1
+            name = f"sp{self._depth}"
+            await conn.execute(f"SAVEPOINT {name}")
+            try:
+                yield conn
+            except BaseException:
+                await conn.execute(f"ROLLBACK TO {name}")
+                await conn.execute(f"RELEASE {name}")
+                raise
+            finally:
+                self._depth -= 1
+            await conn.execute(f"RELEASE {name}")
+
+    async def fetchall(self, sql: str, params: Params = ()) -> list[aiosqlite.Row]:
+        async with self._hold():
+            return list(await self.conn.execute_fetchall(sql, params))
+
+    async def fetchone(self, sql: str, params: Params = ()) -> aiosqlite.Row | None:
+        rows = await self.fetchall(sql, params)
+        return rows[0] if rows else None
+
+    async def fetchval(self, sql: str, params: Params = ()) -> Any:
+        row = await self.fetchone(sql, params)
+        return None if row is None else row[0]
+
+    async def iterate(
+        self, sql: str, params: Params = (), *, chunk: int = 5000
+    ) -> AsyncIterator[aiosqlite.Row]:
+        """Streams a large result in chunks; holds the connection until the rows are read."""
+        async with self._hold():
+            cursor = await self.conn.execute(sql, params)
+            try:
+                while rows := await cursor.fetchmany(chunk):
+                    for row in rows:
+                        yield row
+            finally:
+                await cursor.close()
+
+    # -- migrations -----------------------------------------------------------------------
+
+    async def migrate(self) -> list[int]:
+        """Applies the migrations not yet recorded; returns the versions applied."""
+        async with self._hold():
+            conn = self.conn
+            await conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)"
+            )
+            done = {
+                row[0]
+                for row in await conn.execute_fetchall("SELECT version FROM schema_migrations")
+            }
+            applied = []
+            for version, name, sql in migrations():
+                if version in done:
+                    continue
+                # executescript commits any open transaction first, so the BEGIN and the
+                # version record travel inside the script: both land or neither does.
+                script = (
+                    f"BEGIN IMMEDIATE;\n{sql}\n;"
+                    f"INSERT INTO schema_migrations VALUES ({version}, '{name}', {time.time()});"
+                    "\nCOMMIT;"
+                )
+                try:
+                    await conn.executescript(script)
+                except Exception:
+                    if conn.in_transaction:
+                        await conn.execute("ROLLBACK")
+                    raise
+                log.info("applied migration %04d_%s", version, name)
+                applied.append(version)
+            return applied
+
+    async def schema_version(self) -> int:
+        return int(await self.fetchval("SELECT COALESCE(MAX(version), 0) FROM schema_migrations"))
+
+
+def migrations() -> Iterable[tuple[int, str, str]]:
+    """The numbered SQL files shipped in storage/migrations, in order."""
+    found = []
+    for entry in resources.files("storage.migrations").iterdir():
+        match = _MIGRATION_NAME.match(entry.name)
+        if match:
+            found.append((int(match[1]), match[2], entry.read_text(encoding="utf-8")))
+    found.sort()
+    versions = [version for version, _, _ in found]
+    if versions != list(range(1, len(versions) + 1)):
+        raise RuntimeError(f"migrations must be numbered 1..n without gaps, found {versions}")
+    return found
