@@ -90,6 +90,17 @@ class TaskStore:
             )
             return cursor.rowcount == 1
 
+    async def open_task(self, worker_id: int, now: float) -> Task | None:
+        """The worker's open task, if it is still theirs to answer; issues nothing."""
+        row = await self.db.fetchone(
+            f"SELECT {_TASK_COLUMNS} FROM assignments a"
+            " JOIN batches b ON b.id = a.batch_id JOIN items i ON i.id = a.item_id"
+            " WHERE a.worker_id = ? AND a.status = 'open' AND a.expires_at > ?"
+            " AND b.status = 'open'",
+            (worker_id, now),
+        )
+        return None if row is None else _task(row)
+
     async def current_or_next(self, worker_id: int, now: float, ttl: float) -> Task | None:
         """The worker's open task if there is one, else a newly issued one, else None."""
         async with self.db.atomic() as conn:

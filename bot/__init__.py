@@ -1,0 +1,1 @@
+"""The application shell of labelbot: settings, the PTB application, the CLI and the sandbox."""

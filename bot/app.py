@@ -1,0 +1,131 @@
+"""Builds the PTB application: handlers, services, and what runs beside them."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from telegram import BotCommand
+from telegram.ext import ApplicationBuilder, ContextTypes
+
+from bot.notifier import Notifier
+from bot.retry import RetryingLimiter
+from bot.settings import Settings
+from handlers import worker
+from handlers.context import BotData, LabelApplication, LabelContext, Services
+from labeling.batches import BatchService
+from labeling.work import WorkService
+from storage.batches import BatchStore
+from storage.broadcasts import BroadcastStore
+from storage.db import Database
+from storage.tasks import TaskStore
+
+log = logging.getLogger(__name__)
+
+WORKER_COMMANDS = [
+    BotCommand("next", "Show your next task"),
+    BotCommand("stats", "Your answers and earnings"),
+    BotCommand("help", "How labeling works"),
+    BotCommand("stop", "Pause messages about new batches"),
+]
+
+
+async def sweep_expired(work: WorkService, every: float) -> None:
+    """Returns tasks left unanswered past their time to the pool, over and over."""
+    while True:
+        try:
+            returned = await work.expire_stale()
+            if returned:
+                log.info("returned %d expired tasks to the pool", returned)
+        except Exception:
+            log.exception("expiry sweep failed")
+        await asyncio.sleep(every)
+
+
+def build_application(settings: Settings, *, notify_every: float = 2.0) -> LabelApplication:
+    """The application for `settings`; the database opens in post_init, not here."""
+    db = Database(settings.database_path, synchronous=settings.sqlite_synchronous)
+    background: list[asyncio.Task[None]] = []
+
+    async def post_init(application: LabelApplication) -> None:
+        await db.open()
+        await db.migrate()
+        work = WorkService(TaskStore(db), assignment_ttl=settings.assignment_timeout_seconds)
+        application.bot_data.services = Services(
+            work=work,
+            batches=BatchService(BatchStore(db)),
+            coordinator_ids=frozenset(settings.coordinator_ids),
+        )
+        await application.bot.set_my_commands(WORKER_COMMANDS)
+        notifier = Notifier(application.bot, BroadcastStore(db), rate=settings.broadcast_rate)
+        sweep_every = min(30.0, settings.assignment_timeout_seconds / 4)
+        background.extend([
+            asyncio.create_task(notifier.run(notify_every), name="notifier"),
+            asyncio.create_task(sweep_expired(work, sweep_every), name="expiry"),
+        ])
+
+    async def post_stop(application: LabelApplication) -> None:
+        for task in background:
+            task.cancel()
+        for task in background:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        background.clear()
+
+    async def post_shutdown(application: LabelApplication) -> None:
+        await db.close()
+
+    pool = min(max(settings.concurrent_updates, 8), 256)
+    application: LabelApplication = (
+        ApplicationBuilder()
+        .token(settings.token())
+        .base_url(settings.telegram_base_url)
+        .base_file_url(settings.telegram_base_file_url)
+        .context_types(ContextTypes(context=LabelContext, bot_data=BotData))
+        .concurrent_updates(settings.concurrent_updates)
+        .connection_pool_size(pool)
+        .pool_timeout(30.0)
+        .rate_limiter(RetryingLimiter())
+        .post_init(post_init)
+        .post_stop(post_stop)
+        .post_shutdown(post_shutdown)
+        .build()
+    )
+    worker.register(application)
+    application.add_error_handler(on_error)
+    return application
+
+
+async def on_error(update: object, context: LabelContext) -> None:
+    """Logs what a handler raised; the worker's update is dropped, never the bot."""
+    log.error("handler failed on update %s", getattr(update, "update_id", "?"),
+              exc_info=context.error)
+
+
+@contextlib.asynccontextmanager
+async def polling(
+    application: LabelApplication, *, timeout: int = 10
+) -> AsyncIterator[LabelApplication]:
+    """Runs the application inside an event loop that someone else owns (the demo, tests),
+    with the same lifecycle hooks `run_polling` calls."""
+    assert application.updater is not None
+    await application.initialize()
+    try:
+        if application.post_init:
+            await application.post_init(application)
+        await application.start()
+        await application.updater.start_polling(poll_interval=0, timeout=timeout)
+        try:
+            yield application
+        finally:
+            if application.updater.running:
+                await application.updater.stop()
+            await application.stop()
+            if application.post_stop:
+                await application.post_stop(application)
+    finally:
+        await application.shutdown()
+        if application.post_shutdown:
+            await application.post_shutdown(application)

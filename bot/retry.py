@@ -1,0 +1,69 @@
+"""Retries Bot API calls that Telegram asks to retry, without throttling the labeling loop.
+
+PTB's AIORateLimiter throttles every request with a chat_id to a bot-wide 30 per second, which
+would cap answers near 30 per second. Replies inside a worker's own chat are not bulk sends, so
+here nothing waits unless Telegram says so: a 429 waits its retry_after, a 5xx or a dropped
+connection backs off and tries again a few times. Bulk sends are paced by bot.notifier.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import itertools
+import logging
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from telegram.error import BadRequest, NetworkError, RetryAfter, TimedOut
+from telegram.ext import BaseRateLimiter
+
+log = logging.getLogger(__name__)
+
+Result = bool | dict[str, Any] | list[dict[str, Any]]
+
+
+class RetryingLimiter(BaseRateLimiter[None]):
+    def __init__(self, *, max_retries: int = 4, backoff: float = 0.5) -> None:
+        self.max_retries = max_retries
+        self.backoff = backoff
+
+    async def initialize(self) -> None:
+        pass
+
+    async def shutdown(self) -> None:
+        pass
+
+    async def process_request(
+        self,
+        callback: Callable[..., Coroutine[Any, Any, Result]],
+        args: Any,
+        kwargs: dict[str, Any],
+        endpoint: str,
+        data: dict[str, Any],
+        rate_limit_args: None,
+    ) -> Result:
+        for attempt in itertools.count():
+            try:
+                return await callback(*args, **kwargs)
+            except RetryAfter as error:
+                if attempt >= self.max_retries:
+                    log.error("%s still rate limited after %d retries", endpoint, attempt)
+                    raise
+                wait = error.retry_after
+                wait = wait.total_seconds() if isinstance(wait, dt.timedelta) else float(wait)
+            except (BadRequest, TimedOut):
+                # A bad request stays bad; a timed-out one may have reached Telegram, and
+                # sending it again could show the worker a message twice.
+                raise
+            except NetworkError as error:
+                if endpoint == "getUpdates":
+                    raise  # the updater has its own retry loop
+                if attempt >= self.max_retries:
+                    log.error("%s failed after %d retries: %s", endpoint, attempt, error)
+                    raise
+                wait = self.backoff * 2**attempt
+                log.warning("%s failed (%s); retry %d in %.1fs", endpoint, error, attempt + 1,
+                            wait)
+            await asyncio.sleep(wait)
+        raise AssertionError("unreachable")

@@ -1,0 +1,672 @@
+"""The sandbox's state and rules: chats, messages, updates and files, with no HTTP in sight.
+
+The bot side implements Bot API methods the way Telegram answers them, errors included; the
+user side lets tests, the demo and benchmarks act as any user and read what that user sees.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import time
+from collections import Counter, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.sandbox.markup import MarkupError, check_keyboard, check_text, visible_text
+
+MAX_DOWNLOAD = 20 * 1024 * 1024  # bots download files up to 20 MB
+MAX_UPLOAD = 50 * 1024 * 1024  # and upload up to 50 MB
+CALLBACK_TTL = 60.0  # a callback query must be answered within this time
+
+
+class ApiError(Exception):
+    """An error as the Bot API reports it."""
+
+    def __init__(self, code: int, description: str, retry_after: int | None = None) -> None:
+        super().__init__(description)
+        self.code = code
+        self.description = description
+        self.retry_after = retry_after
+
+    def payload(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "ok": False, "error_code": self.code, "description": self.description,
+        }
+        if self.retry_after is not None:
+            body["parameters"] = {"retry_after": self.retry_after}
+        return body
+
+
+def bad_request(reason: str) -> ApiError:
+    return ApiError(400, f"Bad Request: {reason}")
+
+
+@dataclass(slots=True)
+class UploadedFile:
+    filename: str
+    content: bytes
+    mime_type: str = "application/octet-stream"
+
+
+@dataclass(slots=True)
+class StoredFile:
+    file_id: str
+    unique_id: str
+    path: str
+    content: bytes
+    name: str | None = None
+    mime_type: str | None = None
+    url: str | None = None  # a photo sent by URL: the sandbox has no network to fetch it
+
+    def as_document(self) -> dict[str, Any]:
+        return {
+            "file_id": self.file_id, "file_unique_id": self.unique_id,
+            "file_name": self.name, "mime_type": self.mime_type, "file_size": len(self.content),
+        }
+
+    def as_photo(self) -> list[dict[str, Any]]:
+        return [{
+            "file_id": self.file_id, "file_unique_id": self.unique_id,
+            "width": 800, "height": 600, "file_size": len(self.content),
+        }]
+
+
+@dataclass(slots=True)
+class Message:
+    message_id: int
+    chat_id: int
+    from_bot: bool
+    date: int
+    raw: str | None = None  # text or caption as sent, markup included
+    parse_mode: str | None = None
+    text: str | None = None  # what the user sees
+    caption: str | None = None
+    photo: StoredFile | None = None
+    document: StoredFile | None = None
+    reply_markup: dict[str, Any] | None = None
+    edits: int = 0
+
+    @property
+    def buttons(self) -> list[list[str]]:
+        if not self.reply_markup:
+            return []
+        return [[button["text"] for button in row] for row in self.reply_markup["inline_keyboard"]]
+
+    @property
+    def shown(self) -> str:
+        """The text or caption the user reads."""
+        return self.text if self.text is not None else (self.caption or "")
+
+    def find_button(self, text: str) -> dict[str, Any] | None:
+        for row in (self.reply_markup or {}).get("inline_keyboard", []):
+            for button in row:
+                if button["text"] == text:
+                    return button
+        return None
+
+
+@dataclass(slots=True)
+class Notice:
+    """An answer to a callback query: a toast, or an alert the user must dismiss."""
+
+    text: str
+    alert: bool
+
+
+@dataclass
+class Chat:
+    user: dict[str, Any]
+    messages: dict[int, Message] = field(default_factory=dict)
+    notices: list[Notice] = field(default_factory=list)
+    blocked: bool = False
+    version: int = 0
+    _changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def touch(self) -> None:
+        self.version += 1
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def changed(self) -> None:
+        await self._changed.wait()
+
+
+@dataclass(slots=True)
+class Fault:
+    """An error to answer instead of doing the call, `times` times."""
+
+    code: int
+    method: str | None = None
+    chat_id: int | None = None
+    times: int = 1
+    retry_after: int = 1
+    description: str | None = None
+
+    def matches(self, method: str, chat_id: int | None) -> bool:
+        return (self.method in (None, method)) and (self.chat_id in (None, chat_id))
+
+    def error(self) -> ApiError:
+        if self.code == 429:
+            return ApiError(
+                429, f"Too Many Requests: retry after {self.retry_after}", self.retry_after
+            )
+        default = {
+            403: "Forbidden: bot was blocked by the user",
+            500: "Internal Server Error",
+            502: "Bad Gateway",
+        }.get(self.code, "Error")
+        return ApiError(self.code, self.description or default)
+
+
+class Params:
+    """A request's parameters, read the way Telegram reads them (form values are strings)."""
+
+    def __init__(self, values: dict[str, Any], files: dict[str, UploadedFile]) -> None:
+        self.values = values
+        self.files = files
+
+    def str(self, name: str) -> str | None:
+        value = self.values.get(name)
+        return None if value is None else str(value)
+
+    def int(self, name: str, default: int | None = None) -> int | None:
+        value = self.values.get(name)
+        if value is None or value == "":
+            return default
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            raise bad_request(f"field \"{name}\" must be a number") from None
+
+    def bool(self, name: str) -> bool:
+        value = self.values.get(name)
+        return value is True or str(value).lower() in ("true", "1")
+
+    def json(self, name: str) -> Any:
+        value = self.values.get(name)
+        if isinstance(value, str):
+            try:
+                return json.loads(value)
+            except json.JSONDecodeError:
+                raise bad_request(f"can't parse {name} JSON object") from None
+        return value
+
+
+class Sandbox:
+    """One bot and its users, in memory."""
+
+    def __init__(self, token: str, *, username: str = "labelbot_sandbox_bot") -> None:
+        self.token = token
+        bot_id = int(token.split(":", 1)[0]) if token.split(":", 1)[0].isdigit() else 1
+        self.bot_user = {
+            "id": bot_id, "is_bot": True, "first_name": "labelbot", "username": username,
+            "can_join_groups": False, "can_read_all_group_messages": False,
+            "supports_inline_queries": False,
+        }
+        self.chats: dict[int, Chat] = {}
+        self.files: dict[str, StoredFile] = {}
+        self._url_files: dict[str, StoredFile] = {}
+        self.commands: list[dict[str, Any]] = []
+        self.faults: list[Fault] = []
+        self.calls: Counter[str] = Counter()
+        self.calls_by_chat: Counter[tuple[str, int]] = Counter()
+        self._updates: deque[tuple[int, dict[str, Any]]] = deque()
+        self._replays: deque[tuple[int, dict[str, Any]]] = deque()
+        self._sent_updates: dict[int, dict[str, Any]] = {}
+        self._update_ids = itertools.count(1)
+        self._message_ids = itertools.count(1)
+        self._file_ids = itertools.count(1)
+        self._query_ids = itertools.count(1)
+        self._queries: dict[str, tuple[int, float]] = {}
+        self._new_update = asyncio.Event()
+        self._poll_generation = 0
+
+    # -- the bot side ----------------------------------------------------------------------
+
+    async def call(self, method: str, params: Params) -> Any:
+        """Runs one Bot API method; raises ApiError as Telegram would answer."""
+        handler = _METHODS.get(method.lower())
+        if handler is None:
+            raise ApiError(404, "Not Found: method not found")
+        chat_id = params.int("chat_id") if "chat_id" in params.values else None
+        self.calls[handler.__name__] += 1
+        if chat_id is not None:
+            self.calls_by_chat[(handler.__name__, chat_id)] += 1
+        for fault in self.faults:
+            if fault.times > 0 and fault.matches(handler.__name__, chat_id):
+                fault.times -= 1
+                raise fault.error()
+        result = handler(self, params)
+        if asyncio.iscoroutine(result):
+            result = await result
+        return result
+
+    def _chat(self, params: Params) -> tuple[int, Chat]:
+        chat_id = params.int("chat_id")
+        if chat_id is None:
+            raise bad_request("chat_id is empty")
+        chat = self.chats.get(chat_id)
+        if chat is None:
+            raise bad_request("chat not found")
+        if chat.blocked:
+            raise ApiError(403, "Forbidden: bot was blocked by the user")
+        return chat_id, chat
+
+    def _message(self, params: Params) -> tuple[Chat, Message]:
+        _, chat = self._chat(params)
+        message = chat.messages.get(params.int("message_id") or 0)
+        if message is None or not message.from_bot:
+            raise bad_request("message to edit not found")
+        return chat, message
+
+    def _markup(self, params: Params) -> dict[str, Any] | None:
+        try:
+            return check_keyboard(params.json("reply_markup"))
+        except MarkupError as error:
+            raise bad_request(str(error)) from None
+
+    @staticmethod
+    def _render(raw: str, parse_mode: str | None, *, caption: bool = False) -> str:
+        try:
+            shown = visible_text(raw, parse_mode)
+            check_text(shown, caption=caption)
+        except MarkupError as error:
+            raise bad_request(str(error)) from None
+        return shown
+
+    def get_me(self, params: Params) -> dict[str, Any]:
+        return self.bot_user
+
+    def delete_webhook(self, params: Params) -> bool:
+        return True
+
+    def set_my_commands(self, params: Params) -> bool:
+        self.commands = params.json("commands") or []
+        return True
+
+    async def get_updates(self, params: Params) -> list[dict[str, Any]]:
+        offset = params.int("offset", 0) or 0
+        limit = min(max(params.int("limit", 100) or 100, 1), 100)
+        timeout = max(params.int("timeout", 0) or 0, 0)
+        self._poll_generation += 1
+        generation = self._poll_generation
+        deadline = time.monotonic() + timeout
+        while True:
+            while self._updates and self._updates[0][0] < offset:
+                self._updates.popleft()  # confirmed by the offset: forgotten, as Telegram does
+            batch = [update for _, update in itertools.islice(self._updates, limit)]
+            while self._replays and len(batch) < limit:
+                batch.append(self._replays.popleft()[1])
+            if batch:
+                return batch
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return []
+            event = self._new_update
+            try:
+                await asyncio.wait_for(event.wait(), remaining)
+            except TimeoutError:
+                return []
+            if generation != self._poll_generation:
+                raise ApiError(
+                    409, "Conflict: terminated by other getUpdates request; make sure that only"
+                    " one bot instance is running",
+                )
+
+    def send_message(self, params: Params) -> dict[str, Any]:
+        chat_id, chat = self._chat(params)
+        raw = params.str("text") or ""
+        parse_mode = params.str("parse_mode")
+        shown = self._render(raw, parse_mode)
+        message = self._add(chat_id, chat, True, raw=raw, parse_mode=parse_mode, text=shown,
+                            reply_markup=self._markup(params))
+        return self.message_json(message)
+
+    def send_photo(self, params: Params) -> dict[str, Any]:
+        chat_id, chat = self._chat(params)
+        photo = self._input_file(params, "photo", photo=True)
+        raw = params.str("caption") or ""
+        parse_mode = params.str("parse_mode")
+        shown = self._render(raw, parse_mode, caption=True)
+        message = self._add(chat_id, chat, True, raw=raw, parse_mode=parse_mode, caption=shown,
+                            photo=photo, reply_markup=self._markup(params))
+        return self.message_json(message)
+
+    def send_document(self, params: Params) -> dict[str, Any]:
+        chat_id, chat = self._chat(params)
+        document = self._input_file(params, "document", photo=False)
+        raw = params.str("caption") or ""
+        parse_mode = params.str("parse_mode")
+        shown = self._render(raw, parse_mode, caption=True)
+        message = self._add(chat_id, chat, True, raw=raw, parse_mode=parse_mode, caption=shown,
+                            document=document, reply_markup=self._markup(params))
+        return self.message_json(message)
+
+    def edit_message_text(self, params: Params) -> dict[str, Any]:
+        chat, message = self._message(params)
+        if message.text is None:
+            raise bad_request("there is no text in the message to edit")
+        raw = params.str("text") or ""
+        parse_mode = params.str("parse_mode")
+        shown = self._render(raw, parse_mode)
+        markup = self._markup(params)
+        self._check_modified(message, raw, parse_mode, markup, message.photo)
+        message.raw, message.parse_mode, message.text = raw, parse_mode, shown
+        message.reply_markup = markup
+        return self._edited(chat, message)
+
+    def edit_message_caption(self, params: Params) -> dict[str, Any]:
+        chat, message = self._message(params)
+        if message.text is not None:
+            raise bad_request("there is no caption in the message to edit")
+        raw = params.str("caption") or ""
+        parse_mode = params.str("parse_mode")
+        shown = self._render(raw, parse_mode, caption=True)
+        markup = self._markup(params)
+        self._check_modified(message, raw, parse_mode, markup, message.photo)
+        message.raw, message.parse_mode, message.caption = raw, parse_mode, shown
+        message.reply_markup = markup
+        return self._edited(chat, message)
+
+    def edit_message_media(self, params: Params) -> dict[str, Any]:
+        chat, message = self._message(params)
+        if message.photo is None:
+            raise bad_request("there is no media in the message to edit")
+        media = params.json("media")
+        if not isinstance(media, dict) or media.get("type") != "photo":
+            raise bad_request("the sandbox edits photos only")
+        source = str(media.get("media", ""))
+        if source.startswith("attach://"):
+            upload = params.files.get(source.removeprefix("attach://"))
+            if upload is None:
+                raise bad_request("wrong file identifier/HTTP URL specified")
+            photo = self._store(upload.content, upload.filename, "image/jpeg", "photos")
+        else:
+            photo = self._file_reference(source, photo=True)
+        raw = str(media.get("caption") or "")
+        parse_mode = media.get("parse_mode")
+        shown = self._render(raw, parse_mode, caption=True)
+        markup = self._markup(params)
+        self._check_modified(message, raw, parse_mode, markup, photo)
+        message.raw, message.parse_mode, message.caption, message.photo = (
+            raw, parse_mode, shown, photo,
+        )
+        message.reply_markup = markup
+        return self._edited(chat, message)
+
+    def edit_message_reply_markup(self, params: Params) -> dict[str, Any]:
+        chat, message = self._message(params)
+        markup = self._markup(params)
+        self._check_modified(message, message.raw, message.parse_mode, markup, message.photo)
+        message.reply_markup = markup
+        return self._edited(chat, message)
+
+    def answer_callback_query(self, params: Params) -> bool:
+        query_id = params.str("callback_query_id") or ""
+        entry = self._queries.pop(query_id, None)
+        if entry is None or time.monotonic() - entry[1] > CALLBACK_TTL:
+            raise bad_request(
+                "query is too old and response timeout expired or query ID is invalid"
+            )
+        chat = self.chats[entry[0]]
+        text = params.str("text")
+        if text is not None and len(text) > 200:
+            raise bad_request("MESSAGE_TOO_LONG")
+        chat.notices.append(Notice(text or "", params.bool("show_alert")))
+        chat.touch()
+        return True
+
+    def get_file(self, params: Params) -> dict[str, Any]:
+        stored = self.files.get(params.str("file_id") or "")
+        if stored is None:
+            raise bad_request("invalid file_id")
+        if len(stored.content) > MAX_DOWNLOAD:
+            raise bad_request("file is too big")
+        return {
+            "file_id": stored.file_id, "file_unique_id": stored.unique_id,
+            "file_size": len(stored.content), "file_path": stored.path,
+        }
+
+    def download(self, path: str) -> bytes:
+        for stored in self.files.values():
+            if stored.path == path:
+                return stored.content
+        raise ApiError(404, "Not Found")
+
+    # -- helpers for the bot side ----------------------------------------------------------
+
+    def _check_modified(
+        self,
+        message: Message,
+        raw: str | None,
+        parse_mode: str | None,
+        markup: dict[str, Any] | None,
+        photo: StoredFile | None,
+    ) -> None:
+        if (message.raw, message.parse_mode, message.reply_markup, message.photo) == (
+            raw, parse_mode, markup, photo,
+        ):
+            raise bad_request(
+                "message is not modified: specified new message content and reply markup are"
+                " exactly the same as a current content and reply markup of the message"
+            )
+
+    def _edited(self, chat: Chat, message: Message) -> dict[str, Any]:
+        message.edits += 1
+        chat.touch()
+        return self.message_json(message)
+
+    def _input_file(self, params: Params, name: str, *, photo: bool) -> StoredFile:
+        upload = params.files.get(name)
+        if upload is not None:
+            if len(upload.content) > MAX_UPLOAD:
+                raise ApiError(413, "Request Entity Too Large")
+            folder = "photos" if photo else "documents"
+            return self._store(upload.content, upload.filename, upload.mime_type, folder)
+        reference = params.str(name)
+        if not reference:
+            raise bad_request(f"there is no {name} in the request")
+        return self._file_reference(reference, photo=photo)
+
+    def _file_reference(self, reference: str, *, photo: bool) -> StoredFile:
+        if reference in self.files:
+            return self.files[reference]
+        if reference.startswith(("http://", "https://")):
+            if reference not in self._url_files:
+                stored = self._store(b"", reference.rsplit("/", 1)[-1], "image/jpeg", "photos")
+                stored.url = reference
+                self._url_files[reference] = stored
+            return self._url_files[reference]
+        raise bad_request("wrong file identifier/HTTP URL specified")
+
+    def _store(self, content: bytes, name: str | None, mime: str | None, folder: str) -> StoredFile:
+        number = next(self._file_ids)
+        suffix = name.rsplit(".", 1)[-1] if name and "." in name else "bin"
+        stored = StoredFile(
+            file_id=f"F{number:08d}{'P' if folder == 'photos' else 'D'}",
+            unique_id=f"U{number:08d}",
+            path=f"{folder}/file_{number}.{suffix}",
+            content=content,
+            name=name,
+            mime_type=mime,
+        )
+        self.files[stored.file_id] = stored
+        return stored
+
+    def _add(self, chat_id: int, chat: Chat, from_bot: bool, **fields: Any) -> Message:
+        message = Message(next(self._message_ids), chat_id, from_bot, int(time.time()), **fields)
+        chat.messages[message.message_id] = message
+        chat.touch()
+        return message
+
+    def message_json(self, message: Message) -> dict[str, Any]:
+        chat = self.chats[message.chat_id]
+        data: dict[str, Any] = {
+            "message_id": message.message_id,
+            "from": self.bot_user if message.from_bot else chat.user,
+            "chat": {"id": message.chat_id, "type": "private",
+                     "first_name": chat.user["first_name"]},
+            "date": message.date,
+        }
+        if message.edits:
+            data["edit_date"] = int(time.time())
+        if message.text is not None:
+            data["text"] = message.text
+            if not message.from_bot and message.text.startswith("/"):
+                length = len(message.text.split()[0])
+                data["entities"] = [{"type": "bot_command", "offset": 0, "length": length}]
+        if message.caption:
+            data["caption"] = message.caption
+        if message.photo is not None:
+            data["photo"] = message.photo.as_photo()
+        if message.document is not None:
+            data["document"] = message.document.as_document()
+        if message.reply_markup:
+            data["reply_markup"] = message.reply_markup
+        return data
+
+    # -- the user side ---------------------------------------------------------------------
+
+    def user(self, user_id: int, first_name: str | None = None,
+             language: str | None = "en") -> SandboxUser:
+        """Acts as user `user_id`; the chat with the bot opens on first use."""
+        if user_id not in self.chats:
+            self.chats[user_id] = Chat(user={
+                "id": user_id, "is_bot": False, "first_name": first_name or f"User {user_id}",
+                "language_code": language,
+            })
+        return SandboxUser(self, user_id)
+
+    def inject(self, code: int, **kwargs: Any) -> Fault:
+        """Answers the next matching call(s) with an error: 429, 403 or 5xx."""
+        fault = Fault(code, **kwargs)
+        self.faults.append(fault)
+        return fault
+
+    def replay(self, update_id: int) -> None:
+        """Delivers an update again, as Telegram does when a bot did not confirm it."""
+        self._replays.append((update_id, self._sent_updates[update_id]))
+        self._wake()
+
+    def _push(self, payload: dict[str, Any]) -> int:
+        update_id = next(self._update_ids)
+        update = {"update_id": update_id, **payload}
+        self._sent_updates[update_id] = update
+        self._updates.append((update_id, update))
+        self._wake()
+        return update_id
+
+    def _wake(self) -> None:
+        self._new_update.set()
+        self._new_update = asyncio.Event()
+
+    def new_query(self, chat_id: int) -> str:
+        query_id = str(next(self._query_ids))
+        self._queries[query_id] = (chat_id, time.monotonic())
+        return query_id
+
+
+class SandboxUser:
+    """One user's view of the chat with the bot, and the things they can do in it."""
+
+    def __init__(self, sandbox: Sandbox, user_id: int) -> None:
+        self.sandbox = sandbox
+        self.user_id = user_id
+        self.chat = sandbox.chats[user_id]
+        self.last_update_id = 0
+
+    def send(self, text: str) -> int:
+        """Sends a text message or a /command; returns the update id."""
+        message = self.sandbox._add(self.user_id, self.chat, False, text=text, raw=text)
+        return self._push_message(message)
+
+    def send_document(self, filename: str, content: bytes, caption: str | None = None,
+                      mime_type: str = "text/csv") -> int:
+        stored = self.sandbox._store(content, filename, mime_type, "documents")
+        message = self.sandbox._add(self.user_id, self.chat, False, document=stored,
+                                    caption=caption, raw=caption)
+        return self._push_message(message)
+
+    def press(self, text: str, *, message_id: int | None = None, times: int = 1) -> list[int]:
+        """Taps the button labelled `text` on the newest message that has it (or on
+        `message_id`); `times` > 1 taps it again before the bot can react, as a double tap."""
+        message = self._message_with(text, message_id)
+        button = message.find_button(text)
+        assert button is not None
+        if "callback_data" not in button:
+            raise ValueError(f"button {text!r} opens a URL, it sends nothing to the bot")
+        return [self.tap(message, button["callback_data"]) for _ in range(times)]
+
+    def tap(self, message: Message, data: str) -> int:
+        """Sends a callback query with any data, as a forged or replayed client could."""
+        payload = {"callback_query": {
+            "id": self.sandbox.new_query(self.user_id),
+            "from": self.chat.user,
+            "message": self.sandbox.message_json(message),
+            "chat_instance": f"ci{self.user_id}",
+            "data": data,
+        }}
+        self.last_update_id = self.sandbox._push(payload)
+        return self.last_update_id
+
+    def block(self, blocked: bool = True) -> None:
+        self.chat.blocked = blocked
+
+    @property
+    def messages(self) -> list[Message]:
+        return list(self.chat.messages.values())
+
+    @property
+    def bot_messages(self) -> list[Message]:
+        return [message for message in self.chat.messages.values() if message.from_bot]
+
+    @property
+    def last(self) -> Message | None:
+        """The newest message from the bot."""
+        bot = self.bot_messages
+        return bot[-1] if bot else None
+
+    @property
+    def notices(self) -> list[Notice]:
+        return self.chat.notices
+
+    async def wait_for(self, condition: Callable[[SandboxUser], bool],
+                       timeout: float = 10.0) -> None:
+        """Waits until `condition` holds for what this user sees."""
+        async with asyncio.timeout(timeout):
+            while not condition(self):
+                await self.chat.changed()
+
+    async def wait_change(self, version: int, timeout: float = 10.0) -> None:
+        async with asyncio.timeout(timeout):
+            while self.chat.version <= version:
+                await self.chat.changed()
+
+    def _message_with(self, text: str, message_id: int | None) -> Message:
+        if message_id is not None:
+            candidates = [self.chat.messages[message_id]]
+        else:
+            candidates = list(reversed(self.bot_messages))
+        for message in candidates:
+            if message.find_button(text) is not None:
+                return message
+        raise LookupError(f"user {self.user_id} sees no button {text!r}")
+
+    def _push_message(self, message: Message) -> int:
+        self.last_update_id = self.sandbox._push(
+            {"message": self.sandbox.message_json(message)}
+        )
+        return self.last_update_id
+
+
+_METHODS: dict[str, Callable[[Sandbox, Params], Any]] = {
+    name.replace("_", ""): getattr(Sandbox, name)
+    for name in (
+        "get_me", "get_updates", "delete_webhook", "set_my_commands", "send_message",
+        "send_photo", "send_document", "edit_message_text", "edit_message_caption",
+        "edit_message_media", "edit_message_reply_markup", "answer_callback_query", "get_file",
+    )
+}

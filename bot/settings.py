@@ -1,0 +1,74 @@
+"""labelbot's settings, read from the environment and `.env`; see `.env.example`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class SettingsError(Exception):
+    """A setting that cannot be used, described in one line for the operator."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", frozen=True
+    )
+
+    telegram_bot_token: SecretStr | None = None
+    telegram_base_url: str = "https://api.telegram.org/bot"
+    telegram_base_file_url: str = "https://api.telegram.org/file/bot"
+    database_path: Path = Path("labelbot.db")
+    coordinator_ids: Annotated[tuple[int, ...], NoDecode] = ()
+    # A task left unanswered this long returns to the pool for other workers.
+    assignment_timeout_seconds: float = Field(default=600.0, gt=0, le=7 * 86400)
+    # Updates handled at once; PTB's default of one caps a busy bot at a few per second.
+    concurrent_updates: int = Field(default=128, ge=1, le=4096)
+    # Bulk sends (announcements) to different users; Telegram allows about 30 per second.
+    broadcast_rate: float = Field(default=30.0, gt=0, le=1000)
+    # SQLite's synchronous mode: NORMAL survives a crash of the bot; FULL also a power cut.
+    sqlite_synchronous: Literal["NORMAL", "FULL"] = "NORMAL"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("coordinator_ids", mode="before")
+    @classmethod
+    def _split_ids(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            parts = [part.strip() for part in value.split(",") if part.strip()]
+            if not all(part.lstrip("-").isdigit() for part in parts):
+                raise ValueError(
+                    f"must be comma-separated Telegram user ids like 123,456; got {value!r}"
+                )
+            return tuple(int(part) for part in parts)
+        if isinstance(value, int):
+            return (value,)
+        return value
+
+    @field_validator("sqlite_synchronous", "log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    def token(self) -> str:
+        """The bot token; `run` cannot start without one."""
+        if self.telegram_bot_token is None or not self.telegram_bot_token.get_secret_value():
+            raise SettingsError(
+                "TELEGRAM_BOT_TOKEN is not set: put the token from @BotFather in .env"
+                " (see .env.example)"
+            )
+        return self.telegram_bot_token.get_secret_value()
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Reads the settings; a bad value becomes one clear line, never a traceback."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as error:
+        problems = []
+        for detail in error.errors():
+            name = str(detail["loc"][0]).upper() if detail["loc"] else "settings"
+            problems.append(f"{name}: {detail['msg'].removeprefix('Value error, ')}")
+        raise SettingsError("; ".join(problems)) from None

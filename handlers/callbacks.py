@@ -1,0 +1,60 @@
+"""The callback data on task buttons: compact, versionless, and never trusted.
+
+`a:<assignment>:<option>` answers, `s:<assignment>` skips, `n` asks for the next task. The
+data names only the assignment and the option's place, so it tells nothing about the item
+(gold or not); whether the assignment is the tapper's and still open is checked on every tap.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+MAX_ID = 2**53
+_PATTERN = re.compile(r"a:([0-9]{1,16}):([0-9]{1,3})|s:([0-9]{1,16})|n")
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerTap:
+    assignment_id: int
+    option: int
+
+
+@dataclass(frozen=True, slots=True)
+class SkipTap:
+    assignment_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class NextTap:
+    pass
+
+
+Tap = AnswerTap | SkipTap | NextTap
+
+
+def encode(tap: Tap) -> str:
+    match tap:
+        case AnswerTap(assignment_id, option):
+            return f"a:{assignment_id}:{option}"
+        case SkipTap(assignment_id):
+            return f"s:{assignment_id}"
+        case NextTap():
+            return "n"
+    raise TypeError(tap)
+
+
+def decode(data: str | None) -> Tap | None:
+    """The tap a button's data stands for, or None for anything malformed."""
+    if not data or len(data) > 64:
+        return None
+    match = _PATTERN.fullmatch(data)
+    if match is None:
+        return None
+    if match[1] is not None:
+        assignment_id = int(match[1])
+        return AnswerTap(assignment_id, int(match[2])) if assignment_id < MAX_ID else None
+    if match[3] is not None:
+        assignment_id = int(match[3])
+        return SkipTap(assignment_id) if assignment_id < MAX_ID else None
+    return NextTap()

@@ -1,0 +1,45 @@
+"""The typed context handlers receive: the services, reached without string keys."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from telegram.ext import Application, CallbackContext, ExtBot
+
+from labeling.batches import BatchService
+from labeling.work import WorkService
+
+
+@dataclass(slots=True)
+class Services:
+    work: WorkService
+    batches: BatchService
+    coordinator_ids: frozenset[int]
+
+
+class BotData:
+    """PTB's bot_data, holding the services once post_init has opened the database."""
+
+    __slots__ = ("_services",)
+
+    def __init__(self) -> None:
+        self._services: Services | None = None
+
+    @property
+    def services(self) -> Services:
+        if self._services is None:
+            raise RuntimeError("services are not attached yet: post_init has not run")
+        return self._services
+
+    @services.setter
+    def services(self, services: Services) -> None:
+        self._services = services
+
+
+class LabelContext(CallbackContext[ExtBot[None], dict, dict, BotData]):
+    @property
+    def services(self) -> Services:
+        return self.bot_data.services
+
+
+LabelApplication = Application[ExtBot[None], LabelContext, dict, dict, BotData, object]

@@ -1,0 +1,191 @@
+"""What workers do: register, take tasks, answer them, and see their own progress."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from html import escape
+
+from telegram import CallbackQuery, Message, Update, User
+from telegram.constants import ParseMode
+from telegram.error import BadRequest
+from telegram.ext import (
+    CallbackQueryHandler,
+    CommandHandler,
+    MessageHandler,
+    filters,
+)
+
+from handlers.callbacks import AnswerTap, NextTap, SkipTap, decode
+from handlers.cards import show_task
+from handlers.context import LabelApplication, LabelContext
+from labeling.answering import Verdict
+from labeling.models import Submission, Task, WorkerProfile
+
+log = logging.getLogger(__name__)
+
+HELP = (
+    "I hand you small labeling tasks, one at a time.\n\n"
+    "Each task shows an item and a question: tap the answer that fits, or Skip if you are "
+    "unsure. Some batches ask you to type the answer instead. Your answer is saved the moment "
+    "the next task appears.\n\n"
+    "/next - show your current or next task\n"
+    "/stats - your answers and earnings\n"
+    "/stop - no more messages about new batches (/start turns them back on)\n"
+    "/help - this message"
+)
+
+# What a worker is told when a tap cannot be stored. Nothing is written in these cases.
+REFUSALS = {
+    Verdict.DUPLICATE: "Already saved. Thanks!",
+    Verdict.NOT_FOUND: "This button is no longer valid.",
+    Verdict.NOT_YOURS: "This task belongs to someone else.",
+    Verdict.EXPIRED: "This task expired and went back to the pool.",
+    Verdict.SKIPPED: "You skipped this task.",
+    Verdict.BATCH_NOT_OPEN: "This batch is not taking answers right now.",
+    Verdict.INVALID: "That answer is not one of the options.",
+}
+ALERT = {Verdict.NOT_YOURS, Verdict.EXPIRED, Verdict.BATCH_NOT_OPEN, Verdict.INVALID}
+
+
+def profile(user: User) -> WorkerProfile:
+    return WorkerProfile(user.id, user.full_name[:200], user.language_code)
+
+
+async def start(update: Update, context: LabelContext) -> None:
+    """Registers the worker and explains what to do."""
+    assert update.effective_user is not None and update.effective_message is not None
+    await context.services.work.register(profile(update.effective_user))
+    name = escape(update.effective_user.first_name)
+    await update.effective_message.reply_text(
+        f"Welcome, {name}! {escape(HELP)}\n\nSend /next to get your first task.",
+        parse_mode=ParseMode.HTML,
+    )
+
+
+async def help_command(update: Update, context: LabelContext) -> None:
+    """Explains the commands."""
+    assert update.effective_message is not None
+    await update.effective_message.reply_text(HELP)
+
+
+async def next_command(update: Update, context: LabelContext) -> None:
+    """Shows the worker's open task, or hands out the next one."""
+    assert update.effective_user is not None and update.effective_chat is not None
+    work = context.services.work
+    await work.register(profile(update.effective_user))
+    task = await work.next_task(update.effective_user.id)
+    await show_task(context.bot, work, update.effective_chat.id, task, instructions=True)
+
+
+async def stats(update: Update, context: LabelContext) -> None:
+    """Shows the worker's own counts and earnings."""
+    assert update.effective_user is not None and update.effective_message is not None
+    mine = await context.services.work.stats(update.effective_user.id)
+    await update.effective_message.reply_text(
+        "Your work so far\n"
+        f"Answers: {mine.answers} (today {mine.answers_today})\n"
+        f"Skipped: {mine.skipped}\n"
+        f"Batches: {mine.batches}\n"
+        f"Earned: {mine.earned:.2f}"
+        + ("\n\nYou have a task waiting: /next" if mine.open_task else "")
+    )
+
+
+async def stop(update: Update, context: LabelContext) -> None:
+    """Pauses announcements of new batches for this worker."""
+    assert update.effective_user is not None and update.effective_message is not None
+    await context.services.work.pause_notifications(update.effective_user.id)
+    await update.effective_message.reply_text(
+        "Paused: I will not message you about new batches. Tasks are still here with /next, "
+        "and /start turns the messages back on."
+    )
+
+
+async def tap(update: Update, context: LabelContext) -> None:
+    """Records the worker's answer or skip and turns the card into the next task."""
+    query = update.callback_query
+    assert query is not None
+    worker_id = query.from_user.id
+    work = context.services.work
+    match decode(query.data):
+        case AnswerTap(assignment_id, option):
+            outcome = await work.answer(Submission(assignment_id, worker_id, option=option))
+        case SkipTap(assignment_id):
+            outcome = await work.skip(assignment_id, worker_id)
+        case NextTap():
+            await work.register(profile(query.from_user))
+            task = await work.next_task(worker_id)
+            await asyncio.gather(_answer(query), _show(context, query, task))
+            return
+        case _:
+            await _answer(query, REFUSALS[Verdict.NOT_FOUND], alert=True)
+            return
+    if not outcome.saved:
+        await _answer(query, REFUSALS[outcome.verdict], alert=outcome.verdict in ALERT)
+        return
+    header = None
+    if isinstance(decode(query.data), AnswerTap):
+        header = "✓ Saved. Next task:"
+    # Both calls go out together: the answer is committed, so the worker may be told.
+    await asyncio.gather(_answer(query), _show(context, query, outcome.next_task, header))
+
+
+async def free_text(update: Update, context: LabelContext) -> None:
+    """Takes a typed reply as the answer to the worker's open free-text task."""
+    message = update.effective_message
+    assert message is not None and message.text is not None and update.effective_user
+    work = context.services.work
+    worker_id = update.effective_user.id
+    task = await work.open_task(worker_id)
+    if task is None:
+        await message.reply_text("You have no open task. Send /next for one.")
+        return
+    if not task.free_text:
+        await message.reply_text("Please tap one of the buttons under the task.")
+        return
+    outcome = await work.answer(Submission(task.assignment_id, worker_id, text=message.text))
+    if not outcome.saved:
+        await message.reply_text(REFUSALS[outcome.verdict])
+        return
+    await show_task(context.bot, work, message.chat_id, outcome.next_task, header="✓ Saved.")
+
+
+async def unknown(update: Update, context: LabelContext) -> None:
+    """Answers a command labelbot does not know."""
+    assert update.effective_message is not None
+    await update.effective_message.reply_text("Unknown command. /help lists what I can do.")
+
+
+async def _answer(query: CallbackQuery, text: str | None = None, *, alert: bool = False) -> None:
+    try:
+        await query.answer(text, show_alert=alert)
+    except BadRequest as error:  # the query is too old: the spinner stopped on its own
+        log.info("callback query %s not answered: %s", query.id, error)
+
+
+async def _show(
+    context: LabelContext, query: CallbackQuery, task: Task | None, header: str | None = None
+) -> None:
+    card = query.message if isinstance(query.message, Message) else None
+    chat_id = query.message.chat.id if query.message else query.from_user.id
+    try:
+        await show_task(context.bot, context.services.work, chat_id, task, card=card,
+                        header=header)
+    except BadRequest as error:
+        if "not modified" not in str(error):
+            raise
+
+
+def register(application: LabelApplication) -> None:
+    private = filters.ChatType.PRIVATE
+    application.add_handlers([
+        CommandHandler("start", start, filters=private),
+        CommandHandler("help", help_command, filters=private),
+        CommandHandler("next", next_command, filters=private),
+        CommandHandler("stats", stats, filters=private),
+        CommandHandler("stop", stop, filters=private),
+        CallbackQueryHandler(tap),
+        MessageHandler(private & filters.TEXT & ~filters.COMMAND, free_text),
+        MessageHandler(private & filters.COMMAND, unknown),
+    ])

@@ -1,0 +1,110 @@
+"""Writes a batch's labels or answers as CSV or JSON Lines, ready for pandas."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import AsyncIterator, Iterable
+from datetime import UTC, datetime
+from typing import Any, Literal, TextIO
+
+from labeling.aggregation import majority_vote
+from labeling.models import ExportAnswer, ExportItem
+
+What = Literal["labels", "answers"]
+Format = Literal["csv", "jsonl"]
+WHATS: tuple[What, ...] = ("labels", "answers")
+FORMATS: tuple[Format, ...] = ("csv", "jsonl")
+
+LABEL_COLUMNS = (
+    "item_id",
+    "id",
+    "text",
+    "image",
+    "label",
+    "answers",
+    "agreement",
+    "confidence",
+    "method",
+    "gold",
+)
+ANSWER_COLUMNS = ("answer_id", "item_id", "id", "worker_id", "answer", "duration_ms", "answered_at")
+
+
+def iso(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="milliseconds")
+
+
+class RowWriter:
+    """One writer for both formats, so the two exports can never drift apart."""
+
+    def __init__(self, out: TextIO, fmt: Format, columns: Iterable[str]) -> None:
+        self.out = out
+        self.fmt = fmt
+        self.columns = list(columns)
+        self.rows = 0
+        self._csv = None
+        if fmt == "csv":
+            self._csv = csv.writer(out, lineterminator="\n")
+            self._csv.writerow(self.columns)
+
+    def write(self, row: dict[str, Any]) -> None:
+        self.rows += 1
+        if self._csv is not None:
+            self._csv.writerow(["" if row.get(c) is None else row.get(c) for c in self.columns])
+        else:
+            record = {column: row.get(column) for column in self.columns}
+            self.out.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+
+async def write_answers(answers: AsyncIterator[ExportAnswer], out: TextIO, fmt: Format) -> int:
+    writer = RowWriter(out, fmt, ANSWER_COLUMNS)
+    async for answer in answers:
+        writer.write(
+            {
+                "answer_id": answer.answer_id,
+                "item_id": answer.item_id,
+                "id": answer.external_id,
+                "worker_id": answer.worker_id,
+                "answer": answer.value,
+                "duration_ms": answer.duration_ms,
+                "answered_at": iso(answer.created_at),
+            }
+        )
+    return writer.rows
+
+
+async def write_labels(
+    items: AsyncIterator[ExportItem],
+    answers: AsyncIterator[ExportAnswer],
+    options: tuple[str, ...] | None,
+    out: TextIO,
+    fmt: Format,
+) -> int:
+    """One row per item: its label by majority vote, the answers behind it and their agreement,
+    then the item's own metadata columns."""
+    labels = majority_vote([(a.item_id, a.value) async for a in answers], options)
+    rows = [item async for item in items]
+    metadata_columns: dict[str, None] = {}
+    for item in rows:
+        metadata_columns.update(dict.fromkeys(item.metadata))
+    # A metadata column named like one of ours keeps its value under a prefixed name.
+    renamed = {key: (f"meta_{key}" if key in LABEL_COLUMNS else key) for key in metadata_columns}
+    writer = RowWriter(out, fmt, [*LABEL_COLUMNS, *renamed.values()])
+    for item in rows:
+        label = labels.get(item.item_id)
+        row: dict[str, Any] = {
+            "item_id": item.item_id,
+            "id": item.external_id,
+            "text": item.text,
+            "image": item.image,
+            "label": label.label if label else None,
+            "answers": label.answers if label else 0,
+            "agreement": round(label.agreement, 4) if label else None,
+            "confidence": round(label.confidence, 4) if label else None,
+            "method": "majority_vote",
+            "gold": item.gold,
+        }
+        row.update({renamed[key]: value for key, value in item.metadata.items()})
+        writer.write(row)
+    return writer.rows

@@ -1,0 +1,56 @@
+"""What the domain needs from storage: narrow, typed, and free of SQL."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from typing import Protocol
+
+from labeling.answering import Verdict
+from labeling.batch import BatchSettings, ItemRow
+from labeling.models import (
+    BatchStatus,
+    BatchSummary,
+    ExportAnswer,
+    ExportItem,
+    StoredBatch,
+    Submission,
+    Task,
+    WorkerProfile,
+    WorkerStats,
+)
+
+
+class TaskRepository(Protocol):
+    async def upsert_worker(self, profile: WorkerProfile, now: float) -> None: ...
+    async def is_registered(self, worker_id: int) -> bool: ...
+    async def set_notify(self, worker_id: int, enabled: bool) -> bool: ...
+    async def open_task(self, worker_id: int, now: float) -> Task | None: ...
+    async def current_or_next(self, worker_id: int, now: float, ttl: float) -> Task | None: ...
+    async def submit(
+        self, submission: Submission, now: float, ttl: float
+    ) -> tuple[Verdict, Task | None]: ...
+    async def skip(
+        self, assignment_id: int, worker_id: int, now: float, ttl: float
+    ) -> tuple[Verdict, Task | None]: ...
+    async def expire(self, now: float) -> int: ...
+    async def remember_image(self, item_id: int, file_id: str) -> None: ...
+    async def worker_stats(self, worker_id: int, day_start: float) -> WorkerStats: ...
+
+
+class BatchRepository(Protocol):
+    async def create(
+        self,
+        settings: BatchSettings,
+        items: Sequence[ItemRow],
+        *,
+        now: float,
+        source: str | None = None,
+        created_by: int | None = None,
+    ) -> int: ...
+    async def get(self, batch_id: int) -> StoredBatch: ...
+    async def set_status(
+        self, batch_id: int, status: BatchStatus, now: float, *, announce: str | None = None
+    ) -> BatchStatus: ...
+    async def summaries(self, batch_id: int | None = None) -> list[BatchSummary]: ...
+    def items(self, batch_id: int) -> AsyncIterator[ExportItem]: ...
+    def answers(self, batch_id: int) -> AsyncIterator[ExportAnswer]: ...

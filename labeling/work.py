@@ -1,0 +1,69 @@
+"""The worker's side of labeling: tasks handed out, answers taken, progress counted."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from labeling.answering import Verdict
+from labeling.models import Submission, Task, WorkerProfile, WorkerStats
+from labeling.ports import TaskRepository
+
+Clock = Callable[[], float]
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What became of a tap or reply, and the task to show next (None when nothing is left)."""
+
+    verdict: Verdict
+    next_task: Task | None
+
+    @property
+    def saved(self) -> bool:
+        return self.verdict is Verdict.ACCEPTED
+
+
+class WorkService:
+    def __init__(
+        self, tasks: TaskRepository, *, assignment_ttl: float, clock: Clock = time.time
+    ) -> None:
+        self.tasks = tasks
+        self.assignment_ttl = assignment_ttl
+        self.clock = clock
+
+    async def register(self, profile: WorkerProfile) -> None:
+        await self.tasks.upsert_worker(profile, self.clock())
+
+    async def is_registered(self, worker_id: int) -> bool:
+        return await self.tasks.is_registered(worker_id)
+
+    async def pause_notifications(self, worker_id: int) -> bool:
+        return await self.tasks.set_notify(worker_id, False)
+
+    async def next_task(self, worker_id: int) -> Task | None:
+        return await self.tasks.current_or_next(worker_id, self.clock(), self.assignment_ttl)
+
+    async def open_task(self, worker_id: int) -> Task | None:
+        return await self.tasks.open_task(worker_id, self.clock())
+
+    async def answer(self, submission: Submission) -> Outcome:
+        verdict, task = await self.tasks.submit(submission, self.clock(), self.assignment_ttl)
+        return Outcome(verdict, task)
+
+    async def skip(self, assignment_id: int, worker_id: int) -> Outcome:
+        verdict, task = await self.tasks.skip(
+            assignment_id, worker_id, self.clock(), self.assignment_ttl
+        )
+        return Outcome(verdict, task)
+
+    async def expire_stale(self) -> int:
+        return await self.tasks.expire(self.clock())
+
+    async def remember_image(self, item_id: int, file_id: str) -> None:
+        await self.tasks.remember_image(item_id, file_id)
+
+    async def stats(self, worker_id: int) -> WorkerStats:
+        now = self.clock()
+        return await self.tasks.worker_stats(worker_id, day_start=now - now % 86400)
