@@ -223,6 +223,7 @@ class Sandbox:
         self._queries: dict[str, tuple[int, float]] = {}
         self._new_update = asyncio.Event()
         self._poll_generation = 0
+        self._releases = 0
 
     # -- the bot side ----------------------------------------------------------------------
 
@@ -292,7 +293,7 @@ class Sandbox:
         limit = min(max(params.int("limit", 100) or 100, 1), 100)
         timeout = max(params.int("timeout", 0) or 0, 0)
         self._poll_generation += 1
-        generation = self._poll_generation
+        generation, releases = self._poll_generation, self._releases
         deadline = time.monotonic() + timeout
         while True:
             while self._updates and self._updates[0][0] < offset:
@@ -309,6 +310,8 @@ class Sandbox:
             try:
                 await asyncio.wait_for(event.wait(), remaining)
             except TimeoutError:
+                return []
+            if releases != self._releases:
                 return []
             if generation != self._poll_generation:
                 raise ApiError(
@@ -549,6 +552,11 @@ class Sandbox:
     def replay(self, update_id: int) -> None:
         """Delivers an update again, as Telegram does when a bot did not confirm it."""
         self._replays.append((update_id, self._sent_updates[update_id]))
+        self._wake()
+
+    def release_polls(self) -> None:
+        """Ends waiting long polls now, so a bot that is stopping need not wait them out."""
+        self._releases += 1
         self._wake()
 
     def _push(self, payload: dict[str, Any]) -> int:

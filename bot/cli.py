@@ -1,0 +1,193 @@
+"""The `labelbot` command line: a thin layer over the same services the bot uses."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
+from pathlib import Path
+from typing import TextIO
+
+from pydantic import ValidationError
+
+from bot.logs import setup_logging
+from bot.settings import Settings, SettingsError, load_settings
+from labeling.batch import BatchSettings
+from labeling.batches import BatchService, BatchStateError
+from labeling.batchfile import BatchFileError
+from labeling.export import FORMATS, WHATS
+from labeling.models import BatchNotFound, BatchSummary
+from storage.batches import BatchStore
+from storage.db import Database
+
+
+class CommandError(Exception):
+    """A problem the user can fix, printed as one line without a traceback."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="labelbot", description="Data labeling by crowd workers on Telegram."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands.add_parser("run", help="run the bot (long polling)")
+    demo = commands.add_parser("demo", help="the whole system on this machine, no token needed")
+    demo.add_argument("--workers", type=int, default=30, help="simulated workers (default 30)")
+    demo.add_argument("--out", type=Path, default=Path("demo-output"),
+                      help="folder for the demo's database and exports")
+    commands.add_parser("migrate", help="bring the database schema up to date")
+
+    batch = commands.add_parser("import", help="create a batch from a CSV or JSON Lines file")
+    batch.add_argument("file", type=Path)
+    batch.add_argument("--name", help="the batch's name (default: the file's name)")
+    batch.add_argument("--question", required=True, help="what workers are asked")
+    batch.add_argument("--options", help="answer options, 'a,b,c' (none: free-text answers)")
+    batch.add_argument("--overlap", type=int, default=3, help="answers per item (default 3)")
+    batch.add_argument("--gold-ratio", type=float, default=0.1, help="share of gold tasks")
+    batch.add_argument("--reward", type=float, default=0.0, help="pay per task")
+    batch.add_argument("--instructions", help="shown to workers with their first task")
+    batch.add_argument("--format", choices=["csv", "jsonl"], help="default: from the file name")
+
+    publish = commands.add_parser("publish", help="open a batch and notify the workers")
+    publish.add_argument("batch", type=int)
+    status = commands.add_parser("status", help="progress of one batch or all")
+    status.add_argument("batch", type=int, nargs="?")
+
+    export = commands.add_parser("export", help="write a batch's labels or answers")
+    export.add_argument("batch", type=int)
+    export.add_argument("--what", choices=WHATS, default="labels")
+    export.add_argument("--format", choices=FORMATS, default="csv")
+    export.add_argument("-o", "--output", type=Path, help="default: batch-N-WHAT.FORMAT")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings()
+        if args.command == "run":
+            return run_bot(settings)
+        if args.command == "demo":
+            from bot.demo import run_demo  # the demo's simulation is not needed elsewhere
+
+            return asyncio.run(run_demo(workers=args.workers, out=args.out))
+        return asyncio.run(_with_database(settings, args))
+    except (SettingsError, CommandError) as error:
+        print(f"labelbot: {error}", file=sys.stderr)
+        return 2
+    except BatchFileError as error:
+        print(f"labelbot: the file was not imported, nothing was stored:\n{error.describe()}",
+              file=sys.stderr)
+        return 1
+
+
+def run_bot(settings: Settings) -> int:
+    from bot.app import build_application
+
+    token = settings.token()
+    setup_logging(settings.log_level, token)
+    application = build_application(settings)
+    application.run_polling(allowed_updates=["message", "callback_query"])
+    return 0
+
+
+async def _with_database(settings: Settings, args: argparse.Namespace) -> int:
+    async with Database(settings.database_path, synchronous=settings.sqlite_synchronous) as db:
+        applied = await db.migrate()
+        if args.command == "migrate":
+            version = await db.schema_version()
+            done = f"applied {', '.join(map(str, applied))}" if applied else "nothing to apply"
+            print(f"{settings.database_path}: schema version {version} ({done})")
+            return 0
+        service = BatchService(BatchStore(db))
+        handler = _COMMANDS[args.command]
+        try:
+            return await handler(service, args)
+        except BatchNotFound as error:
+            raise CommandError(f"there is no batch {error.args[0]}") from None
+        except BatchStateError as error:
+            raise CommandError(str(error)) from None
+
+
+async def _import(service: BatchService, args: argparse.Namespace) -> int:
+    path: Path = args.file
+    if not path.is_file():
+        raise CommandError(f"{path}: no such file")
+    try:
+        settings = BatchSettings(
+            name=args.name or path.stem,
+            question=args.question,
+            options=args.options,
+            overlap=args.overlap,
+            gold_ratio=args.gold_ratio,
+            reward=args.reward,
+            instructions=args.instructions,
+        )
+    except ValidationError as error:
+        reasons = "; ".join(
+            f"--{'-'.join(map(str, e['loc'])).replace('_', '-')}: "
+            f"{e['msg'].removeprefix('Value error, ')}"
+            for e in error.errors()
+        )
+        raise CommandError(reasons) from None
+    imported = await service.import_file(
+        path.read_bytes(), path.name, settings, base_dir=path.parent.resolve()
+    )
+    print(
+        f"batch {imported.batch_id}: {imported.items} items ({imported.gold_items} gold),"
+        f" overlap {settings.overlap}. Publish it with: labelbot publish {imported.batch_id}"
+    )
+    return 0
+
+
+async def _publish(service: BatchService, args: argparse.Namespace) -> int:
+    summary = await service.publish(args.batch)
+    print(f"batch {summary.batch_id} is open; the running bot announces it to every active"
+          " worker.")
+    return 0
+
+
+def format_status(summary: BatchSummary) -> str:
+    kind = f"options {', '.join(summary.options)}" if summary.options else "free text"
+    return (
+        f"batch {summary.batch_id} '{summary.name}' [{summary.status}]\n"
+        f"  question: {summary.question} ({kind})\n"
+        f"  items: {summary.items_done}/{summary.items} done, {summary.gold_items} gold;"
+        f" overlap {summary.overlap}\n"
+        f"  answers: {summary.answers}/{summary.answers_needed} ({summary.progress:.0%}),"
+        f" from {summary.workers} workers; {summary.open_tasks} tasks open now"
+    )
+
+
+async def _status(service: BatchService, args: argparse.Namespace) -> int:
+    summaries = await service.status(args.batch)
+    if not summaries:
+        print("no batches yet: create one with labelbot import FILE --question ...")
+    for summary in summaries:
+        print(format_status(summary))
+    return 0
+
+
+async def _export(service: BatchService, args: argparse.Namespace) -> int:
+    path: Path = args.output or Path(f"batch-{args.batch}-{args.what}.{args.format}")
+    await service.batches.get(args.batch)  # a missing batch leaves no empty file behind
+    opener: Callable[[], AbstractContextManager[TextIO]]
+    if str(path) == "-":
+        opener = lambda: nullcontext(sys.stdout)  # noqa: E731
+    else:
+        opener = lambda: path.open("w", encoding="utf-8", newline="")  # noqa: E731
+    with opener() as out:
+        rows = await service.export(args.batch, args.what, args.format, out)
+    if str(path) != "-":
+        print(f"wrote {rows} {args.what} rows to {path}")
+    return 0
+
+
+_COMMANDS: dict[str, Callable[[BatchService, argparse.Namespace], Awaitable[int]]] = {
+    "import": _import,
+    "publish": _publish,
+    "status": _status,
+    "export": _export,
+}
