@@ -61,10 +61,12 @@ def build_application(settings: Settings, *, notify_every: float = 2.0) -> Label
         await application.bot.set_my_commands(WORKER_COMMANDS)
         notifier = Notifier(application.bot, BroadcastStore(db), rate=settings.broadcast_rate)
         sweep_every = min(30.0, settings.assignment_timeout_seconds / 4)
-        background.extend([
-            asyncio.create_task(notifier.run(notify_every), name="notifier"),
-            asyncio.create_task(sweep_expired(work, sweep_every), name="expiry"),
-        ])
+        background.extend(
+            [
+                asyncio.create_task(notifier.run(notify_every), name="notifier"),
+                asyncio.create_task(sweep_expired(work, sweep_every), name="expiry"),
+            ]
+        )
 
     async def post_stop(application: LabelApplication) -> None:
         for task in background:
@@ -100,8 +102,9 @@ def build_application(settings: Settings, *, notify_every: float = 2.0) -> Label
 
 async def on_error(update: object, context: LabelContext) -> None:
     """Logs what a handler raised; the worker's update is dropped, never the bot."""
-    log.error("handler failed on update %s", getattr(update, "update_id", "?"),
-              exc_info=context.error)
+    log.error(
+        "handler failed on update %s", getattr(update, "update_id", "?"), exc_info=context.error
+    )
 
 
 @contextlib.asynccontextmanager

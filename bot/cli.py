@@ -35,8 +35,12 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("run", help="run the bot (long polling)")
     demo = commands.add_parser("demo", help="the whole system on this machine, no token needed")
     demo.add_argument("--workers", type=int, default=30, help="simulated workers (default 30)")
-    demo.add_argument("--out", type=Path, default=Path("demo-output"),
-                      help="folder for the demo's database and exports")
+    demo.add_argument(
+        "--out",
+        type=Path,
+        default=Path("demo-output"),
+        help="folder for the demo's database and exports",
+    )
     commands.add_parser("migrate", help="bring the database schema up to date")
 
     batch = commands.add_parser("import", help="create a batch from a CSV or JSON Lines file")
@@ -78,8 +82,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"labelbot: {error}", file=sys.stderr)
         return 2
     except BatchFileError as error:
-        print(f"labelbot: the file was not imported, nothing was stored:\n{error.describe()}",
-              file=sys.stderr)
+        print(
+            f"labelbot: the file was not imported, nothing was stored:\n{error.describe()}",
+            file=sys.stderr,
+        )
         return 1
 
 
@@ -113,8 +119,10 @@ async def _with_database(settings: Settings, args: argparse.Namespace) -> int:
 
 async def _import(service: BatchService, args: argparse.Namespace) -> int:
     path: Path = args.file
-    if not path.is_file():
-        raise CommandError(f"{path}: no such file")
+    try:
+        content = await asyncio.to_thread(path.read_bytes)
+    except OSError as error:
+        raise CommandError(f"{path}: {error.strerror or error}") from None
     try:
         settings = BatchSettings(
             name=args.name or path.stem,
@@ -133,7 +141,7 @@ async def _import(service: BatchService, args: argparse.Namespace) -> int:
         )
         raise CommandError(reasons) from None
     imported = await service.import_file(
-        path.read_bytes(), path.name, settings, base_dir=path.parent.resolve()
+        content, path.name, settings, base_dir=path.parent.absolute()
     )
     print(
         f"batch {imported.batch_id}: {imported.items} items ({imported.gold_items} gold),"
@@ -144,8 +152,7 @@ async def _import(service: BatchService, args: argparse.Namespace) -> int:
 
 async def _publish(service: BatchService, args: argparse.Namespace) -> int:
     summary = await service.publish(args.batch)
-    print(f"batch {summary.batch_id} is open; the running bot announces it to every active"
-          " worker.")
+    print(f"batch {summary.batch_id} is open; the running bot announces it to every active worker.")
     return 0
 
 

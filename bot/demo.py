@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import io
 import random
@@ -62,8 +63,9 @@ def _item_text(card_text: str, truth: dict[str, str]) -> str | None:
     return None
 
 
-async def label_as(user: SandboxUser, persona: Persona, truth: dict[str, str],
-                   rng: random.Random) -> int:
+async def label_as(
+    user: SandboxUser, persona: Persona, truth: dict[str, str], rng: random.Random
+) -> int:
     """Acts as one worker: waits for the announcement, then answers until nothing is left."""
     user.send("/start")
     await user.wait_for(lambda u: any(m.find_button(START) for m in u.bot_messages), 60)
@@ -83,9 +85,8 @@ async def label_as(user: SandboxUser, persona: Persona, truth: dict[str, str],
         else:
             choice = rng.choice([option for option in OPTIONS if option != right])
         await asyncio.sleep(rng.uniform(*persona.think))
-        seen = card.edits
         user.press(choice, message_id=card.message_id)
-        await user.wait_for(lambda u: card.edits > seen, 30)
+        await user.wait_for(lambda u, seen=card.edits: card.edits > seen, 30)
         answers += 1
 
 
@@ -102,48 +103,61 @@ async def show_progress(local: LocalBot, batch_id: int, done: asyncio.Event) -> 
             f"  {summary.workers} workers"
         )
         print(f"\r{line}" if interactive else line, end="" if interactive else "\n", flush=True)
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(done.wait(), 0.5 if interactive else 2.0)
-        except TimeoutError:
-            pass
     print()
+
+
+def fresh_database(out: Path) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    for stale in out.glob("demo.db*"):
+        stale.unlink()
+    return out / "demo.db"
 
 
 async def run_demo(*, workers: int = 30, out: Path = Path("demo-output"), seed: int = 7) -> int:
     rng = random.Random(seed)
-    out.mkdir(parents=True, exist_ok=True)
-    database = out / "demo.db"
-    for stale in out.glob("demo.db*"):
-        stale.unlink()
+    database = fresh_database(out)
     content, truth = sample_truth()
     crowd = personas(workers, rng)
-    print(f"labelbot demo: a sandbox Bot API on loopback, the bot, and {workers} simulated"
-          f" workers ({sum(p.careless for p in crowd)} of them careless).")
+    print(
+        f"labelbot demo: a sandbox Bot API on loopback, the bot, and {workers} simulated"
+        f" workers ({sum(p.careless for p in crowd)} of them careless)."
+    )
     started = time.monotonic()
     async with LocalBot(database, broadcast_rate=200) as local:
         print(f"sandbox listening at {local.server.base_url.removesuffix('/bot')}")
         users = [local.user(p.user_id, p.name) for p in crowd]
         for user in users:
             user.send("/start")
-        await asyncio.gather(*(
-            user.wait_for(lambda u: u.last is not None and "Welcome" in u.last.shown)
-            for user in users
-        ))
+        await asyncio.gather(
+            *(
+                user.wait_for(lambda u: u.last is not None and "Welcome" in u.last.shown)
+                for user in users
+            )
+        )
         settings = BatchSettings(
-            name="Product reviews", question="What is the tone of this review?",
-            options=OPTIONS, overlap=3, reward=0.02,
+            name="Product reviews",
+            question="What is the tone of this review?",
+            options=OPTIONS,
+            overlap=3,
+            reward=0.02,
             instructions="Judge the tone of the review, not the product.",
         )
         imported = await local.services.batches.import_file(content, SAMPLE, settings)
         await local.services.batches.publish(imported.batch_id)
-        print(f"coordinator: imported batch {imported.batch_id} ({imported.items} items,"
-              f" {imported.gold_items} gold) and published it; workers are being told.")
+        print(
+            f"coordinator: imported batch {imported.batch_id} ({imported.items} items,"
+            f" {imported.gold_items} gold) and published it; workers are being told."
+        )
         done = asyncio.Event()
         progress = asyncio.create_task(show_progress(local, imported.batch_id, done))
-        counts = await asyncio.gather(*(
-            label_as(user, persona, truth, random.Random(seed + persona.user_id))
-            for user, persona in zip(users, crowd, strict=True)
-        ))
+        counts = await asyncio.gather(
+            *(
+                label_as(user, persona, truth, random.Random(seed + persona.user_id))
+                for user, persona in zip(users, crowd, strict=True)
+            )
+        )
         done.set()
         await progress
         summary = (await local.services.batches.status(imported.batch_id))[0]

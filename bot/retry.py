@@ -63,7 +63,6 @@ class RetryingLimiter(BaseRateLimiter[None]):
                     log.error("%s failed after %d retries: %s", endpoint, attempt, error)
                     raise
                 wait = self.backoff * 2**attempt
-                log.warning("%s failed (%s); retry %d in %.1fs", endpoint, error, attempt + 1,
-                            wait)
+                log.warning("%s failed (%s); retry %d in %.1fs", endpoint, error, attempt + 1, wait)
             await asyncio.sleep(wait)
         raise AssertionError("unreachable")

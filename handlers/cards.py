@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from html import escape
 from pathlib import Path
@@ -23,9 +24,7 @@ log = logging.getLogger(__name__)
 
 SKIP = "Skip ⏭"
 NEXT = "Next task ▶"
-NOTHING_LEFT = (
-    "Nothing left to label right now. I will message you when a new batch opens."
-)
+NOTHING_LEFT = "Nothing left to label right now. I will message you when a new batch opens."
 
 
 def task_text(task: Task, header: str | None = None, *, instructions: bool = False) -> str:
@@ -51,10 +50,12 @@ def task_keyboard(task: Task) -> InlineKeyboardMarkup:
     options = task.options or ()
     per_row = 2 if options and max(len(option) for option in options) <= 14 else 1
     for start in range(0, len(options), per_row):
-        rows.append([
-            InlineKeyboardButton(option, callback_data=encode(AnswerTap(task.assignment_id, i)))
-            for i, option in enumerate(options[start:start + per_row], start=start)
-        ])
+        rows.append(
+            [
+                InlineKeyboardButton(option, callback_data=encode(AnswerTap(task.assignment_id, i)))
+                for i, option in enumerate(options[start : start + per_row], start=start)
+            ]
+        )
     rows.append([InlineKeyboardButton(SKIP, callback_data=encode(SkipTap(task.assignment_id)))])
     return InlineKeyboardMarkup(rows)
 
@@ -90,9 +91,8 @@ async def show_task(
         )
         return
     if card is not None and task.image is not None and card.photo:
-        media = InputMediaPhoto(_photo_source(task), caption=text, parse_mode="HTML")
-        sent = await bot.edit_message_media(media, chat_id, card.message_id,
-                                            reply_markup=keyboard)
+        media = InputMediaPhoto(await _photo_source(task), caption=text, parse_mode="HTML")
+        sent = await bot.edit_message_media(media, chat_id, card.message_id, reply_markup=keyboard)
         await _remember_photo(work, task, sent)
         return
     if card is not None:
@@ -101,18 +101,24 @@ async def show_task(
         await bot.send_message(chat_id, text, parse_mode="HTML", reply_markup=keyboard)
     else:
         sent = await bot.send_photo(
-            chat_id, _photo_source(task), caption=text, parse_mode="HTML", reply_markup=keyboard
+            chat_id,
+            await _photo_source(task),
+            caption=text,
+            parse_mode="HTML",
+            reply_markup=keyboard,
         )
         await _remember_photo(work, task, sent)
 
 
-def _photo_source(task: Task) -> str | bytes:
+async def _photo_source(task: Task) -> str | bytes:
+    """Telegram's file id once known; else the URL, or the local file's bytes (read off the
+    event loop, so a slow disk never stalls other workers)."""
     if task.image_file_id:
         return task.image_file_id
     assert task.image is not None
     if task.image.startswith(("http://", "https://")):
         return task.image
-    return Path(task.image).read_bytes()
+    return await asyncio.to_thread(Path(task.image).read_bytes)
 
 
 async def _remember_photo(work: WorkService, task: Task, sent: Message | bool) -> None:
@@ -123,8 +129,9 @@ async def _remember_photo(work: WorkService, task: Task, sent: Message | bool) -
 
 async def _edit_or_send(bot: ExtBot[None], chat_id: int, card: Message, text: str) -> None:
     if card.text is not None:
-        await bot.edit_message_text(text, chat_id, card.message_id, parse_mode="HTML",
-                                    reply_markup=next_keyboard())
+        await bot.edit_message_text(
+            text, chat_id, card.message_id, parse_mode="HTML", reply_markup=next_keyboard()
+        )
     else:
         await _clear_buttons(bot, chat_id, card)
         await bot.send_message(chat_id, text, parse_mode="HTML", reply_markup=next_keyboard())

@@ -170,8 +170,7 @@ async def _show(
     card = query.message if isinstance(query.message, Message) else None
     chat_id = query.message.chat.id if query.message else query.from_user.id
     try:
-        await show_task(context.bot, context.services.work, chat_id, task, card=card,
-                        header=header)
+        await show_task(context.bot, context.services.work, chat_id, task, card=card, header=header)
     except BadRequest as error:
         if "not modified" not in str(error):
             raise
@@ -179,13 +178,15 @@ async def _show(
 
 def register(application: LabelApplication) -> None:
     private = filters.ChatType.PRIVATE
-    application.add_handlers([
-        CommandHandler("start", start, filters=private),
-        CommandHandler("help", help_command, filters=private),
-        CommandHandler("next", next_command, filters=private),
-        CommandHandler("stats", stats, filters=private),
-        CommandHandler("stop", stop, filters=private),
-        CallbackQueryHandler(tap),
-        MessageHandler(private & filters.TEXT & ~filters.COMMAND, free_text),
-        MessageHandler(private & filters.COMMAND, unknown),
-    ])
+    application.add_handlers(
+        [
+            CommandHandler("start", start, filters=private),
+            CommandHandler("help", help_command, filters=private),
+            CommandHandler("next", next_command, filters=private),
+            CommandHandler("stats", stats, filters=private),
+            CommandHandler("stop", stop, filters=private),
+            CallbackQueryHandler(tap),
+            MessageHandler(private & filters.TEXT & ~filters.COMMAND, free_text),
+            MessageHandler(private & filters.COMMAND, unknown),
+        ]
+    )

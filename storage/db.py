@@ -52,7 +52,6 @@ class Database:
                 "busy_timeout = 10000",
             ):
                 await conn.execute(f"PRAGMA {pragma}")
-            conn.row_factory = aiosqlite.Row
             self._conn = conn
         return self
 
@@ -114,11 +113,11 @@ class Database:
                 self._depth -= 1
             await conn.execute(f"RELEASE {name}")
 
-    async def fetchall(self, sql: str, params: Params = ()) -> list[aiosqlite.Row]:
+    async def fetchall(self, sql: str, params: Params = ()) -> list[tuple[Any, ...]]:
         async with self._hold():
             return list(await self.conn.execute_fetchall(sql, params))
 
-    async def fetchone(self, sql: str, params: Params = ()) -> aiosqlite.Row | None:
+    async def fetchone(self, sql: str, params: Params = ()) -> tuple[Any, ...] | None:
         rows = await self.fetchall(sql, params)
         return rows[0] if rows else None
 
@@ -128,7 +127,7 @@ class Database:
 
     async def iterate(
         self, sql: str, params: Params = (), *, chunk: int = 5000
-    ) -> AsyncIterator[aiosqlite.Row]:
+    ) -> AsyncIterator[tuple[Any, ...]]:
         """Streams a large result in chunks; holds the connection until the rows are read."""
         async with self._hold():
             cursor = await self.conn.execute(sql, params)

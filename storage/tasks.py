@@ -26,13 +26,15 @@ _TASK_COLUMNS = """
 """
 
 # The next item for a worker: the first item of the oldest open batch that still wants answers
-# and that this worker has never been given. The partial index items_pool holds only wanted
-# items, so the walk covers the unfinished frontier, not the batch.
+# and that this worker has never been given. CROSS JOIN keeps SQLite's join order (open
+# batches outside, the items_pool range of each inside) so the rows come out already in
+# ORDER BY order and LIMIT 1 stops at the first fit. items_pool holds only wanted items, so
+# the walk covers the unfinished frontier of a batch, never its finished part.
 _PICK = """
     SELECT i.id, i.batch_id, b.name, b.question, b.options, b.instructions,
            i.text, i.image, i.image_file_id
-    FROM batches b JOIN items i INDEXED BY items_pool ON i.batch_id = b.id AND i.wanted > 0
-    WHERE b.status = 'open'
+    FROM batches b INDEXED BY batches_open CROSS JOIN items i INDEXED BY items_pool
+    WHERE b.status = 'open' AND i.batch_id = b.id AND i.wanted > 0
       AND NOT EXISTS (SELECT 1 FROM assignments x WHERE x.item_id = i.id AND x.worker_id = :w)
       AND NOT EXISTS (SELECT 1 FROM workers w WHERE w.id = :w AND w.status = 'banned')
     ORDER BY b.id, i.id

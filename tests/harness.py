@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from bot.local import LocalBot
+from bot.sandbox import SandboxUser
 from labeling.batch import BatchSettings
 from storage.db import Database
+
+TABLES = ("workers", "batches", "items", "assignments", "answers", "broadcasts", "deliveries")
 
 
 class Harness(LocalBot):
@@ -31,3 +36,32 @@ class Harness(LocalBot):
         """Reads the database through a second connection, as an operator would."""
         async with Database(self.database) as db:
             return [tuple(row) for row in await db.fetchall(sql, params)]
+
+    async def snapshot(self) -> dict[str, list[tuple[Any, ...]]]:
+        """Every row of every table, to show that something changed nothing."""
+        return {table: await self.query(f"SELECT * FROM {table} ORDER BY 1") for table in TABLES}
+
+    async def join(self, user_id: int, name: str | None = None) -> SandboxUser:
+        """A worker who has sent /start and read the welcome."""
+        worker = self.user(user_id, name)
+        worker.send("/start")
+        await worker.wait_for(lambda u: u.last is not None and "Welcome" in u.last.shown)
+        return worker
+
+    async def first_task(self, worker: SandboxUser) -> None:
+        """Sends /next and waits for a card with buttons."""
+        before = len(worker.bot_messages)
+        worker.send("/next")
+        await worker.wait_for(lambda u: len(u.bot_messages) > before)
+
+
+async def settle(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Waits until a condition on shared state holds."""
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.01)
+
+
+def card_changed(worker: SandboxUser, message_id: int, edits: int) -> bool:
+    message = worker.chat.messages[message_id]
+    return message.edits > edits

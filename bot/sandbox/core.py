@@ -33,7 +33,9 @@ class ApiError(Exception):
 
     def payload(self) -> dict[str, Any]:
         body: dict[str, Any] = {
-            "ok": False, "error_code": self.code, "description": self.description,
+            "ok": False,
+            "error_code": self.code,
+            "description": self.description,
         }
         if self.retry_after is not None:
             body["parameters"] = {"retry_after": self.retry_after}
@@ -63,15 +65,23 @@ class StoredFile:
 
     def as_document(self) -> dict[str, Any]:
         return {
-            "file_id": self.file_id, "file_unique_id": self.unique_id,
-            "file_name": self.name, "mime_type": self.mime_type, "file_size": len(self.content),
+            "file_id": self.file_id,
+            "file_unique_id": self.unique_id,
+            "file_name": self.name,
+            "mime_type": self.mime_type,
+            "file_size": len(self.content),
         }
 
     def as_photo(self) -> list[dict[str, Any]]:
-        return [{
-            "file_id": self.file_id, "file_unique_id": self.unique_id,
-            "width": 800, "height": 600, "file_size": len(self.content),
-        }]
+        return [
+            {
+                "file_id": self.file_id,
+                "file_unique_id": self.unique_id,
+                "width": 800,
+                "height": 600,
+                "file_size": len(self.content),
+            }
+        ]
 
 
 @dataclass(slots=True)
@@ -179,7 +189,7 @@ class Params:
         try:
             return int(value)
         except (TypeError, ValueError):
-            raise bad_request(f"field \"{name}\" must be a number") from None
+            raise bad_request(f'field "{name}" must be a number') from None
 
     def bool(self, name: str) -> bool:
         value = self.values.get(name)
@@ -202,8 +212,12 @@ class Sandbox:
         self.token = token
         bot_id = int(token.split(":", 1)[0]) if token.split(":", 1)[0].isdigit() else 1
         self.bot_user = {
-            "id": bot_id, "is_bot": True, "first_name": "labelbot", "username": username,
-            "can_join_groups": False, "can_read_all_group_messages": False,
+            "id": bot_id,
+            "is_bot": True,
+            "first_name": "labelbot",
+            "username": username,
+            "can_join_groups": False,
+            "can_read_all_group_messages": False,
             "supports_inline_queries": False,
         }
         self.chats: dict[int, Chat] = {}
@@ -315,7 +329,8 @@ class Sandbox:
                 return []
             if generation != self._poll_generation:
                 raise ApiError(
-                    409, "Conflict: terminated by other getUpdates request; make sure that only"
+                    409,
+                    "Conflict: terminated by other getUpdates request; make sure that only"
                     " one bot instance is running",
                 )
 
@@ -324,8 +339,15 @@ class Sandbox:
         raw = params.str("text") or ""
         parse_mode = params.str("parse_mode")
         shown = self._render(raw, parse_mode)
-        message = self._add(chat_id, chat, True, raw=raw, parse_mode=parse_mode, text=shown,
-                            reply_markup=self._markup(params))
+        message = self._add(
+            chat_id,
+            chat,
+            True,
+            raw=raw,
+            parse_mode=parse_mode,
+            text=shown,
+            reply_markup=self._markup(params),
+        )
         return self.message_json(message)
 
     def send_photo(self, params: Params) -> dict[str, Any]:
@@ -334,8 +356,16 @@ class Sandbox:
         raw = params.str("caption") or ""
         parse_mode = params.str("parse_mode")
         shown = self._render(raw, parse_mode, caption=True)
-        message = self._add(chat_id, chat, True, raw=raw, parse_mode=parse_mode, caption=shown,
-                            photo=photo, reply_markup=self._markup(params))
+        message = self._add(
+            chat_id,
+            chat,
+            True,
+            raw=raw,
+            parse_mode=parse_mode,
+            caption=shown,
+            photo=photo,
+            reply_markup=self._markup(params),
+        )
         return self.message_json(message)
 
     def send_document(self, params: Params) -> dict[str, Any]:
@@ -344,8 +374,16 @@ class Sandbox:
         raw = params.str("caption") or ""
         parse_mode = params.str("parse_mode")
         shown = self._render(raw, parse_mode, caption=True)
-        message = self._add(chat_id, chat, True, raw=raw, parse_mode=parse_mode, caption=shown,
-                            document=document, reply_markup=self._markup(params))
+        message = self._add(
+            chat_id,
+            chat,
+            True,
+            raw=raw,
+            parse_mode=parse_mode,
+            caption=shown,
+            document=document,
+            reply_markup=self._markup(params),
+        )
         return self.message_json(message)
 
     def edit_message_text(self, params: Params) -> dict[str, Any]:
@@ -395,7 +433,10 @@ class Sandbox:
         markup = self._markup(params)
         self._check_modified(message, raw, parse_mode, markup, photo)
         message.raw, message.parse_mode, message.caption, message.photo = (
-            raw, parse_mode, shown, photo,
+            raw,
+            parse_mode,
+            shown,
+            photo,
         )
         message.reply_markup = markup
         return self._edited(chat, message)
@@ -429,8 +470,10 @@ class Sandbox:
         if len(stored.content) > MAX_DOWNLOAD:
             raise bad_request("file is too big")
         return {
-            "file_id": stored.file_id, "file_unique_id": stored.unique_id,
-            "file_size": len(stored.content), "file_path": stored.path,
+            "file_id": stored.file_id,
+            "file_unique_id": stored.unique_id,
+            "file_size": len(stored.content),
+            "file_path": stored.path,
         }
 
     def download(self, path: str) -> bytes:
@@ -450,7 +493,10 @@ class Sandbox:
         photo: StoredFile | None,
     ) -> None:
         if (message.raw, message.parse_mode, message.reply_markup, message.photo) == (
-            raw, parse_mode, markup, photo,
+            raw,
+            parse_mode,
+            markup,
+            photo,
         ):
             raise bad_request(
                 "message is not modified: specified new message content and reply markup are"
@@ -510,8 +556,11 @@ class Sandbox:
         data: dict[str, Any] = {
             "message_id": message.message_id,
             "from": self.bot_user if message.from_bot else chat.user,
-            "chat": {"id": message.chat_id, "type": "private",
-                     "first_name": chat.user["first_name"]},
+            "chat": {
+                "id": message.chat_id,
+                "type": "private",
+                "first_name": chat.user["first_name"],
+            },
             "date": message.date,
         }
         if message.edits:
@@ -533,14 +582,19 @@ class Sandbox:
 
     # -- the user side ---------------------------------------------------------------------
 
-    def user(self, user_id: int, first_name: str | None = None,
-             language: str | None = "en") -> SandboxUser:
+    def user(
+        self, user_id: int, first_name: str | None = None, language: str | None = "en"
+    ) -> SandboxUser:
         """Acts as user `user_id`; the chat with the bot opens on first use."""
         if user_id not in self.chats:
-            self.chats[user_id] = Chat(user={
-                "id": user_id, "is_bot": False, "first_name": first_name or f"User {user_id}",
-                "language_code": language,
-            })
+            self.chats[user_id] = Chat(
+                user={
+                    "id": user_id,
+                    "is_bot": False,
+                    "first_name": first_name or f"User {user_id}",
+                    "language_code": language,
+                }
+            )
         return SandboxUser(self, user_id)
 
     def inject(self, code: int, **kwargs: Any) -> Fault:
@@ -591,11 +645,13 @@ class SandboxUser:
         message = self.sandbox._add(self.user_id, self.chat, False, text=text, raw=text)
         return self._push_message(message)
 
-    def send_document(self, filename: str, content: bytes, caption: str | None = None,
-                      mime_type: str = "text/csv") -> int:
+    def send_document(
+        self, filename: str, content: bytes, caption: str | None = None, mime_type: str = "text/csv"
+    ) -> int:
         stored = self.sandbox._store(content, filename, mime_type, "documents")
-        message = self.sandbox._add(self.user_id, self.chat, False, document=stored,
-                                    caption=caption, raw=caption)
+        message = self.sandbox._add(
+            self.user_id, self.chat, False, document=stored, caption=caption, raw=caption
+        )
         return self._push_message(message)
 
     def press(self, text: str, *, message_id: int | None = None, times: int = 1) -> list[int]:
@@ -610,13 +666,15 @@ class SandboxUser:
 
     def tap(self, message: Message, data: str) -> int:
         """Sends a callback query with any data, as a forged or replayed client could."""
-        payload = {"callback_query": {
-            "id": self.sandbox.new_query(self.user_id),
-            "from": self.chat.user,
-            "message": self.sandbox.message_json(message),
-            "chat_instance": f"ci{self.user_id}",
-            "data": data,
-        }}
+        payload = {
+            "callback_query": {
+                "id": self.sandbox.new_query(self.user_id),
+                "from": self.chat.user,
+                "message": self.sandbox.message_json(message),
+                "chat_instance": f"ci{self.user_id}",
+                "data": data,
+            }
+        }
         self.last_update_id = self.sandbox._push(payload)
         return self.last_update_id
 
@@ -641,8 +699,9 @@ class SandboxUser:
     def notices(self) -> list[Notice]:
         return self.chat.notices
 
-    async def wait_for(self, condition: Callable[[SandboxUser], bool],
-                       timeout: float = 10.0) -> None:
+    async def wait_for(
+        self, condition: Callable[[SandboxUser], bool], timeout: float = 10.0
+    ) -> None:
         """Waits until `condition` holds for what this user sees."""
         async with asyncio.timeout(timeout):
             while not condition(self):
@@ -664,17 +723,25 @@ class SandboxUser:
         raise LookupError(f"user {self.user_id} sees no button {text!r}")
 
     def _push_message(self, message: Message) -> int:
-        self.last_update_id = self.sandbox._push(
-            {"message": self.sandbox.message_json(message)}
-        )
+        self.last_update_id = self.sandbox._push({"message": self.sandbox.message_json(message)})
         return self.last_update_id
 
 
 _METHODS: dict[str, Callable[[Sandbox, Params], Any]] = {
     name.replace("_", ""): getattr(Sandbox, name)
     for name in (
-        "get_me", "get_updates", "delete_webhook", "set_my_commands", "send_message",
-        "send_photo", "send_document", "edit_message_text", "edit_message_caption",
-        "edit_message_media", "edit_message_reply_markup", "answer_callback_query", "get_file",
+        "get_me",
+        "get_updates",
+        "delete_webhook",
+        "set_my_commands",
+        "send_message",
+        "send_photo",
+        "send_document",
+        "edit_message_text",
+        "edit_message_caption",
+        "edit_message_media",
+        "edit_message_reply_markup",
+        "answer_callback_query",
+        "get_file",
     )
 }

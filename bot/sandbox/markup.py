@@ -51,7 +51,7 @@ def visible_text(raw: str, parse_mode: str | None) -> str:
     if parser.open:
         tag = parser.open[-1]
         raise MarkupError(
-            f'can\'t parse entities: Can\'t find end tag corresponding to start tag "{tag}"'
+            f"can't parse entities: Can't find end tag corresponding to start tag \"{tag}\""
         )
     return "".join(parser.parts)
 

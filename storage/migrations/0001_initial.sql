@@ -31,6 +31,8 @@ CREATE TABLE batches (
     closed_at     REAL
 );
 
+CREATE INDEX batches_open ON batches (id) WHERE status = 'open';
+
 CREATE TABLE items (
     id            INTEGER PRIMARY KEY,
     batch_id      INTEGER NOT NULL REFERENCES batches (id),

@@ -1,0 +1,199 @@
+"""The database: migrations, transactions, and the rules of handing out tasks."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from labeling.answering import Verdict
+from labeling.batch import BatchSettings
+from labeling.batchfile import parse_batch_file
+from labeling.models import BatchStatus, Submission, WorkerProfile
+from storage.batches import BatchStore
+from storage.db import Database, migrations
+from storage.tasks import TaskStore
+
+TTL = 60.0
+SETTINGS = BatchSettings(name="b", question="q?", options="yes,no", overlap=2)
+
+
+@pytest.fixture
+async def db(tmp_path: Path) -> AsyncIterator[Database]:
+    async with Database(tmp_path / "t.db") as database:
+        await database.migrate()
+        yield database
+
+
+async def make_batch(db: Database, rows: int = 3, settings: BatchSettings = SETTINGS) -> int:
+    content = ("text\n" + "".join(f"item {i}\n" for i in range(rows))).encode()
+    items = parse_batch_file(content, "b.csv", settings)
+    store = BatchStore(db)
+    batch_id = await store.create(settings, items, now=0.0)
+    await store.set_status(batch_id, BatchStatus.OPEN, 0.0)
+    return batch_id
+
+
+async def workers(db: Database, *ids: int) -> TaskStore:
+    tasks = TaskStore(db)
+    for worker_id in ids:
+        await tasks.upsert_worker(WorkerProfile(worker_id, f"w{worker_id}"), 0.0)
+    return tasks
+
+
+async def test_migrations_are_recorded_and_applied_once(tmp_path: Path) -> None:
+    async with Database(tmp_path / "m.db") as db:
+        assert await db.migrate() == [version for version, _, _ in migrations()]
+        assert await db.migrate() == []
+        assert await db.schema_version() == len(list(migrations()))
+        assert await db.fetchval("PRAGMA journal_mode") == "wal"
+        assert await db.fetchval("PRAGMA foreign_keys") == 1
+
+
+async def test_atomic_rolls_back_everything_on_error(db: Database) -> None:
+    with pytest.raises(RuntimeError):
+        async with db.atomic() as conn:
+            await conn.execute(
+                "INSERT INTO workers (id, name, created_at, last_seen_at) VALUES (1, 'a', 0, 0)"
+            )
+            async with db.atomic() as inner:
+                await inner.execute(
+                    "INSERT INTO workers (id, name, created_at, last_seen_at) VALUES (2, 'b', 0, 0)"
+                )
+            raise RuntimeError("boom")
+    assert await db.fetchval("SELECT COUNT(*) FROM workers") == 0
+
+
+async def test_a_failed_savepoint_keeps_the_outer_transaction(db: Database) -> None:
+    async with db.atomic() as conn:
+        await conn.execute(
+            "INSERT INTO workers (id, name, created_at, last_seen_at) VALUES (1, 'a', 0, 0)"
+        )
+        with pytest.raises(sqlite3.IntegrityError):
+            async with db.atomic() as inner:
+                await inner.execute(
+                    "INSERT INTO workers (id, name, created_at, last_seen_at)"
+                    " VALUES (1, 'again', 0, 0)"
+                )
+    assert await db.fetchall("SELECT id, name FROM workers") == [(1, "a")]
+
+
+async def test_concurrent_transactions_do_not_interleave(db: Database) -> None:
+    async def add(worker_id: int) -> None:
+        async with db.atomic() as conn:
+            await conn.execute(
+                "INSERT INTO workers (id, name, created_at, last_seen_at) VALUES (?, 'w', 0, 0)",
+                (worker_id,),
+            )
+            await asyncio.sleep(0)
+            if worker_id % 2:
+                raise ValueError("odd ones roll back")
+
+    await asyncio.gather(*(add(i) for i in range(20)), return_exceptions=True)
+    rows = await db.fetchall("SELECT id FROM workers ORDER BY id")
+    assert [row[0] for row in rows] == list(range(0, 20, 2))
+
+
+async def test_an_answer_cannot_be_stored_twice_even_by_sql(db: Database) -> None:
+    await make_batch(db)
+    tasks = await workers(db, 1)
+    task = await tasks.current_or_next(1, 1.0, TTL)
+    assert task is not None
+    verdict, _ = await tasks.submit(Submission(task.assignment_id, 1, option=0), 2.0, TTL)
+    assert verdict is Verdict.ACCEPTED
+    with pytest.raises(sqlite3.IntegrityError):
+        async with db.atomic() as conn:
+            await conn.execute(
+                "INSERT INTO answers (assignment_id, item_id, batch_id, worker_id, value,"
+                " duration_ms, created_at) VALUES (?, ?, ?, 1, 'no', 0, 3)",
+                (task.assignment_id, task.item_id, task.batch_id),
+            )
+
+
+async def test_each_item_collects_overlap_answers_from_distinct_workers(db: Database) -> None:
+    await make_batch(db, rows=3)
+    tasks = await workers(db, 1, 2, 3)
+    answered: dict[int, list[int]] = {}
+    for worker_id in (1, 2, 3):
+        task = await tasks.current_or_next(worker_id, 1.0, TTL)
+        while task is not None:
+            answered.setdefault(task.item_id, []).append(worker_id)
+            _, task = await tasks.submit(
+                Submission(task.assignment_id, worker_id, option=1), 2.0, TTL
+            )
+    assert sorted(answered.values()) == [[1, 2], [1, 2], [1, 2]]
+    assert await tasks.current_or_next(3, 3.0, TTL) is None
+    assert await db.fetchall("SELECT answers, wanted FROM items") == [(2, 0)] * 3
+
+
+async def test_a_worker_holds_one_open_task_and_gets_it_again(db: Database) -> None:
+    await make_batch(db)
+    tasks = await workers(db, 1)
+    first = await tasks.current_or_next(1, 1.0, TTL)
+    again = await tasks.current_or_next(1, 2.0, TTL)
+    assert first is not None and again is not None
+    assert again.assignment_id == first.assignment_id
+    with pytest.raises(sqlite3.IntegrityError):  # the schema itself forbids a second one
+        async with db.atomic() as conn:
+            await conn.execute(
+                "INSERT INTO assignments (item_id, batch_id, worker_id, issued_at, expires_at)"
+                " VALUES (2, 1, 1, 0, 100)"
+            )
+
+
+async def test_expired_tasks_return_to_the_pool_and_count_right(db: Database) -> None:
+    await make_batch(db, rows=1, settings=SETTINGS.model_copy(update={"overlap": 3}))
+    tasks = await workers(db, 1, 2, 3)
+    for worker_id in (1, 2):
+        assert await tasks.current_or_next(worker_id, 0.0, 10.0) is not None
+    assert await db.fetchval("SELECT wanted FROM items") == 1
+    assert await tasks.expire(now=5.0) == 0
+    assert await tasks.expire(now=10.0) == 2
+    assert await db.fetchval("SELECT wanted FROM items") == 3
+    # The workers whose tasks expired never get that item again; a third worker does.
+    assert await tasks.current_or_next(1, 11.0, 10.0) is None
+    assert await tasks.current_or_next(3, 11.0, 10.0) is not None
+
+
+async def test_a_stale_open_task_is_replaced_on_next(db: Database) -> None:
+    await make_batch(db, rows=2)
+    tasks = await workers(db, 1)
+    first = await tasks.current_or_next(1, 0.0, 10.0)
+    second = await tasks.current_or_next(1, 20.0, 10.0)
+    assert first is not None and second is not None
+    assert second.item_id != first.item_id
+    verdict, _ = await tasks.submit(Submission(first.assignment_id, 1, option=0), 21.0, 10.0)
+    assert verdict is Verdict.EXPIRED
+
+
+async def test_paused_batches_hand_out_nothing_and_take_no_answers(db: Database) -> None:
+    batch_id = await make_batch(db)
+    tasks = await workers(db, 1, 2)
+    task = await tasks.current_or_next(1, 1.0, TTL)
+    assert task is not None
+    await BatchStore(db).set_status(batch_id, BatchStatus.PAUSED, 2.0)
+    assert await tasks.current_or_next(2, 3.0, TTL) is None
+    verdict, _ = await tasks.submit(Submission(task.assignment_id, 1, option=0), 3.0, TTL)
+    assert verdict is Verdict.BATCH_NOT_OPEN
+    assert await db.fetchval("SELECT COUNT(*) FROM answers") == 0
+
+
+async def test_picking_a_task_uses_the_pool_index(db: Database) -> None:
+    from storage.tasks import _PICK
+
+    plan = await db.fetchall("EXPLAIN QUERY PLAN " + _PICK, {"w": 1})
+    details = " ".join(row[3] for row in plan)
+    assert "SEARCH i USING INDEX items_pool (batch_id=?)" in details
+    assert "TEMP B-TREE" not in details  # rows come in order: LIMIT 1 stops at the first
+
+
+async def test_creating_a_batch_is_all_or_nothing(db: Database) -> None:
+    items = parse_batch_file(b"id,text\n1,a\n2,b\n", "b.csv", SETTINGS)
+    duplicate = [items[0], items[1].model_copy(update={"external_id": "1"})]
+    with pytest.raises(sqlite3.IntegrityError):
+        await BatchStore(db).create(SETTINGS, duplicate, now=0.0)
+    assert await db.fetchval("SELECT COUNT(*) FROM batches") == 0
+    assert await db.fetchval("SELECT COUNT(*) FROM items") == 0
