@@ -58,7 +58,7 @@ class Harness(LocalBot):
 async def settle(condition: Callable[[], bool], timeout: float = 10.0) -> None:
     """Waits until a condition on shared state holds."""
     async with asyncio.timeout(timeout):
-        while not condition():
+        while not condition():  # noqa: ASYNC110 - the state lives in another component
             await asyncio.sleep(0.01)
 
 

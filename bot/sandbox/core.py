@@ -308,6 +308,7 @@ class Sandbox:
         timeout = max(params.int("timeout", 0) or 0, 0)
         self._poll_generation += 1
         generation, releases = self._poll_generation, self._releases
+        self._wake()  # a poll still waiting learns that it has been superseded
         deadline = time.monotonic() + timeout
         while True:
             while self._updates and self._updates[0][0] < offset:

@@ -4,11 +4,14 @@ and the user side at /sandbox/... so that another process can act as users."""
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
-from aiohttp import web
+from aiohttp import BodyPartReader, web
 
 from bot.sandbox.core import ApiError, Params, Sandbox, UploadedFile
+
+log = logging.getLogger(__name__)
 
 
 def _dumps(value: Any) -> str:
@@ -25,7 +28,7 @@ async def _read_params(request: web.Request) -> Params:
     elif request.content_type.startswith("multipart/"):
         reader = await request.multipart()
         while (part := await reader.next()) is not None:
-            if not isinstance(part, web.BodyPartReader) or part.name is None:
+            if not isinstance(part, BodyPartReader) or part.name is None:
                 continue
             if part.filename is not None:
                 content = bytes(await part.read())
@@ -96,6 +99,10 @@ class SandboxServer:
             result = await self.sandbox.call(request.match_info["method"], params)
         except ApiError as error:
             return web.json_response(error.payload(), status=error.code, dumps=_dumps)
+        except Exception as error:  # a sandbox bug still answers in the Bot API's shape
+            log.exception("sandbox failed on %s", request.match_info["method"])
+            failure = ApiError(500, f"Internal Server Error: sandbox: {error!r}")
+            return web.json_response(failure.payload(), status=500, dumps=_dumps)
         return web.json_response({"ok": True, "result": result}, dumps=_dumps)
 
     async def _file(self, request: web.Request) -> web.Response:

@@ -1,0 +1,159 @@
+"""The command line, run in-process as a user would type it."""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot.cli import main
+from tests.harness import TABLES
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    for name in ("TELEGRAM_BOT_TOKEN", "COORDINATOR_IDS", "DATABASE_PATH"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DATABASE_PATH", str(tmp_path / "cli.db"))
+    (tmp_path / "good.csv").write_text("id,text,gold,lang\na,Nice,yes,en\nb,Awful,,de\n")
+    return tmp_path
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def table_counts(database: Path) -> dict[str, int]:
+    import sqlite3
+
+    with sqlite3.connect(database) as conn:
+        return {t: conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in TABLES}
+
+
+def test_import_publish_status_export(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(
+        capsys,
+        "import",
+        "good.csv",
+        "--question",
+        "Nice?",
+        "--options",
+        "yes,no",
+        "--overlap",
+        "2",
+        "--reward",
+        "0.1",
+    )
+    assert code == 0 and out.startswith("batch 1: 2 items (1 gold), overlap 2.")
+    code, out, _ = run(capsys, "status")
+    assert "batch 1 'good' [draft]" in out and "answers: 0/4 (0%)" in out
+    assert run(capsys, "publish", "1")[0] == 0
+    assert "[open]" in run(capsys, "status", "1")[1]
+    code, out, _ = run(capsys, "export", "1")
+    assert out.strip() == "wrote 2 labels rows to batch-1-labels.csv"
+    rows = list(csv.DictReader((workdir / "batch-1-labels.csv").open()))
+    assert [(r["id"], r["text"], r["lang"], r["answers"]) for r in rows] == [
+        ("a", "Nice", "en", "0"),
+        ("b", "Awful", "de", "0"),
+    ]
+    run(capsys, "export", "1", "--what", "answers", "--format", "jsonl", "-o", "a.jsonl")
+    assert (workdir / "a.jsonl").read_text() == ""
+
+
+def test_a_bad_file_is_refused_whole(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run(capsys, "migrate")
+    before = table_counts(workdir / "cli.db")
+    (workdir / "bad.csv").write_text("text,gold\nfine,yes\nbad,maybe\n,no\n")
+    code, _, err = run(capsys, "import", "bad.csv", "--question", "q", "--options", "yes,no")
+    assert code == 1
+    assert err.splitlines()[1:] == [
+        "line 3: gold answer 'maybe' is not one of the options",
+        "line 4: needs a text or an image",
+    ]
+    assert "nothing was stored" in err
+    assert table_counts(workdir / "cli.db") == before
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["import", "missing.csv", "--question", "q"], "missing.csv: No such file"),
+        (["import", "good.csv", "--question", "q", "--options", "yes"], "--options: give at"),
+        (["import", "good.csv", "--question", "q", "--overlap", "0"], "--overlap: Input should"),
+        (["publish", "7"], "there is no batch 7"),
+        (["export", "7"], "there is no batch 7"),
+        (["status", "7"], "there is no batch 7"),
+    ],
+)
+def test_mistakes_get_one_clear_line(
+    workdir: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    code, _, err = run(capsys, *argv)
+    assert code == 2 and err.startswith("labelbot: ") and message in err
+    assert len(err.strip().splitlines()) == 1
+    assert not (workdir / "batch-7-labels.csv").exists()
+
+
+def test_publishing_twice_is_refused(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run(capsys, "import", "good.csv", "--question", "q")
+    run(capsys, "publish", "1")
+    code, _, err = run(capsys, "publish", "1")
+    assert code == 2 and "batch 1 is open, not a draft" in err
+
+
+def test_migrate_reports_the_version(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(capsys, "migrate")[1].strip().endswith("schema version 1 (applied 1)")
+    assert run(capsys, "migrate")[1].strip().endswith("schema version 1 (nothing to apply)")
+
+
+def test_run_without_a_token_stops_with_one_line(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run(capsys, "run")
+    assert code == 2
+    assert err.strip() == (
+        "labelbot: TELEGRAM_BOT_TOKEN is not set: put the token from @BotFather in .env"
+        " (see .env.example)"
+    )
+
+
+def test_malformed_coordinator_ids_stop_with_one_line(
+    workdir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COORDINATOR_IDS", "12,abc")
+    code, _, err = run(capsys, "status")
+    assert code == 2
+    assert err.strip() == (
+        "labelbot: COORDINATOR_IDS: must be comma-separated Telegram user ids like 123,456;"
+        " got '12,abc'"
+    )
+
+
+def test_settings_come_from_dot_env(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from bot.settings import load_settings
+
+    monkeypatch.delenv("DATABASE_PATH")
+    (workdir / ".env").write_text(
+        "COORDINATOR_IDS=5, 6\nDATABASE_PATH=x.db\nTELEGRAM_BOT_TOKEN=1:abc\n"
+    )
+    settings = load_settings()
+    assert settings.coordinator_ids == (5, 6)
+    assert str(settings.database_path) == "x.db"
+    assert "1:abc" not in repr(settings) and settings.token() == "1:abc"
+
+
+def test_python_dash_m_bot_is_the_cli(workdir: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "bot", "status"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert done.returncode == 0 and "no batches yet" in done.stdout
