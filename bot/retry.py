@@ -12,15 +12,25 @@ import asyncio
 import datetime as dt
 import itertools
 import logging
+import warnings
 from collections.abc import Callable, Coroutine
 from typing import Any
 
 from telegram.error import BadRequest, NetworkError, RetryAfter, TimedOut
 from telegram.ext import BaseRateLimiter
+from telegram.warnings import PTBDeprecationWarning
 
 log = logging.getLogger(__name__)
 
 Result = bool | dict[str, Any] | list[dict[str, Any]]
+
+
+def retry_after_seconds(error: RetryAfter) -> float:
+    """The wait a 429 asks for; PTB 22 is moving it from int seconds to a timedelta."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PTBDeprecationWarning)
+        value = error.retry_after
+    return value.total_seconds() if isinstance(value, dt.timedelta) else float(value)
 
 
 class RetryingLimiter(BaseRateLimiter[None]):
@@ -50,8 +60,7 @@ class RetryingLimiter(BaseRateLimiter[None]):
                 if attempt >= self.max_retries:
                     log.error("%s still rate limited after %d retries", endpoint, attempt)
                     raise
-                wait = error.retry_after
-                wait = wait.total_seconds() if isinstance(wait, dt.timedelta) else float(wait)
+                wait = retry_after_seconds(error)
             except (BadRequest, TimedOut):
                 # A bad request stays bad; a timed-out one may have reached Telegram, and
                 # sending it again could show the worker a message twice.
