@@ -66,17 +66,49 @@ def test_import_publish_status_export(workdir: Path, capsys: pytest.CaptureFixtu
     assert (workdir / "a.jsonl").read_text() == ""
 
 
-def test_a_bad_file_is_refused_whole(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    run(capsys, "migrate")
+BAD_FILES = [
+    (
+        "rows.csv",
+        b"text,gold\nfine,yes\nbad,maybe\n,no\n",
+        [
+            "line 3: gold answer 'maybe' is not one of the options",
+            "line 4: needs a text or an image",
+        ],
+    ),
+    (
+        "latin1.csv",
+        "text\nfine\ncaf\u00e9\n".encode("latin-1"),
+        ["line 3: the file is not UTF-8 text (byte 0xe9)"],
+    ),
+    ("binary.csv", b"text\n\x00\x01\x02", ["line 2: the file is binary, not text"]),
+    ("fields.csv", b"text,id\na,1\nb,2,3\n", ["line 3: 3 fields, but the header has 2"]),
+    ("header.csv", b"title\nx\n", ["line 1: the header needs a 'text' or an 'image' column"]),
+    ("dupes.csv", b"id,text\n1,a\n1,b\n", ["line 3: id '1' repeats line 2"]),
+    (
+        "lines.jsonl",
+        b'{"text": "a"}\nnot json\n[2]\n',
+        ["line 2: not valid JSON: Expecting value", "line 3: each line must be a JSON object"],
+    ),
+    ("empty.csv", b"", ["the file has no items"]),
+    ("sheet.xlsx", b"PK\x03\x04", ["unknown file type '.xlsx': send a .csv or .jsonl"]),
+]
+
+
+@pytest.mark.parametrize(("name", "content", "reasons"), BAD_FILES)
+def test_a_bad_file_is_refused_whole(
+    workdir: Path,
+    capsys: pytest.CaptureFixture[str],
+    name: str,
+    content: bytes,
+    reasons: list[str],
+) -> None:
+    run(capsys, "import", "good.csv", "--question", "q", "--options", "yes,no")
     before = table_counts(workdir / "cli.db")
-    (workdir / "bad.csv").write_text("text,gold\nfine,yes\nbad,maybe\n,no\n")
-    code, _, err = run(capsys, "import", "bad.csv", "--question", "q", "--options", "yes,no")
+    (workdir / name).write_bytes(content)
+    code, _, err = run(capsys, "import", name, "--question", "q", "--options", "yes,no")
     assert code == 1
-    assert err.splitlines()[1:] == [
-        "line 3: gold answer 'maybe' is not one of the options",
-        "line 4: needs a text or an image",
-    ]
-    assert "nothing was stored" in err
+    assert err.splitlines()[0] == "labelbot: the file was not imported, nothing was stored:"
+    assert err.splitlines()[1:] == reasons
     assert table_counts(workdir / "cli.db") == before
 
 
@@ -157,3 +189,21 @@ def test_python_dash_m_bot_is_the_cli(workdir: Path) -> None:
         timeout=60,
     )
     assert done.returncode == 0 and "no batches yet" in done.stdout
+
+
+def test_env_example_lists_every_setting_with_its_default() -> None:
+    from bot.settings import Settings
+
+    example = Path(__file__).parent.parent / ".env.example"
+    listed = dict(
+        line.split("=", 1)
+        for line in example.read_text().splitlines()
+        if line and not line.startswith("#")
+    )
+    assert set(listed) == {name.upper() for name in Settings.model_fields}
+    for name, field in Settings.model_fields.items():
+        default = field.default
+        if default is None or default == ():
+            assert listed[name.upper()] == ""
+        else:
+            assert str(default).removesuffix(".0") == listed[name.upper()].removesuffix(".0")
