@@ -17,7 +17,7 @@ from telegram.ext import (
 )
 
 from handlers.callbacks import AnswerTap, NextTap, SkipTap, decode
-from handlers.cards import show_task
+from handlers.cards import next_keyboard, show_task
 from handlers.context import LabelApplication, LabelContext
 from labeling.answering import Verdict
 from labeling.models import Submission, Task, WorkerProfile
@@ -46,6 +46,7 @@ REFUSALS = {
     Verdict.INVALID: "That answer is not one of the options.",
 }
 ALERT = {Verdict.NOT_YOURS, Verdict.EXPIRED, Verdict.BATCH_NOT_OPEN, Verdict.INVALID}
+STALE = {Verdict.EXPIRED, Verdict.BATCH_NOT_OPEN, Verdict.SKIPPED}
 
 
 def profile(user: User) -> WorkerProfile:
@@ -108,9 +109,11 @@ async def tap(update: Update, context: LabelContext) -> None:
     assert query is not None
     worker_id = query.from_user.id
     work = context.services.work
+    header = None
     match decode(query.data):
         case AnswerTap(assignment_id, option):
             outcome = await work.answer(Submission(assignment_id, worker_id, option=option))
+            header = "✓ Saved. Next task:"
         case SkipTap(assignment_id):
             outcome = await work.skip(assignment_id, worker_id)
         case NextTap():
@@ -121,14 +124,16 @@ async def tap(update: Update, context: LabelContext) -> None:
         case _:
             await _answer(query, REFUSALS[Verdict.NOT_FOUND], alert=True)
             return
-    if not outcome.saved:
-        await _answer(query, REFUSALS[outcome.verdict], alert=outcome.verdict in ALERT)
+    if outcome.saved:
+        # The answer is committed, so the worker may be told: both calls go out together.
+        await asyncio.gather(_answer(query), _show(context, query, outcome.next_task, header))
         return
-    header = None
-    if isinstance(decode(query.data), AnswerTap):
-        header = "✓ Saved. Next task:"
-    # Both calls go out together: the answer is committed, so the worker may be told.
-    await asyncio.gather(_answer(query), _show(context, query, outcome.next_task, header))
+    refusal = _answer(query, REFUSALS[outcome.verdict], alert=outcome.verdict in ALERT)
+    if outcome.verdict in STALE and isinstance(query.message, Message):
+        # The card shows a task that can no longer be answered: offer the next one instead.
+        await asyncio.gather(refusal, _offer_next(context, query.message))
+    else:
+        await refusal
 
 
 async def free_text(update: Update, context: LabelContext) -> None:
@@ -174,6 +179,15 @@ async def _show(
     except BadRequest as error:
         if "not modified" not in str(error):
             raise
+
+
+async def _offer_next(context: LabelContext, card: Message) -> None:
+    try:
+        await context.bot.edit_message_reply_markup(
+            card.chat.id, card.message_id, reply_markup=next_keyboard()
+        )
+    except BadRequest as error:  # already offered: the same stale card tapped twice
+        log.debug("card %s kept its buttons: %s", card.message_id, error)
 
 
 def register(application: LabelApplication) -> None:

@@ -160,18 +160,18 @@ class BatchStore:
         ]
 
     async def items(self, batch_id: int) -> AsyncIterator[ExportItem]:
-        async for row in self.db.iterate(
-            "SELECT id, external_id, text, image, gold, metadata FROM items"
-            " WHERE batch_id = ? ORDER BY position",
-            (batch_id,),
+        async for row in self.db.pages(
+            "SELECT position, id, external_id, text, image, gold, metadata FROM items"
+            " WHERE batch_id = :batch AND position > :after ORDER BY position LIMIT :limit",
+            {"batch": batch_id},
         ):
-            yield ExportItem(row[0], row[1], row[2], row[3], row[4], json.loads(row[5]))
+            yield ExportItem(row[1], row[2], row[3], row[4], row[5], json.loads(row[6]))
 
     async def answers(self, batch_id: int) -> AsyncIterator[ExportAnswer]:
-        async for row in self.db.iterate(
+        async for row in self.db.pages(
             "SELECT a.id, a.item_id, i.external_id, a.worker_id, a.value, a.duration_ms,"
             " a.created_at FROM answers a JOIN items i ON i.id = a.item_id"
-            " WHERE a.batch_id = ? ORDER BY a.id",
-            (batch_id,),
+            " WHERE a.batch_id = :batch AND a.id > :after ORDER BY a.id LIMIT :limit",
+            {"batch": batch_id},
         ):
             yield ExportAnswer(*row)

@@ -125,18 +125,23 @@ class Database:
         row = await self.fetchone(sql, params)
         return None if row is None else row[0]
 
-    async def iterate(
-        self, sql: str, params: Params = (), *, chunk: int = 5000
+    async def pages(
+        self, sql: str, params: dict[str, Any], *, key: int = 0, size: int = 5000
     ) -> AsyncIterator[tuple[Any, ...]]:
-        """Streams a large result in chunks; holds the connection until the rows are read."""
-        async with self._hold():
-            cursor = await self.conn.execute(sql, params)
-            try:
-                while rows := await cursor.fetchmany(chunk):
-                    for row in rows:
-                        yield row
-            finally:
-                await cursor.close()
+        """Streams a large result page by page (keyset pagination), holding the connection
+        only while a page is read, so an export never stalls the workers' answers.
+
+        `sql` must filter on `> :after`, order by that same key, and end in `LIMIT :limit`;
+        `key` is the key's place in each row.
+        """
+        after: Any = -(2**63)
+        while True:
+            rows = await self.fetchall(sql, {**params, "after": after, "limit": size})
+            for row in rows:
+                yield row
+            if len(rows) < size:
+                return
+            after = rows[-1][key]
 
     # -- migrations -----------------------------------------------------------------------
 

@@ -197,3 +197,14 @@ async def test_creating_a_batch_is_all_or_nothing(db: Database) -> None:
         await BatchStore(db).create(SETTINGS, duplicate, now=0.0)
     assert await db.fetchval("SELECT COUNT(*) FROM batches") == 0
     assert await db.fetchval("SELECT COUNT(*) FROM items") == 0
+
+
+async def test_pages_stream_every_row_once_across_page_boundaries(db: Database) -> None:
+    async with db.atomic() as conn:
+        await conn.executemany(
+            "INSERT INTO workers (id, name, created_at, last_seen_at) VALUES (?, 'w', 0, 0)",
+            [(i,) for i in range(1, 26)],
+        )
+    sql = "SELECT id FROM workers WHERE id > :after ORDER BY id LIMIT :limit"
+    for size in (1, 5, 7, 25, 100):
+        assert [row[0] async for row in db.pages(sql, {}, size=size)] == list(range(1, 26))

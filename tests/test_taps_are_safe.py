@@ -110,5 +110,8 @@ async def test_tap_on_an_expired_task_is_refused_and_writes_nothing(
     await worker.wait_for(lambda u: len(u.notices) == 1)
     assert worker.notices[0].text == "This task expired and went back to the pool."
     assert await harness.snapshot() == before
+    await worker.wait_for(lambda u: card.buttons == [["Next task ▶"]])
+    worker.press("Next task ▶")
+    await worker.wait_for(lambda u: "second" in card.shown)
     other = await card_of(harness, 7)
-    assert other.last is not None and "first" in other.last.shown
+    assert other.last is not None and "first" in other.last.shown  # back in the pool
