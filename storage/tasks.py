@@ -31,8 +31,8 @@ _TASK_COLUMNS = """
 # ORDER BY order and LIMIT 1 stops at the first fit. items_pool holds only wanted items, so
 # the walk covers the unfinished frontier of a batch, never its finished part.
 _PICK = """
-    SELECT i.id, i.batch_id, b.name, b.question, b.options, b.instructions,
-           i.text, i.image, i.image_file_id
+    SELECT i.batch_id, b.name, b.question, b.options, b.instructions,
+           i.id, i.text, i.image, i.image_file_id
     FROM batches b INDEXED BY batches_open CROSS JOIN items i INDEXED BY items_pool
     WHERE b.status = 'open' AND i.batch_id = b.id AND i.wanted > 0
       AND NOT EXISTS (SELECT 1 FROM assignments x WHERE x.item_id = i.id AND x.worker_id = :w)
@@ -267,23 +267,11 @@ class TaskStore:
         if not picked:
             return None
         row = next(iter(picked))
+        item_id = row[5]
         cursor = await conn.execute(
             "INSERT INTO assignments (item_id, batch_id, worker_id, issued_at, expires_at)"
             " VALUES (?, ?, ?, ?, ?)",
-            (row[0], row[1], worker_id, now, now + ttl),
+            (item_id, row[0], worker_id, now, now + ttl),
         )
-        await conn.execute("UPDATE items SET wanted = wanted - 1 WHERE id = ?", (row[0],))
-        assert cursor.lastrowid is not None
-        return Task(
-            assignment_id=cursor.lastrowid,
-            batch_id=row[1],
-            batch_name=row[2],
-            question=row[3],
-            options=_options(row[4]),
-            instructions=row[5],
-            item_id=row[0],
-            text=row[6],
-            image=row[7],
-            image_file_id=row[8],
-            expires_at=now + ttl,
-        )
+        await conn.execute("UPDATE items SET wanted = wanted - 1 WHERE id = ?", (item_id,))
+        return _task((cursor.lastrowid, *row, now + ttl))

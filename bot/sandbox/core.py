@@ -336,81 +336,45 @@ class Sandbox:
                 )
 
     def send_message(self, params: Params) -> dict[str, Any]:
-        chat_id, chat = self._chat(params)
-        raw = params.str("text") or ""
-        parse_mode = params.str("parse_mode")
-        shown = self._render(raw, parse_mode)
-        message = self._add(
-            chat_id,
-            chat,
-            True,
-            raw=raw,
-            parse_mode=parse_mode,
-            text=shown,
-            reply_markup=self._markup(params),
-        )
-        return self.message_json(message)
+        return self._send(params, "text")
 
     def send_photo(self, params: Params) -> dict[str, Any]:
-        chat_id, chat = self._chat(params)
-        photo = self._input_file(params, "photo", photo=True)
-        raw = params.str("caption") or ""
-        parse_mode = params.str("parse_mode")
-        shown = self._render(raw, parse_mode, caption=True)
-        message = self._add(
-            chat_id,
-            chat,
-            True,
-            raw=raw,
-            parse_mode=parse_mode,
-            caption=shown,
-            photo=photo,
-            reply_markup=self._markup(params),
-        )
-        return self.message_json(message)
+        return self._send(params, "caption", media="photo")
 
     def send_document(self, params: Params) -> dict[str, Any]:
+        return self._send(params, "caption", media="document")
+
+    def _send(self, params: Params, field: str, media: str | None = None) -> dict[str, Any]:
         chat_id, chat = self._chat(params)
-        document = self._input_file(params, "document", photo=False)
-        raw = params.str("caption") or ""
+        attached = {}
+        if media is not None:
+            attached[media] = self._input_file(params, media, photo=media == "photo")
+        raw = params.str(field) or ""
         parse_mode = params.str("parse_mode")
-        shown = self._render(raw, parse_mode, caption=True)
+        shown = self._render(raw, parse_mode, caption=field == "caption")
         message = self._add(
-            chat_id,
-            chat,
-            True,
-            raw=raw,
-            parse_mode=parse_mode,
-            caption=shown,
-            document=document,
-            reply_markup=self._markup(params),
-        )
+            chat_id, chat, True, raw=raw, parse_mode=parse_mode,
+            reply_markup=self._markup(params), **{field: shown}, **attached,
+        )  # fmt: skip
         return self.message_json(message)
 
     def edit_message_text(self, params: Params) -> dict[str, Any]:
-        chat, message = self._message(params)
-        if message.text is None:
-            raise bad_request("there is no text in the message to edit")
-        raw = params.str("text") or ""
-        parse_mode = params.str("parse_mode")
-        shown = self._render(raw, parse_mode)
-        markup = self._markup(params)
-        self._check_modified(message, raw, parse_mode, markup, message.photo)
-        message.raw, message.parse_mode, message.text = raw, parse_mode, shown
-        message.reply_markup = markup
-        return self._edited(chat, message)
+        return self._edit(params, "text")
 
     def edit_message_caption(self, params: Params) -> dict[str, Any]:
+        return self._edit(params, "caption")
+
+    def _edit(self, params: Params, field: str) -> dict[str, Any]:
         chat, message = self._message(params)
-        if message.text is not None:
-            raise bad_request("there is no caption in the message to edit")
-        raw = params.str("caption") or ""
+        if (message.text is None) == (field == "text"):
+            raise bad_request(f"there is no {field} in the message to edit")
+        raw = params.str(field) or ""
         parse_mode = params.str("parse_mode")
-        shown = self._render(raw, parse_mode, caption=True)
+        shown = self._render(raw, parse_mode, caption=field == "caption")
         markup = self._markup(params)
         self._check_modified(message, raw, parse_mode, markup, message.photo)
-        message.raw, message.parse_mode, message.caption = raw, parse_mode, shown
-        message.reply_markup = markup
+        message.raw, message.parse_mode, message.reply_markup = raw, parse_mode, markup
+        setattr(message, field, shown)
         return self._edited(chat, message)
 
     def edit_message_media(self, params: Params) -> dict[str, Any]:
