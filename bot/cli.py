@@ -186,9 +186,13 @@ async def _export(service: BatchService, args: argparse.Namespace) -> int:
     else:
         opener = lambda: path.open("w", encoding="utf-8", newline="")  # noqa: E731
     with opener() as out:
-        rows = await service.export(args.batch, args.what, args.format, out)
+        summary = await service.export(args.batch, args.what, args.format, out)
     if str(path) != "-":
-        print(f"wrote {rows} {args.what} rows to {path}")
+        print(f"wrote {summary.rows} {args.what} rows to {path}")
+        if summary.method is not None:
+            sidecar = path.with_name(path.name + ".summary.json")
+            sidecar.write_text(summary.to_json() + "\n", encoding="utf-8")
+            print(f"{summary.describe()}\nsummary: {sidecar}")
     return 0
 
 

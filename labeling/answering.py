@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
+from labeling.models import (
+    AssignmentState,
+    AssignmentStatus,
+    BatchStatus,
+    Submission,
+    Verdict,
+)
 
-from labeling.models import AssignmentState, AssignmentStatus, BatchStatus, Submission
+__all__ = ["Verdict", "answer_value", "judge"]
 
 MAX_FREE_TEXT = 1000
-
-
-class Verdict(StrEnum):
-    ACCEPTED = "accepted"
-    DUPLICATE = "duplicate"  # the same assignment was answered already: a double tap or replay
-    NOT_FOUND = "not_found"
-    NOT_YOURS = "not_yours"
-    EXPIRED = "expired"
-    SKIPPED = "skipped"
-    BATCH_NOT_OPEN = "batch_not_open"
-    INVALID = "invalid"
 
 
 def judge(state: AssignmentState | None, submission: Submission, now: float) -> Verdict:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
     StringConstraints,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -23,6 +24,7 @@ MAX_OPTIONS = 20
 MAX_OPTION = 64
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+Instructions = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)]
 Instructions = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)]
 Question = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_QUESTION)
@@ -51,9 +53,56 @@ class BatchSettings(BaseModel):
     overlap: int = Field(default=3, ge=1, le=100)
     gold_ratio: float = Field(default=0.1, ge=0.0, le=0.5)
     reward: float = Field(default=0.0, ge=0.0, le=1000.0)
-    instructions: (
-        Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)] | None
-    ) = None
+    instructions: Instructions | None = None
+
+    # How answers become labels (see labeling.aggregation).
+    aggregation: Literal["majority_vote", "weighted_vote", "dawid_skene"] = Field(
+        default="dawid_skene", validate_default=True
+    )
+    # Dynamic overlap: an item gets `overlap` answers, then more (up to `max_overlap`) while its
+    # label's confidence stays below `confidence_target`.
+    confidence_target: float | None = Field(default=None, gt=0.5, lt=1.0)
+    max_overlap: int | None = Field(default=None, ge=1, le=100)
+
+    # Trust: suspend a worker from the batch once `min_gold` gold answers are in and their
+    # accuracy on gold is below `min_accuracy` (0 turns the rule off).
+    min_gold: int = Field(default=3, ge=1, le=100)
+    min_accuracy: float = Field(default=0.6, ge=0.0, le=1.0)
+    # When a worker has seen every gold item: keep working without checks, or stop.
+    gold_exhausted: Literal["continue", "stop"] = "continue"
+
+    # Training: an exam of `exam_size` gold items (the batch's first ones) before real work;
+    # `exam_pass` is the share to get right; a failed worker may retry after
+    # `exam_retry_minutes` (never, when unset).
+    exam_size: int = Field(default=0, ge=0, le=50)
+    exam_pass: float = Field(default=0.8, gt=0.0, le=1.0)
+    exam_retry_minutes: float | None = Field(default=None, ge=0.0, le=7 * 24 * 60)
+
+    # Fast answers: faster than `fast_ratio` times the batch's median time are flagged; a worker
+    # with at least `fast_suspend` flagged answers, half or more of theirs, is suspended
+    # (unset: flag only).
+    fast_ratio: float = Field(default=0.25, ge=0.0, lt=1.0)
+    fast_suspend: int | None = Field(default=5, ge=1, le=1000)
+
+    @field_validator("aggregation")
+    @classmethod
+    def _free_text_is_voted_on(cls, value: str, info: ValidationInfo) -> str:
+        # Dawid-Skene needs a fixed set of classes; free-text answers are voted on instead.
+        if value == "dawid_skene" and info.data.get("options") is None:
+            return "weighted_vote"
+        return value
+
+    @model_validator(mode="after")
+    def _check_overlap(self) -> BatchSettings:
+        if self.max_overlap is not None and self.max_overlap < self.overlap:
+            raise ValueError("max_overlap must be at least overlap")
+        if self.confidence_target is not None and self.max_overlap is None:
+            raise ValueError("a confidence_target needs a max_overlap to grow towards")
+        return self
+
+    @property
+    def dynamic_overlap(self) -> bool:
+        return self.confidence_target is not None and (self.max_overlap or 0) > self.overlap
 
     @field_validator("options", mode="before")
     @classmethod

@@ -9,7 +9,7 @@ from typing import TextIO
 
 from labeling.batch import BatchSettings
 from labeling.batchfile import parse_batch_file
-from labeling.export import Format, What, write_answers, write_labels
+from labeling.export import ExportSummary, Format, What, write_answers, write_labels
 from labeling.models import BatchStatus, BatchSummary
 from labeling.ports import BatchRepository
 from labeling.work import Clock
@@ -68,15 +68,15 @@ class BatchService:
     async def status(self, batch_id: int | None = None) -> list[BatchSummary]:
         return await self.batches.summaries(batch_id)
 
-    async def export(self, batch_id: int, what: What, fmt: Format, out: TextIO) -> int:
-        """Writes the export; returns the number of rows."""
+    async def export(self, batch_id: int, what: What, fmt: Format, out: TextIO) -> ExportSummary:
+        """Writes the export; returns what it holds."""
         batch = await self.batches.get(batch_id)
         if what == "answers":
             return await write_answers(self.batches.answers(batch_id), out, fmt)
         return await write_labels(
             self.batches.items(batch_id),
             self.batches.answers(batch_id),
-            batch.settings.options,
+            batch.settings,
             out,
             fmt,
         )

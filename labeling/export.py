@@ -5,10 +5,12 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import AsyncIterator, Iterable
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, TextIO
 
-from labeling.aggregation import majority_vote
+from labeling.aggregation import AnswerSet, aggregate, krippendorff_alpha
+from labeling.batch import BatchSettings
 from labeling.models import ExportAnswer, ExportItem
 
 What = Literal["labels", "answers"]
@@ -17,18 +19,38 @@ WHATS: tuple[What, ...] = ("labels", "answers")
 FORMATS: tuple[Format, ...] = ("csv", "jsonl")
 
 LABEL_COLUMNS = (
-    "item_id",
-    "id",
-    "text",
-    "image",
-    "label",
-    "answers",
-    "agreement",
-    "confidence",
-    "method",
+    "item_id", "id", "text", "image", "label", "answers", "agreement", "confidence", "method",
     "gold",
-)
-ANSWER_COLUMNS = ("answer_id", "item_id", "id", "worker_id", "answer", "duration_ms", "answered_at")
+)  # fmt: skip
+ANSWER_COLUMNS = (
+    "answer_id", "item_id", "id", "worker_id", "answer", "duration_ms", "answered_at",
+    "is_gold", "correct", "fast", "excluded",
+)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class ExportSummary:
+    """What an export holds, for the coordinator and for the sidecar summary file."""
+
+    what: str
+    rows: int
+    method: str | None = None
+    answers_used: int = 0
+    answers_excluded: int = 0
+    agreement_alpha: float | None = None
+
+    def describe(self) -> str:
+        if self.method is None:
+            return f"{self.rows} answers"
+        alpha = "n/a" if self.agreement_alpha is None else f"{self.agreement_alpha:.3f}"
+        return (
+            f"{self.rows} labels by {self.method} from {self.answers_used} answers"
+            f" ({self.answers_excluded} from suspended workers left out);"
+            f" agreement (Krippendorff's alpha): {alpha}"
+        )
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2)
 
 
 def iso(timestamp: float) -> str:
@@ -57,7 +79,10 @@ class RowWriter:
             self.out.write(json.dumps(record, ensure_ascii=False) + "\n")
 
 
-async def write_answers(answers: AsyncIterator[ExportAnswer], out: TextIO, fmt: Format) -> int:
+async def write_answers(
+    answers: AsyncIterator[ExportAnswer], out: TextIO, fmt: Format
+) -> ExportSummary:
+    """Every answer, those of suspended workers included and flagged in `excluded`."""
     writer = RowWriter(out, fmt, ANSWER_COLUMNS)
     async for answer in answers:
         writer.write(
@@ -69,22 +94,37 @@ async def write_answers(answers: AsyncIterator[ExportAnswer], out: TextIO, fmt: 
                 "answer": answer.value,
                 "duration_ms": answer.duration_ms,
                 "answered_at": iso(answer.created_at),
+                "is_gold": answer.gold,
+                "correct": answer.correct,
+                "fast": answer.fast,
+                "excluded": answer.excluded,
             }
         )
-    return writer.rows
+    return ExportSummary("answers", writer.rows)
 
 
 async def write_labels(
     items: AsyncIterator[ExportItem],
     answers: AsyncIterator[ExportAnswer],
-    options: tuple[str, ...] | None,
+    settings: BatchSettings,
     out: TextIO,
     fmt: Format,
-) -> int:
-    """One row per item: its label by majority vote, the answers behind it and their agreement,
-    then the item's own metadata columns."""
-    labels = majority_vote([(a.item_id, a.value) async for a in answers], options)
+) -> ExportSummary:
+    """One row per item: its label by the batch's method, the answers behind it and their
+    agreement, then the item's own metadata columns. Gold items carry their known answer;
+    answers of suspended workers are left out."""
+    used = []
+    excluded = 0
+    async for answer in answers:
+        if answer.excluded:
+            excluded += 1
+        else:
+            used.append((answer.item_id, answer.worker_id, answer.value))
     rows = [item async for item in items]
+    gold = {item.item_id: item.gold for item in rows if item.gold is not None}
+    data = AnswerSet.build(used, settings.options)
+    labels = aggregate(data, settings.aggregation, gold).rows() if used else {}
+    alpha = krippendorff_alpha(data) if used else float("nan")
     metadata_columns: dict[str, None] = {}
     for item in rows:
         metadata_columns.update(dict.fromkeys(item.metadata))
@@ -102,9 +142,18 @@ async def write_labels(
             "answers": label.answers if label else 0,
             "agreement": round(label.agreement, 4) if label else None,
             "confidence": round(label.confidence, 4) if label else None,
-            "method": "majority_vote",
+            "method": settings.aggregation if label else None,
             "gold": item.gold,
         }
+        if item.gold is not None:
+            row.update(label=item.gold, confidence=1.0, method="gold")
         row.update({renamed[key]: value for key, value in item.metadata.items()})
         writer.write(row)
-    return writer.rows
+    return ExportSummary(
+        "labels",
+        writer.rows,
+        settings.aggregation,
+        len(used),
+        excluded,
+        None if alpha != alpha else round(alpha, 4),  # NaN: no item has two answers
+    )

@@ -17,6 +17,19 @@ class BatchStatus(StrEnum):
     CLOSED = "closed"
 
 
+class Verdict(StrEnum):
+    """What becomes of a tap or reply; only ACCEPTED leads to a write."""
+
+    ACCEPTED = "accepted"
+    DUPLICATE = "duplicate"  # the same assignment was answered already: a double tap or replay
+    NOT_FOUND = "not_found"
+    NOT_YOURS = "not_yours"
+    EXPIRED = "expired"
+    SKIPPED = "skipped"
+    BATCH_NOT_OPEN = "batch_not_open"
+    INVALID = "invalid"
+
+
 class AssignmentStatus(StrEnum):
     OPEN = "open"
     ANSWERED = "answered"
@@ -77,6 +90,20 @@ class Submission:
     worker_id: int
     option: int | None = None
     text: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What a submission did: the verdict, the task to show next (None when nothing is left),
+    and the batch's name if this answer got the worker suspended from it."""
+
+    verdict: Verdict
+    next_task: Task | None = None
+    suspended: str | None = None
+
+    @property
+    def saved(self) -> bool:
+        return self.verdict is Verdict.ACCEPTED
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +172,10 @@ class ExportAnswer:
     value: str
     duration_ms: int
     created_at: float
+    gold: bool = False
+    correct: bool | None = None
+    fast: bool = False
+    excluded: str | None = None  # why the answer does not count: the worker was suspended
 
 
 class BatchNotFound(LookupError):

@@ -4,25 +4,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
-from labeling.answering import Verdict
-from labeling.models import Submission, Task, WorkerProfile, WorkerStats
+from labeling.models import Outcome, Submission, Task, WorkerProfile, WorkerStats
 from labeling.ports import TaskRepository
 
 Clock = Callable[[], float]
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """What became of a tap or reply, and the task to show next (None when nothing is left)."""
-
-    verdict: Verdict
-    next_task: Task | None
-
-    @property
-    def saved(self) -> bool:
-        return self.verdict is Verdict.ACCEPTED
 
 
 class WorkService:
@@ -49,17 +35,19 @@ class WorkService:
         return await self.tasks.open_task(worker_id, self.clock())
 
     async def answer(self, submission: Submission) -> Outcome:
-        verdict, task = await self.tasks.submit(submission, self.clock(), self.assignment_ttl)
-        return Outcome(verdict, task)
+        return await self.tasks.submit(submission, self.clock(), self.assignment_ttl)
 
     async def skip(self, assignment_id: int, worker_id: int) -> Outcome:
-        verdict, task = await self.tasks.skip(
-            assignment_id, worker_id, self.clock(), self.assignment_ttl
-        )
-        return Outcome(verdict, task)
+        return await self.tasks.skip(assignment_id, worker_id, self.clock(), self.assignment_ttl)
 
     async def expire_stale(self) -> int:
         return await self.tasks.expire(self.clock())
+
+    async def refresh_medians(self) -> None:
+        await self.tasks.refresh_medians()
+
+    async def reinstate(self, worker_id: int, batch_id: int) -> bool:
+        return await self.tasks.reinstate(worker_id, batch_id, self.clock())
 
     async def remember_image(self, item_id: int, file_id: str) -> None:
         await self.tasks.remember_image(item_id, file_id)

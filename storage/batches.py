@@ -30,12 +30,17 @@ class BatchStore:
         source: str | None = None,
         created_by: int | None = None,
     ) -> int:
-        """Stores a batch and all its items in one transaction; returns the batch id."""
+        """Stores a batch and all its items in one transaction; returns the batch id.
+
+        Gold items stay out of the pool (the gold schedule hands them out); the first
+        `exam_size` of them are the batch's training exam."""
+        gold_positions = [p for p, item in enumerate(items, start=1) if item.gold is not None]
+        exam = set(gold_positions[: settings.exam_size])
         async with self.db.atomic() as conn:
             cursor = await conn.execute(
                 "INSERT INTO batches (name, question, options, overlap, gold_ratio, reward,"
-                " instructions, source, created_by, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " instructions, source, created_by, created_at, settings, gold_items)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     settings.name,
                     settings.question,
@@ -47,13 +52,16 @@ class BatchStore:
                     source,
                     created_by,
                     now,
+                    settings.model_dump_json(),
+                    len(gold_positions) - len(exam),
                 ),
             )
             batch_id = cursor.lastrowid
             assert batch_id is not None
             await conn.executemany(
                 "INSERT INTO items (batch_id, position, external_id, text, image, gold,"
-                " explanation, metadata, wanted) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " explanation, metadata, exam, target, wanted)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     (
                         batch_id,
@@ -64,7 +72,9 @@ class BatchStore:
                         item.gold,
                         item.explanation,
                         json.dumps(item.metadata, ensure_ascii=False, default=str),
+                        int(position in exam),
                         settings.overlap,
+                        0 if item.gold is not None else settings.overlap,
                     )
                     for position, item in enumerate(items, start=1)
                 ),
@@ -73,22 +83,11 @@ class BatchStore:
 
     async def get(self, batch_id: int) -> StoredBatch:
         row = await self.db.fetchone(
-            "SELECT name, question, options, overlap, gold_ratio, reward, instructions, status"
-            " FROM batches WHERE id = ?",
-            (batch_id,),
+            "SELECT settings, status FROM batches WHERE id = ?", (batch_id,)
         )
         if row is None:
             raise BatchNotFound(batch_id)
-        settings = BatchSettings(
-            name=row[0],
-            question=row[1],
-            options=None if row[2] is None else tuple(json.loads(row[2])),
-            overlap=row[3],
-            gold_ratio=row[4],
-            reward=row[5],
-            instructions=row[6],
-        )
-        return StoredBatch(batch_id, settings, BatchStatus(row[7]))
+        return StoredBatch(batch_id, BatchSettings.model_validate_json(row[0]), BatchStatus(row[1]))
 
     async def set_status(
         self, batch_id: int, status: BatchStatus, now: float, *, announce: str | None = None
@@ -170,8 +169,18 @@ class BatchStore:
     async def answers(self, batch_id: int) -> AsyncIterator[ExportAnswer]:
         async for row in self.db.pages(
             "SELECT a.id, a.item_id, i.external_id, a.worker_id, a.value, a.duration_ms,"
-            " a.created_at FROM answers a JOIN items i ON i.id = a.item_id"
+            " a.created_at, i.gold IS NOT NULL, a.correct, a.fast,"
+            " CASE WHEN wb.status = 'suspended' THEN 'suspended' END"
+            " FROM answers a JOIN items i ON i.id = a.item_id"
+            " LEFT JOIN worker_batches wb ON wb.worker_id = a.worker_id"
+            "  AND wb.batch_id = a.batch_id"
             " WHERE a.batch_id = :batch AND a.id > :after ORDER BY a.id LIMIT :limit",
             {"batch": batch_id},
         ):
-            yield ExportAnswer(*row)
+            yield ExportAnswer(
+                *row[:7],
+                gold=bool(row[7]),
+                correct=None if row[8] is None else bool(row[8]),
+                fast=bool(row[9]),
+                excluded=row[10],
+            )

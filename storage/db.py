@@ -145,8 +145,9 @@ class Database:
 
     # -- migrations -----------------------------------------------------------------------
 
-    async def migrate(self) -> list[int]:
-        """Applies the migrations not yet recorded; returns the versions applied."""
+    async def migrate(self, up_to: int | None = None) -> list[int]:
+        """Applies the migrations not yet recorded (up to version `up_to`, for tests of the
+        upgrade path); returns the versions applied."""
         async with self._hold():
             conn = self.conn
             await conn.execute(
@@ -159,7 +160,7 @@ class Database:
             }
             applied = []
             for version, name, sql in migrations():
-                if version in done:
+                if version in done or (up_to is not None and version > up_to):
                     continue
                 # executescript commits any open transaction first, so the BEGIN and the
                 # version record travel inside the script: both land or neither does.

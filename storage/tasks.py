@@ -8,15 +8,27 @@ from typing import Any
 
 import aiosqlite
 
-from labeling.answering import Verdict, answer_value, judge
+from labeling.answering import answer_value, judge
+from labeling.batch import BatchSettings
 from labeling.models import (
     AssignmentState,
     AssignmentStatus,
     BatchStatus,
+    Outcome,
     Submission,
     Task,
+    Verdict,
     WorkerProfile,
     WorkerStats,
+)
+from labeling.quality import (
+    Trust,
+    is_correct,
+    is_fast,
+    label_confidence,
+    needs_more_answers,
+    suspension,
+    wants_gold,
 )
 from storage.db import Database
 
@@ -25,20 +37,38 @@ _TASK_COLUMNS = """
     i.id, i.text, i.image, i.image_file_id, a.expires_at
 """
 
-# The next item for a worker: the first item of the oldest open batch that still wants answers
-# and that this worker has never been given. CROSS JOIN keeps SQLite's join order (open
-# batches outside, the items_pool range of each inside) so the rows come out already in
-# ORDER BY order and LIMIT 1 stops at the first fit. items_pool holds only wanted items, so
-# the walk covers the unfinished frontier of a batch, never its finished part.
-_PICK = """
+# The next ordinary item of one batch for a worker: the first the pool still wants that this
+# worker has never been given. items_pool holds only wanted items, so the walk covers the
+# unfinished frontier of the batch, never its finished part, and LIMIT 1 stops at the first fit.
+_PICK_TASK = """
     SELECT i.batch_id, b.name, b.question, b.options, b.instructions,
            i.id, i.text, i.image, i.image_file_id
-    FROM batches b INDEXED BY batches_open CROSS JOIN items i INDEXED BY items_pool
-    WHERE b.status = 'open' AND i.batch_id = b.id AND i.wanted > 0
+    FROM items i INDEXED BY items_pool JOIN batches b ON b.id = i.batch_id
+    WHERE i.batch_id = :batch AND i.wanted > 0
       AND NOT EXISTS (SELECT 1 FROM assignments x WHERE x.item_id = i.id AND x.worker_id = :w)
-      AND NOT EXISTS (SELECT 1 FROM workers w WHERE w.id = :w AND w.status = 'banned')
-    ORDER BY b.id, i.id
+    ORDER BY i.id
     LIMIT 1
+"""
+# A gold item of the batch the worker has never seen, in an order of the worker's own, so
+# workers cannot trade "the first check question is ...".
+_PICK_GOLD = """
+    SELECT i.batch_id, b.name, b.question, b.options, b.instructions,
+           i.id, i.text, i.image, i.image_file_id
+    FROM items i INDEXED BY items_gold JOIN batches b ON b.id = i.batch_id
+    WHERE i.batch_id = :batch AND i.gold IS NOT NULL AND i.exam = 0
+      AND NOT EXISTS (SELECT 1 FROM assignments x WHERE x.item_id = i.id AND x.worker_id = :w)
+    ORDER BY (i.id * 2654435761 + :w * 40503) % 4294967291
+    LIMIT 1
+"""
+# The open batches in order, with this worker's standing in each.
+_STANDINGS = """
+    SELECT b.id, b.gold_ratio, b.gold_items, wb.status, COALESCE(wb.tasks, 0),
+           COALESCE(wb.gold_issued, 0)
+    FROM batches b INDEXED BY batches_open
+    LEFT JOIN worker_batches wb ON wb.batch_id = b.id AND wb.worker_id = :w
+    WHERE b.status = 'open'
+      AND NOT EXISTS (SELECT 1 FROM workers w WHERE w.id = :w AND w.status = 'banned')
+    ORDER BY b.id
 """
 
 
@@ -67,6 +97,7 @@ class TaskStore:
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        self._settings: dict[int, BatchSettings] = {}  # a batch's settings never change
 
     async def upsert_worker(self, profile: WorkerProfile, now: float) -> None:
         async with self.db.atomic() as conn:
@@ -80,9 +111,8 @@ class TaskStore:
             )
 
     async def is_registered(self, worker_id: int) -> bool:
-        return (
-            await self.db.fetchval("SELECT 1 FROM workers WHERE id = ?", (worker_id,)) is not None
-        )
+        found = await self.db.fetchval("SELECT 1 FROM workers WHERE id = ?", (worker_id,))
+        return found is not None
 
     async def set_notify(self, worker_id: int, enabled: bool) -> bool:
         """Returns False when the worker is unknown."""
@@ -107,81 +137,95 @@ class TaskStore:
         """The worker's open task if there is one, else a newly issued one, else None."""
         async with self.db.atomic() as conn:
             rows = await conn.execute_fetchall(
-                f"SELECT {_TASK_COLUMNS} FROM assignments a"
+                f"SELECT {_TASK_COLUMNS}, a.kind, b.status FROM assignments a"
                 " JOIN batches b ON b.id = a.batch_id JOIN items i ON i.id = a.item_id"
                 " WHERE a.worker_id = ? AND a.status = 'open'",
                 (worker_id,),
             )
             for row in rows:
                 task = _task(row)
-                if task.expires_at > now and await self._batch_open(conn, task.batch_id):
+                if task.expires_at > now and row[12] == BatchStatus.OPEN:
                     return task
                 # A stale task blocks the worker's single open slot: hand it back first.
                 await self._close(
-                    conn, task.assignment_id, task.item_id, AssignmentStatus.EXPIRED, now
+                    conn, task.assignment_id, task.item_id, row[11], AssignmentStatus.EXPIRED, now
                 )
             return await self._issue(conn, worker_id, now, ttl)
 
-    async def submit(
-        self, submission: Submission, now: float, ttl: float
-    ) -> tuple[Verdict, Task | None]:
-        """Records an answer and issues the next task in one transaction.
-
-        A rejected submission writes nothing; the task returned with DUPLICATE is None, since
-        the first delivery already showed the next one.
-        """
+    async def submit(self, submission: Submission, now: float, ttl: float) -> Outcome:
+        """Records an answer, applies the quality rules and issues the next task, all in one
+        transaction. A rejected submission writes nothing."""
         async with self.db.atomic() as conn:
-            state = await self._state(conn, submission.assignment_id)
+            state, extra = await self._state(conn, submission.assignment_id)
             verdict = judge(state, submission, now)
             if verdict is not Verdict.ACCEPTED:
-                return verdict, None
-            assert state is not None
+                return Outcome(verdict)
+            assert state is not None and extra is not None
+            kind, gold, median_ms = extra
+            settings = await self._batch_settings(conn, state.batch_id)
             value = answer_value(state, submission)
+            assert value is not None
+            duration_ms = max(0, round((now - state.issued_at) * 1000))
+            correct = None if gold is None else int(is_correct(value, gold))
+            fast = is_fast(duration_ms, median_ms, settings.fast_ratio)
             await conn.execute(
                 "INSERT INTO answers (assignment_id, item_id, batch_id, worker_id, value,"
-                " duration_ms, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                " duration_ms, created_at, correct, fast) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     state.assignment_id,
                     state.item_id,
                     state.batch_id,
                     state.worker_id,
                     value,
-                    max(0, round((now - state.issued_at) * 1000)),
+                    duration_ms,
                     now,
+                    correct,
+                    int(fast),
                 ),
             )
             await conn.execute(
                 "UPDATE assignments SET status = 'answered', closed_at = ? WHERE id = ?",
                 (now, state.assignment_id),
             )
-            await conn.execute(
-                "UPDATE items SET answers = answers + 1 WHERE id = ?", (state.item_id,)
-            )
-            return verdict, await self._issue(conn, submission.worker_id, now, ttl)
+            if kind == "task":
+                await conn.execute(
+                    "UPDATE items SET answers = answers + 1 WHERE id = ?", (state.item_id,)
+                )
+            trust = await self._count(conn, state.worker_id, state.batch_id, correct, fast)
+            suspended = None
+            reason = suspension(trust, settings)
+            if reason is not None:
+                await self._suspend(conn, state.worker_id, state.batch_id, reason, now)
+                suspended = await self._batch_name(conn, state.batch_id)
+            elif kind == "task" and settings.dynamic_overlap:
+                await self._maybe_widen(conn, state.item_id, settings)
+            task = await self._issue(conn, submission.worker_id, now, ttl)
+            return Outcome(verdict, task, suspended)
 
-    async def skip(
-        self, assignment_id: int, worker_id: int, now: float, ttl: float
-    ) -> tuple[Verdict, Task | None]:
+    async def skip(self, assignment_id: int, worker_id: int, now: float, ttl: float) -> Outcome:
         """Gives a task back to the pool (never to this worker again) and issues the next."""
         async with self.db.atomic() as conn:
-            state = await self._state(conn, assignment_id)
-            verdict = judge(state, Submission(assignment_id, worker_id, option=0, text="skip"), now)
+            state, extra = await self._state(conn, assignment_id)
+            verdict = judge(state, Submission(assignment_id, worker_id), now)
             if verdict is Verdict.INVALID:  # a skip carries no answer to be invalid
                 verdict = Verdict.ACCEPTED
             if verdict is not Verdict.ACCEPTED:
-                return verdict, None
-            assert state is not None
-            await self._close(conn, assignment_id, state.item_id, AssignmentStatus.SKIPPED, now)
-            return verdict, await self._issue(conn, worker_id, now, ttl)
+                return Outcome(verdict)
+            assert state is not None and extra is not None
+            await self._close(
+                conn, assignment_id, state.item_id, extra[0], AssignmentStatus.SKIPPED, now
+            )
+            return Outcome(verdict, await self._issue(conn, worker_id, now, ttl))
 
     async def expire(self, now: float) -> int:
         """Returns every task left unanswered past its time to the pool."""
         async with self.db.atomic() as conn:
             await conn.execute(
                 "UPDATE items SET wanted = wanted + (SELECT COUNT(*) FROM assignments a"
-                "  WHERE a.item_id = items.id AND a.status = 'open' AND a.expires_at <= :now)"
+                "  WHERE a.item_id = items.id AND a.status = 'open' AND a.expires_at <= :now"
+                "  AND a.kind = 'task')"
                 " WHERE id IN (SELECT item_id FROM assignments"
-                "  WHERE status = 'open' AND expires_at <= :now)",
+                "  WHERE status = 'open' AND expires_at <= :now AND kind = 'task')",
                 {"now": now},
             )
             cursor = await conn.execute(
@@ -190,6 +234,25 @@ class TaskStore:
                 {"now": now},
             )
             return cursor.rowcount
+
+    async def refresh_medians(self, sample: int = 1000) -> None:
+        """Keeps each open batch's median answer time (over its latest answers) for the
+        fast-answer rule; off the answer path, since a median is not one indexed read."""
+        batches = await self.db.fetchall("SELECT id FROM batches WHERE status = 'open'")
+        for (batch_id,) in batches:
+            rows = await self.db.fetchall(
+                "SELECT duration_ms FROM answers WHERE batch_id = ? AND fast = 0"
+                " ORDER BY id DESC LIMIT ?",
+                (batch_id, sample),
+            )
+            if len(rows) < 20:  # too few answers to say what is typical
+                continue
+            durations = sorted(row[0] for row in rows)
+            async with self.db.atomic() as conn:
+                await conn.execute(
+                    "UPDATE batches SET median_ms = ? WHERE id = ?",
+                    (durations[len(durations) // 2], batch_id),
+                )
 
     async def remember_image(self, item_id: int, file_id: str) -> None:
         """Keeps Telegram's file id of an uploaded image so it is uploaded only once."""
@@ -215,20 +278,64 @@ class TaskStore:
         assert row is not None
         return WorkerStats(row[0], row[1], row[2], row[3], float(row[4]), bool(row[5]))
 
+    async def reinstate(self, worker_id: int, batch_id: int, now: float) -> bool:
+        """Lets a suspended worker back into a batch; their answers count again."""
+        async with self.db.atomic() as conn:
+            cursor = await conn.execute(
+                "UPDATE worker_batches SET status = 'active', reason = 'reinstated',"
+                " changed_at = ?, gold_answers = 0, gold_correct = 0, fast_answers = 0,"
+                " answers = 0 WHERE worker_id = ? AND batch_id = ? AND status = 'suspended'",
+                (now, worker_id, batch_id),
+            )
+            if cursor.rowcount != 1:
+                return False
+            await conn.execute(
+                "UPDATE items SET answers = answers + 1, wanted = MAX(wanted - 1, 0)"
+                " WHERE id IN (SELECT a.item_id FROM answers a JOIN assignments s"
+                "  ON s.id = a.assignment_id WHERE a.worker_id = ? AND a.batch_id = ?"
+                "  AND s.kind = 'task')",
+                (worker_id, batch_id),
+            )
+            return True
+
     # -- inside a transaction ----------------------------------------------------------------
 
+    async def _batch_settings(self, conn: aiosqlite.Connection, batch_id: int) -> BatchSettings:
+        settings = self._settings.get(batch_id)
+        if settings is None:
+            rows = await conn.execute_fetchall(
+                "SELECT settings FROM batches WHERE id = ?", (batch_id,)
+            )
+            settings = BatchSettings.model_validate_json(next(iter(rows))[0])
+            self._settings[batch_id] = settings
+        return settings
+
     @staticmethod
-    async def _state(conn: aiosqlite.Connection, assignment_id: int) -> AssignmentState | None:
+    async def _batch_name(conn: aiosqlite.Connection, batch_id: int) -> str:
+        rows = await conn.execute_fetchall("SELECT name FROM batches WHERE id = ?", (batch_id,))
+        return str(next(iter(rows))[0])
+
+    @staticmethod
+    async def _state(
+        conn: aiosqlite.Connection, assignment_id: int
+    ) -> tuple[AssignmentState | None, tuple[str, str | None, int | None] | None]:
         rows = await conn.execute_fetchall(
             "SELECT a.id, a.worker_id, a.item_id, a.batch_id, a.status, a.issued_at,"
-            " a.expires_at, b.status, b.options"
-            " FROM assignments a JOIN batches b ON b.id = a.batch_id WHERE a.id = ?",
+            " a.expires_at, b.status, b.options, a.kind, i.gold, b.median_ms,"
+            " COALESCE(wb.status, 'active')"
+            " FROM assignments a JOIN batches b ON b.id = a.batch_id"
+            " JOIN items i ON i.id = a.item_id"
+            " LEFT JOIN worker_batches wb ON wb.worker_id = a.worker_id"
+            "  AND wb.batch_id = a.batch_id"
+            " WHERE a.id = ?",
             (assignment_id,),
         )
         if not rows:
-            return None
+            return None, None
         row = next(iter(rows))
-        return AssignmentState(
+        # A worker suspended from the batch may not answer its tasks, as if it were closed.
+        batch_status = BatchStatus(row[7]) if row[12] == "active" else BatchStatus.PAUSED
+        state = AssignmentState(
             assignment_id=row[0],
             worker_id=row[1],
             item_id=row[2],
@@ -236,20 +343,90 @@ class TaskStore:
             status=AssignmentStatus(row[4]),
             issued_at=row[5],
             expires_at=row[6],
-            batch_status=BatchStatus(row[7]),
+            batch_status=batch_status,
             options=_options(row[8]),
+        )
+        return state, (row[9], row[10], row[11])
+
+    @staticmethod
+    async def _count(
+        conn: aiosqlite.Connection,
+        worker_id: int,
+        batch_id: int,
+        correct: int | None,
+        fast: bool,
+    ) -> Trust:
+        rows = await conn.execute_fetchall(
+            "INSERT INTO worker_batches (worker_id, batch_id, answers, gold_answers,"
+            " gold_correct, fast_answers) VALUES (:w, :b, 1, :g, :c, :f)"
+            " ON CONFLICT (worker_id, batch_id) DO UPDATE SET answers = answers + 1,"
+            " gold_answers = gold_answers + :g, gold_correct = gold_correct + :c,"
+            " fast_answers = fast_answers + :f"
+            " RETURNING answers, gold_answers, gold_correct, fast_answers",
+            {
+                "w": worker_id,
+                "b": batch_id,
+                "g": int(correct is not None),
+                "c": correct or 0,
+                "f": int(fast),
+            },
+        )
+        return Trust(*next(iter(rows)))
+
+    @staticmethod
+    async def _suspend(
+        conn: aiosqlite.Connection, worker_id: int, batch_id: int, reason: str, now: float
+    ) -> None:
+        """Stops a worker in one batch. Their answers stay stored (flagged in the export) but
+        no longer count, so the items they answered go back to the pool."""
+        await conn.execute(
+            "UPDATE worker_batches SET status = 'suspended', reason = ?, changed_at = ?"
+            " WHERE worker_id = ? AND batch_id = ?",
+            (reason, now, worker_id, batch_id),
+        )
+        await conn.execute(
+            "UPDATE items SET answers = answers - 1, wanted = wanted + 1"
+            " WHERE id IN (SELECT a.item_id FROM answers a JOIN assignments s"
+            "  ON s.id = a.assignment_id WHERE a.worker_id = ? AND a.batch_id = ?"
+            "  AND s.kind = 'task')",
+            (worker_id, batch_id),
         )
 
     @staticmethod
-    async def _batch_open(conn: aiosqlite.Connection, batch_id: int) -> bool:
-        rows = await conn.execute_fetchall("SELECT status FROM batches WHERE id = ?", (batch_id,))
-        return any(row[0] == BatchStatus.OPEN for row in rows)
+    async def _maybe_widen(
+        conn: aiosqlite.Connection, item_id: int, settings: BatchSettings
+    ) -> None:
+        """Dynamic overlap: once every answer asked for is in, ask one more worker if the
+        label is still below the confidence target."""
+        rows = await conn.execute_fetchall(
+            "SELECT target, answers, wanted FROM items WHERE id = ?", (item_id,)
+        )
+        target, answers, wanted = next(iter(rows))
+        if answers < target or wanted > 0:
+            return
+        votes = await conn.execute_fetchall(
+            "SELECT a.value, COALESCE(wb.gold_correct, 0), COALESCE(wb.gold_answers, 0)"
+            " FROM answers a LEFT JOIN worker_batches wb ON wb.worker_id = a.worker_id"
+            "  AND wb.batch_id = a.batch_id"
+            " WHERE a.item_id = ? AND COALESCE(wb.status, 'active') = 'active'",
+            (item_id,),
+        )
+        # Accuracy on gold, smoothed towards 0.8 so that workers without gold count alike.
+        accuracies = [(right + 4.0) / (seen + 5.0) for _, right, seen in votes]
+        n_classes = len(settings.options) if settings.options else len(votes) + 1
+        confidence = label_confidence([v[0] for v in votes], accuracies, n_classes)
+        if needs_more_answers(settings, target, confidence):
+            await conn.execute(
+                "UPDATE items SET target = target + 1, wanted = wanted + 1 WHERE id = ?",
+                (item_id,),
+            )
 
     @staticmethod
     async def _close(
         conn: aiosqlite.Connection,
         assignment_id: int,
         item_id: int,
+        kind: str,
         status: AssignmentStatus,
         now: float,
     ) -> None:
@@ -257,21 +434,60 @@ class TaskStore:
             "UPDATE assignments SET status = ?, closed_at = ? WHERE id = ?",
             (status.value, now, assignment_id),
         )
-        await conn.execute("UPDATE items SET wanted = wanted + 1 WHERE id = ?", (item_id,))
+        if kind == "task":  # gold is handed out by schedule, not from the pool
+            await conn.execute("UPDATE items SET wanted = wanted + 1 WHERE id = ?", (item_id,))
+
+    async def _issue(
+        self, conn: aiosqlite.Connection, worker_id: int, now: float, ttl: float
+    ) -> Task | None:
+        """Hands the worker their next task: gold when the schedule says so, else the next
+        item of the first open batch they may work on."""
+        standings = await conn.execute_fetchall(_STANDINGS, {"w": worker_id})
+        for batch_id, ratio, gold_items, status, tasks, gold_issued in standings:
+            settings = await self._batch_settings(conn, batch_id)
+            admitted = status == "active" or (status is None and settings.exam_size == 0)
+            if not admitted:
+                continue
+            picked = None
+            kind = "task"
+            gold_left = gold_issued < gold_items
+            if gold_left and wants_gold(tasks, gold_issued, ratio, settings.min_gold):
+                picked = await conn.execute_fetchall(
+                    _PICK_GOLD, {"batch": batch_id, "w": worker_id}
+                )
+                kind = "gold"
+            if not picked:
+                if gold_items and not gold_left and settings.gold_exhausted == "stop":
+                    continue
+                picked = await conn.execute_fetchall(
+                    _PICK_TASK, {"batch": batch_id, "w": worker_id}
+                )
+                kind = "task"
+            if picked:
+                return await self._assign(conn, worker_id, next(iter(picked)), kind, now, ttl)
+        return None
 
     @staticmethod
-    async def _issue(
-        conn: aiosqlite.Connection, worker_id: int, now: float, ttl: float
-    ) -> Task | None:
-        picked = await conn.execute_fetchall(_PICK, {"w": worker_id})
-        if not picked:
-            return None
-        row = next(iter(picked))
-        item_id = row[5]
+    async def _assign(
+        conn: aiosqlite.Connection,
+        worker_id: int,
+        row: Sequence[Any],
+        kind: str,
+        now: float,
+        ttl: float,
+    ) -> Task:
+        batch_id, item_id = row[0], row[5]
         cursor = await conn.execute(
-            "INSERT INTO assignments (item_id, batch_id, worker_id, issued_at, expires_at)"
-            " VALUES (?, ?, ?, ?, ?)",
-            (item_id, row[0], worker_id, now, now + ttl),
+            "INSERT INTO assignments (item_id, batch_id, worker_id, issued_at, expires_at, kind)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (item_id, batch_id, worker_id, now, now + ttl, kind),
         )
-        await conn.execute("UPDATE items SET wanted = wanted - 1 WHERE id = ?", (item_id,))
+        if kind == "task":
+            await conn.execute("UPDATE items SET wanted = wanted - 1 WHERE id = ?", (item_id,))
+        await conn.execute(
+            "INSERT INTO worker_batches (worker_id, batch_id, tasks, gold_issued)"
+            " VALUES (:w, :b, 1, :g) ON CONFLICT (worker_id, batch_id) DO UPDATE SET"
+            " tasks = tasks + 1, gold_issued = gold_issued + :g",
+            {"w": worker_id, "b": batch_id, "g": int(kind == "gold")},
+        )
         return _task((cursor.lastrowid, *row, now + ttl))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -56,12 +57,18 @@ def test_import_publish_status_export(workdir: Path, capsys: pytest.CaptureFixtu
     assert run(capsys, "publish", "1")[0] == 0
     assert "[open]" in run(capsys, "status", "1")[1]
     code, out, _ = run(capsys, "export", "1")
-    assert out.strip() == "wrote 2 labels rows to batch-1-labels.csv"
-    rows = list(csv.DictReader((workdir / "batch-1-labels.csv").open()))
-    assert [(r["id"], r["text"], r["lang"], r["answers"]) for r in rows] == [
-        ("a", "Nice", "en", "0"),
-        ("b", "Awful", "de", "0"),
+    assert out.splitlines() == [
+        "wrote 2 labels rows to batch-1-labels.csv",
+        "2 labels by dawid_skene from 0 answers (0 from suspended workers left out);"
+        " agreement (Krippendorff's alpha): n/a",
+        "summary: batch-1-labels.csv.summary.json",
     ]
+    rows = list(csv.DictReader((workdir / "batch-1-labels.csv").open()))
+    assert [
+        (r["id"], r["text"], r["lang"], r["answers"], r["label"], r["method"]) for r in rows
+    ] == [("a", "Nice", "en", "0", "yes", "gold"), ("b", "Awful", "de", "0", "", "")]
+    summary = json.loads((workdir / "batch-1-labels.csv.summary.json").read_text())
+    assert summary["method"] == "dawid_skene" and summary["agreement_alpha"] is None
     run(capsys, "export", "1", "--what", "answers", "--format", "jsonl", "-o", "a.jsonl")
     assert (workdir / "a.jsonl").read_text() == ""
 
@@ -140,8 +147,8 @@ def test_publishing_twice_is_refused(workdir: Path, capsys: pytest.CaptureFixtur
 
 
 def test_migrate_reports_the_version(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert run(capsys, "migrate")[1].strip().endswith("schema version 1 (applied 1)")
-    assert run(capsys, "migrate")[1].strip().endswith("schema version 1 (nothing to apply)")
+    assert run(capsys, "migrate")[1].strip().endswith("schema version 2 (applied 1, 2)")
+    assert run(capsys, "migrate")[1].strip().endswith("schema version 2 (nothing to apply)")
 
 
 def test_run_without_a_token_stops_with_one_line(

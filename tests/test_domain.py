@@ -8,7 +8,6 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from handlers.callbacks import MAX_ID, AnswerTap, NextTap, SkipTap, decode, encode
-from labeling.aggregation import majority_vote
 from labeling.answering import MAX_FREE_TEXT, Verdict, judge
 from labeling.batch import BatchSettings, normalize_answer
 from labeling.models import AssignmentState, AssignmentStatus, BatchStatus, Submission
@@ -90,24 +89,6 @@ def test_judging_a_submission(
     current: AssignmentState | None, submission: Submission, now: float, verdict: Verdict
 ) -> None:
     assert judge(current, submission, now) is verdict
-
-
-def test_majority_vote_counts_and_agreement() -> None:
-    labels = majority_vote([(1, "yes"), (1, "yes"), (1, "no"), (2, "no")], ("yes", "no"))
-    assert (labels[1].label, labels[1].answers, round(labels[1].agreement, 3)) == ("yes", 3, 0.667)
-    assert (labels[2].label, labels[2].answers, labels[2].agreement) == ("no", 1, 1.0)
-
-
-def test_majority_vote_ties_go_to_the_option_listed_first() -> None:
-    labels = majority_vote([(1, "no"), (1, "yes"), (2, "maybe"), (2, "no")], ("yes", "no", "maybe"))
-    assert labels[1].label == "yes" and labels[2].label == "no"
-    assert labels[1].agreement == 0.5
-
-
-def test_majority_vote_on_free_text_ignores_case_and_spacing() -> None:
-    labels = majority_vote([(1, "A  cat"), (1, "a cat"), (1, "dog"), (2, "b"), (2, "a")])
-    assert labels[1].label == "A  cat" and labels[1].answers == 3
-    assert labels[2].label == "a"  # a free-text tie goes to the first in alphabetical order
 
 
 def test_normalize_answer() -> None:

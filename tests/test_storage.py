@@ -102,7 +102,7 @@ async def test_an_answer_cannot_be_stored_twice_even_by_sql(db: Database) -> Non
     tasks = await workers(db, 1)
     task = await tasks.current_or_next(1, 1.0, TTL)
     assert task is not None
-    verdict, _ = await tasks.submit(Submission(task.assignment_id, 1, option=0), 2.0, TTL)
+    verdict = (await tasks.submit(Submission(task.assignment_id, 1, option=0), 2.0, TTL)).verdict
     assert verdict is Verdict.ACCEPTED
     with pytest.raises(sqlite3.IntegrityError):
         async with db.atomic() as conn:
@@ -121,9 +121,10 @@ async def test_each_item_collects_overlap_answers_from_distinct_workers(db: Data
         task = await tasks.current_or_next(worker_id, 1.0, TTL)
         while task is not None:
             answered.setdefault(task.item_id, []).append(worker_id)
-            _, task = await tasks.submit(
+            outcome = await tasks.submit(
                 Submission(task.assignment_id, worker_id, option=1), 2.0, TTL
             )
+            task = outcome.next_task
     assert sorted(answered.values()) == [[1, 2], [1, 2], [1, 2]]
     assert await tasks.current_or_next(3, 3.0, TTL) is None
     assert await db.fetchall("SELECT answers, wanted FROM items") == [(2, 0)] * 3
@@ -165,7 +166,7 @@ async def test_a_stale_open_task_is_replaced_on_next(db: Database) -> None:
     second = await tasks.current_or_next(1, 20.0, 10.0)
     assert first is not None and second is not None
     assert second.item_id != first.item_id
-    verdict, _ = await tasks.submit(Submission(first.assignment_id, 1, option=0), 21.0, 10.0)
+    verdict = (await tasks.submit(Submission(first.assignment_id, 1, option=0), 21.0, 10.0)).verdict
     assert verdict is Verdict.EXPIRED
 
 
@@ -176,18 +177,20 @@ async def test_paused_batches_hand_out_nothing_and_take_no_answers(db: Database)
     assert task is not None
     await BatchStore(db).set_status(batch_id, BatchStatus.PAUSED, 2.0)
     assert await tasks.current_or_next(2, 3.0, TTL) is None
-    verdict, _ = await tasks.submit(Submission(task.assignment_id, 1, option=0), 3.0, TTL)
+    verdict = (await tasks.submit(Submission(task.assignment_id, 1, option=0), 3.0, TTL)).verdict
     assert verdict is Verdict.BATCH_NOT_OPEN
     assert await db.fetchval("SELECT COUNT(*) FROM answers") == 0
 
 
-async def test_picking_a_task_uses_the_pool_index(db: Database) -> None:
-    from storage.tasks import _PICK
+async def test_picking_a_task_uses_the_pool_and_gold_indexes(db: Database) -> None:
+    from storage.tasks import _PICK_GOLD, _PICK_TASK
 
-    plan = await db.fetchall("EXPLAIN QUERY PLAN " + _PICK, {"w": 1})
-    details = " ".join(row[3] for row in plan)
-    assert "SEARCH i USING INDEX items_pool (batch_id=?)" in details
-    assert "TEMP B-TREE" not in details  # rows come in order: LIMIT 1 stops at the first
+    for sql, index in ((_PICK_TASK, "items_pool"), (_PICK_GOLD, "items_gold")):
+        plan = await db.fetchall("EXPLAIN QUERY PLAN " + sql, {"w": 1, "batch": 1})
+        details = " ".join(row[3] for row in plan)
+        assert f"SEARCH i USING INDEX {index} (batch_id=?)" in details
+    plan = await db.fetchall("EXPLAIN QUERY PLAN " + _PICK_TASK, {"w": 1, "batch": 1})
+    assert "TEMP B-TREE" not in " ".join(row[3] for row in plan)  # LIMIT 1 stops early
 
 
 async def test_creating_a_batch_is_all_or_nothing(db: Database) -> None:
@@ -208,3 +211,26 @@ async def test_pages_stream_every_row_once_across_page_boundaries(db: Database) 
     sql = "SELECT id FROM workers WHERE id > :after ORDER BY id LIMIT :limit"
     for size in (1, 5, 7, 25, 100):
         assert [row[0] async for row in db.pages(sql, {}, size=size)] == list(range(1, 26))
+
+
+async def test_an_old_database_is_upgraded_with_its_data(tmp_path: Path) -> None:
+    async with Database(tmp_path / "old.db") as db:
+        assert await db.migrate(up_to=1) == [1]
+        async with db.atomic() as conn:
+            await conn.execute(
+                "INSERT INTO batches (name, question, options, overlap, created_at, status)"
+                " VALUES ('b', 'q?', '[\"yes\", \"no\"]', 2, 0, 'open')"
+            )
+            await conn.executemany(
+                "INSERT INTO items (batch_id, position, text, gold, wanted) VALUES (1, ?, ?, ?, 2)",
+                [(1, "a", None), (2, "b", "yes")],
+            )
+        await workers(db, 1)
+        assert await db.migrate() == [2]
+        stored = await BatchStore(db).get(1)
+        assert stored.settings.options == ("yes", "no") and stored.settings.overlap == 2
+        assert await db.fetchall("SELECT target, wanted FROM items ORDER BY id") == [
+            (2, 2),
+            (2, 0),  # the gold item leaves the pool
+        ]
+        assert await db.fetchval("SELECT gold_items FROM batches") == 1

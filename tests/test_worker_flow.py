@@ -40,9 +40,9 @@ async def test_three_workers_overlap_three_export_holds_exactly_their_answers(
         assert sorted(items) == sorted(TRUTH), "each worker sees each item exactly once"
 
     out = io.StringIO()
-    rows = await harness.services.batches.export(batch, "answers", "csv", out)
+    summary = await harness.services.batches.export(batch, "answers", "csv", out)
     exported = list(csv.DictReader(io.StringIO(out.getvalue())))
-    assert rows == 9
+    assert summary.rows == 9
     assert sorted((int(r["worker_id"]), r["id"], r["answer"]) for r in exported) == sorted(
         (uid, rid, TRUTH[text])
         for uid in (11, 12, 13)

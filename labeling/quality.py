@@ -1,0 +1,119 @@
+"""Quality rules: when gold is shown, how trust is judged, what is too fast, when an item has
+enough answers, and whether an exam is passed. Pure functions, so each rule is tested alone."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from labeling.batch import BatchSettings, normalize_answer
+
+Z95 = 1.959964
+
+
+def wants_gold(tasks_issued: int, gold_issued: int, gold_ratio: float, warmup: int) -> bool:
+    """Whether a worker's next task should be gold.
+
+    A new worker meets gold early: every other task is gold until `warmup` gold items are in
+    (the trust rule's minimum), so a careless worker is judged within the first few tasks.
+    After that, gold keeps pace with `gold_ratio` of the tasks handed out.
+    """
+    if gold_ratio <= 0:
+        return False
+    due = max(math.ceil(gold_ratio * (tasks_issued + 1)), min(warmup, (tasks_issued + 2) // 2))
+    return gold_issued < due
+
+
+def is_correct(value: str, gold: str) -> bool:
+    return normalize_answer(value) == normalize_answer(gold)
+
+
+def is_fast(duration_ms: int, median_ms: int | None, ratio: float) -> bool:
+    """Far faster than the batch's typical answer: the task was likely not read."""
+    return median_ms is not None and ratio > 0 and duration_ms < ratio * median_ms
+
+
+def median(values: Sequence[int]) -> int | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    if len(ordered) % 2:
+        return ordered[middle]
+    return (ordered[middle - 1] + ordered[middle]) // 2
+
+
+@dataclass(frozen=True, slots=True)
+class Trust:
+    """What a worker's answers in one batch say about them."""
+
+    answers: int = 0
+    gold_answers: int = 0
+    gold_correct: int = 0
+    fast_answers: int = 0
+
+    @property
+    def accuracy(self) -> float | None:
+        return self.gold_correct / self.gold_answers if self.gold_answers else None
+
+    def interval(self, z: float = Z95) -> tuple[float, float] | None:
+        """Wilson score interval of the accuracy on gold (95% by default)."""
+        n = self.gold_answers
+        if not n:
+            return None
+        p = self.gold_correct / n
+        centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+        half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+        return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def suspension(trust: Trust, settings: BatchSettings) -> str | None:
+    """Why this worker should be suspended from the batch, or None."""
+    accuracy = trust.accuracy
+    if (
+        settings.min_accuracy > 0
+        and accuracy is not None
+        and trust.gold_answers >= settings.min_gold
+        and accuracy < settings.min_accuracy
+    ):
+        return (
+            f"gold accuracy {accuracy:.0%} on {trust.gold_answers} control tasks,"
+            f" below {settings.min_accuracy:.0%}"
+        )
+    if (
+        settings.fast_suspend is not None
+        and trust.fast_answers >= settings.fast_suspend
+        and trust.fast_answers * 2 >= trust.answers
+    ):
+        return f"{trust.fast_answers} of {trust.answers} answers far faster than usual"
+    return None
+
+
+def label_confidence(values: Sequence[str], accuracies: Sequence[float], n_classes: int) -> float:
+    """Posterior of the leading answer when each worker is right with their accuracy and
+    otherwise picks uniformly among the other classes (the one-coin model)."""
+    if not values:
+        return 0.0
+    k = max(n_classes, 2)
+    scores: dict[str, float] = {}
+    for value, accuracy in zip(values, accuracies, strict=True):
+        a = min(max(accuracy, 1e-3), 1 - 1e-3)
+        weight = math.log((k - 1) * a / (1 - a))
+        key = normalize_answer(value)
+        scores[key] = scores.get(key, 0.0) + weight
+    top = max(scores.values())
+    unseen = max(k - len(scores), 0)
+    normaliser = sum(math.exp(s - top) for s in scores.values()) + unseen * math.exp(-top)
+    return 1.0 / normaliser
+
+
+def needs_more_answers(settings: BatchSettings, target: int, confidence: float) -> bool:
+    """Dynamic overlap: ask one more worker while the label is unsure and the cap allows."""
+    if not settings.dynamic_overlap or settings.confidence_target is None:
+        return False
+    return confidence < settings.confidence_target and target < (settings.max_overlap or 0)
+
+
+def exam_passed(correct: int, total: int, settings: BatchSettings) -> bool:
+    return total > 0 and correct / total >= settings.exam_pass - 1e-9
