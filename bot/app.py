@@ -20,6 +20,7 @@ from labeling.work import WorkService
 from storage.batches import BatchStore
 from storage.broadcasts import BroadcastStore
 from storage.db import Database
+from storage.exams import ExamStore
 from storage.tasks import TaskStore
 
 log = logging.getLogger(__name__)
@@ -32,15 +33,17 @@ WORKER_COMMANDS = [
 ]
 
 
-async def sweep_expired(work: WorkService, every: float) -> None:
-    """Returns tasks left unanswered past their time to the pool, over and over."""
+async def upkeep(work: WorkService, every: float) -> None:
+    """Returns tasks left unanswered past their time to the pool and refreshes each batch's
+    typical answer time, over and over."""
     while True:
         try:
             returned = await work.expire_stale()
             if returned:
                 log.info("returned %d expired tasks to the pool", returned)
+            await work.refresh_medians()
         except Exception:
-            log.exception("expiry sweep failed")
+            log.exception("upkeep round failed")
         await asyncio.sleep(every)
 
 
@@ -52,7 +55,9 @@ def build_application(settings: Settings, *, notify_every: float = 2.0) -> Label
     async def post_init(application: LabelApplication) -> None:
         await db.open()
         await db.migrate()
-        work = WorkService(TaskStore(db), assignment_ttl=settings.assignment_timeout_seconds)
+        work = WorkService(
+            TaskStore(db), ExamStore(db), assignment_ttl=settings.assignment_timeout_seconds
+        )
         application.bot_data.services = Services(
             work=work,
             batches=BatchService(BatchStore(db)),
@@ -60,11 +65,11 @@ def build_application(settings: Settings, *, notify_every: float = 2.0) -> Label
         )
         await application.bot.set_my_commands(WORKER_COMMANDS)
         notifier = Notifier(application.bot, BroadcastStore(db), rate=settings.broadcast_rate)
-        sweep_every = min(30.0, settings.assignment_timeout_seconds / 4)
+        sweep_every = min(10.0, settings.assignment_timeout_seconds / 4)
         background.extend(
             [
                 asyncio.create_task(notifier.run(notify_every), name="notifier"),
-                asyncio.create_task(sweep_expired(work, sweep_every), name="expiry"),
+                asyncio.create_task(upkeep(work, sweep_every), name="upkeep"),
             ]
         )
 

@@ -158,13 +158,22 @@ async def _publish(service: BatchService, args: argparse.Namespace) -> int:
 
 def format_status(summary: BatchSummary) -> str:
     kind = f"options {', '.join(summary.options)}" if summary.options else "free text"
+    alpha = "n/a" if summary.alpha is None else f"{summary.alpha:.2f}"
+    accuracy = summary.gold_accuracy
+    gold = "no gold answers yet" if accuracy is None else (
+        f"workers right on {accuracy:.0%} of {summary.gold_answers} gold answers"
+    )
     return (
         f"batch {summary.batch_id} '{summary.name}' [{summary.status}]\n"
         f"  question: {summary.question} ({kind})\n"
-        f"  items: {summary.items_done}/{summary.items} done, {summary.gold_items} gold;"
+        f"  items: {summary.items_done}/{summary.items} done, plus {summary.gold_items} gold;"
         f" overlap {summary.overlap}\n"
-        f"  answers: {summary.answers}/{summary.answers_needed} ({summary.progress:.0%}),"
-        f" from {summary.workers} workers; {summary.open_tasks} tasks open now"
+        f"  answers: {summary.answers_counted}/{summary.answers_needed} counted"
+        f" ({summary.progress:.0%}), {summary.answers} stored, from {summary.workers} workers;"
+        f" {summary.open_tasks} tasks open now\n"
+        f"  quality: {gold}; {summary.suspended} workers suspended;"
+        f" {summary.fast_answers} fast answers flagged\n"
+        f"  labels by {summary.method}; agreement (Krippendorff's alpha): {alpha}"
     )
 
 

@@ -98,7 +98,7 @@ async def show_progress(local: LocalBot, batch_id: int, done: asyncio.Event) -> 
         elapsed = time.monotonic() - started
         bar = "#" * int(summary.progress * 30)
         line = (
-            f"[{bar:<30}] {summary.progress:4.0%}  {summary.answers}/{summary.answers_needed}"
+            f"[{bar:<30}] {summary.progress:4.0%}  {summary.answers_counted}/{summary.answers_needed}"
             f" answers  {summary.answers / max(elapsed, 1e-9):5.1f}/s"
             f"  {summary.workers} workers"
         )

@@ -1,8 +1,9 @@
 """The callback data on task buttons: compact, versionless, and never trusted.
 
-`a:<assignment>:<option>` answers, `s:<assignment>` skips, `n` asks for the next task. The
-data names only the assignment and the option's place, so it tells nothing about the item
-(gold or not); whether the assignment is the tapper's and still open is checked on every tap.
+`a:<assignment>:<option>` answers, `s:<assignment>` skips, `n` asks for the next task, and
+`x:<attempt>:<item>:<option>` answers an exam question. A task's data names only the assignment
+and the option's place, so it tells nothing about the item (gold or not); whether the
+assignment is the tapper's and still open is checked on every tap.
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ import re
 from dataclasses import dataclass
 
 MAX_ID = 2**53
-_PATTERN = re.compile(r"a:([0-9]{1,16}):([0-9]{1,3})|s:([0-9]{1,16})|n")
+_PATTERN = re.compile(
+    r"a:([0-9]{1,16}):([0-9]{1,3})|s:([0-9]{1,16})|n|x:([0-9]{1,16}):([0-9]{1,16}):([0-9]{1,3})"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,7 +33,14 @@ class NextTap:
     pass
 
 
-Tap = AnswerTap | SkipTap | NextTap
+@dataclass(frozen=True, slots=True)
+class ExamTap:
+    attempt_id: int
+    item_id: int
+    option: int
+
+
+Tap = AnswerTap | SkipTap | NextTap | ExamTap
 
 
 def encode(tap: Tap) -> str:
@@ -41,6 +51,8 @@ def encode(tap: Tap) -> str:
             return f"s:{assignment_id}"
         case NextTap():
             return "n"
+        case ExamTap(attempt_id, item_id, option):
+            return f"x:{attempt_id}:{item_id}:{option}"
     raise TypeError(tap)
 
 
@@ -57,4 +69,9 @@ def decode(data: str | None) -> Tap | None:
     if match[3] is not None:
         assignment_id = int(match[3])
         return SkipTap(assignment_id) if assignment_id < MAX_ID else None
+    if match[4] is not None:
+        attempt_id, item_id = int(match[4]), int(match[5])
+        if attempt_id < MAX_ID and item_id < MAX_ID:
+            return ExamTap(attempt_id, item_id, int(match[6]))
+        return None
     return NextTap()

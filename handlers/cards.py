@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from html import escape
 from pathlib import Path
 
@@ -16,125 +17,180 @@ from telegram import (
 from telegram.error import BadRequest
 from telegram.ext import ExtBot
 
-from handlers.callbacks import AnswerTap, NextTap, SkipTap, encode
-from labeling.models import Task
-from labeling.work import WorkService
+from handlers.callbacks import AnswerTap, ExamTap, NextTap, SkipTap, Tap, encode
+from labeling.models import ExamQuestion, ExamResult, Task
+from labeling.work import Shown, WorkService
 
 log = logging.getLogger(__name__)
 
 SKIP = "Skip ⏭"
 NEXT = "Next task ▶"
+CONTINUE = "Continue ▶"
 NOTHING_LEFT = "Nothing left to label right now. I will message you when a new batch opens."
 
+Item = Task | ExamQuestion
 
-def task_text(task: Task, header: str | None = None, *, instructions: bool = False) -> str:
-    """The card's text (HTML): what was just saved, the item, then the question."""
+
+def card_text(item: Item, header: str | None = None, *, instructions: bool = False) -> str:
+    """The card's text (HTML): what just happened, the item, then the question."""
     parts = []
     if header:
         parts.append(escape(header))
-    parts.append(f"<b>{escape(task.batch_name)}</b>")
-    if instructions and task.instructions:
-        parts.append(f"<i>{escape(task.instructions)}</i>")
-    if task.text:
-        parts.append(escape(task.text))
-    question = f"<b>{escape(task.question)}</b>"
-    if task.free_text:
+    title = f"<b>{escape(item.batch_name)}</b>"
+    if isinstance(item, ExamQuestion):
+        title = f"<b>Training {item.number} of {item.total}</b> · {escape(item.batch_name)}"
+        instructions = instructions or item.number == 1
+    parts.append(title)
+    if instructions and item.instructions:
+        parts.append(f"<i>{escape(item.instructions)}</i>")
+    if item.text:
+        parts.append(escape(item.text))
+    question = f"<b>{escape(item.question)}</b>"
+    if item.options is None:
         question += "\nReply with your answer in a message."
     parts.append(question)
     return "\n\n".join(parts)
 
 
-def task_keyboard(task: Task) -> InlineKeyboardMarkup:
-    """One button per option (two to a row when they are short) and a Skip."""
+def card_keyboard(item: Item) -> InlineKeyboardMarkup:
+    """One button per option (two to a row when they are short); a Skip for real tasks."""
     rows: list[list[InlineKeyboardButton]] = []
-    options = task.options or ()
+    options = item.options or ()
     per_row = 2 if options and max(len(option) for option in options) <= 14 else 1
     for start in range(0, len(options), per_row):
         rows.append(
             [
-                InlineKeyboardButton(option, callback_data=encode(AnswerTap(task.assignment_id, i)))
+                InlineKeyboardButton(option, callback_data=encode(_tap(item, i)))
                 for i, option in enumerate(options[start : start + per_row], start=start)
             ]
         )
-    rows.append([InlineKeyboardButton(SKIP, callback_data=encode(SkipTap(task.assignment_id)))])
+    if isinstance(item, Task):
+        rows.append([InlineKeyboardButton(SKIP, callback_data=encode(SkipTap(item.assignment_id)))])
     return InlineKeyboardMarkup(rows)
 
 
-def next_keyboard() -> InlineKeyboardMarkup:
-    return InlineKeyboardMarkup([[InlineKeyboardButton(NEXT, callback_data=encode(NextTap()))]])
+def _tap(item: Item, option: int) -> Tap:
+    if isinstance(item, ExamQuestion):
+        return ExamTap(item.attempt_id, item.item_id, option)
+    return AnswerTap(item.assignment_id, option)
+
+
+def next_keyboard(label: str = NEXT) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup([[InlineKeyboardButton(label, callback_data=encode(NextTap()))]])
+
+
+def exam_feedback(result: ExamResult) -> str:
+    """What the worker learns from an exam answer: the right answer when they missed, and
+    the verdict after the last question."""
+    parts = []
+    if not result.correct and result.right_answer is not None:
+        parts.append(f"✗ Not quite: the right answer is “{result.right_answer}”.")
+        if result.explanation:
+            parts.append(result.explanation)
+    elif result.right_answer is not None:
+        parts.append("✓ Correct.")
+    if result.finished:
+        parts.append(exam_verdict(result))
+    return "\n\n".join(parts)
+
+
+def exam_verdict(result: ExamResult) -> str:
+    if result.passed:
+        return (
+            f"Training done: {result.score} of {result.total} right. "
+            f"Welcome to {result.batch_name}!"
+        )
+    score = f"{result.score} of {result.total} right. " if result.total else ""
+    if result.retry_at is None:
+        return (
+            f"Training for {result.batch_name}: {score}That is below the pass mark, so "
+            "this batch stays closed to you. Thank you for trying!"
+        )
+    wait = max(1, round((result.retry_at - time.time()) / 60))
+    return (
+        f"Training for {result.batch_name}: {score}That is below the pass mark. You can "
+        f"try again in about {wait} minute{'s' if wait != 1 else ''} with /next."
+    )
 
 
 async def show_task(
     bot: ExtBot[None],
     work: WorkService,
     chat_id: int,
-    task: Task | None,
+    shown: Shown,
     *,
     card: Message | None = None,
     header: str | None = None,
     instructions: bool = False,
 ) -> None:
-    """Shows `task` by turning `card` into it when the kinds match (one call), else sends a
-    new card and clears the old one's buttons."""
-    if task is None:
-        text = escape(f"{header}\n\n{NOTHING_LEFT}" if header else NOTHING_LEFT)
-        if card is not None:
-            await _edit_or_send(bot, chat_id, card, text)
-        else:
-            await bot.send_message(chat_id, text, parse_mode="HTML")
+    """Shows a task or exam question by turning `card` into it when the kinds match (one
+    call), else sends a new card and clears the old one's buttons; or says why there is none."""
+    if shown is None or isinstance(shown, ExamResult):
+        text = NOTHING_LEFT if shown is None else exam_verdict(shown)
+        text = escape(f"{header}\n\n{text}" if header else text)
+        await show_text(bot, chat_id, text, next_keyboard(), card=card)
         return
-    text = task_text(task, header, instructions=instructions)
-    keyboard = task_keyboard(task)
-    if card is not None and task.image is None and card.text is not None:
+    text = card_text(shown, header, instructions=instructions)
+    keyboard = card_keyboard(shown)
+    if card is not None and shown.image is None and card.text is not None:
         await bot.edit_message_text(
             text, chat_id, card.message_id, parse_mode="HTML", reply_markup=keyboard
         )
         return
-    if card is not None and task.image is not None and card.photo:
-        media = InputMediaPhoto(await _photo_source(task), caption=text, parse_mode="HTML")
+    if card is not None and shown.image is not None and card.photo:
+        media = InputMediaPhoto(await _photo_source(shown), caption=text, parse_mode="HTML")
         sent = await bot.edit_message_media(media, chat_id, card.message_id, reply_markup=keyboard)
-        await _remember_photo(work, task, sent)
+        await _remember_photo(work, shown, sent)
         return
     if card is not None:
         await _clear_buttons(bot, chat_id, card)
-    if task.image is None:
+    if shown.image is None:
         await bot.send_message(chat_id, text, parse_mode="HTML", reply_markup=keyboard)
     else:
         sent = await bot.send_photo(
             chat_id,
-            await _photo_source(task),
+            await _photo_source(shown),
             caption=text,
             parse_mode="HTML",
             reply_markup=keyboard,
         )
-        await _remember_photo(work, task, sent)
+        await _remember_photo(work, shown, sent)
 
 
-async def _photo_source(task: Task) -> str | bytes:
+async def show_text(
+    bot: ExtBot[None],
+    chat_id: int,
+    text: str,
+    keyboard: InlineKeyboardMarkup | None,
+    *,
+    card: Message | None = None,
+) -> None:
+    """Turns a text card into a message (HTML), or sends it when the card is a photo."""
+    if card is not None and card.text is not None:
+        await bot.edit_message_text(
+            text, chat_id, card.message_id, parse_mode="HTML", reply_markup=keyboard
+        )
+        return
+    if card is not None:
+        await _clear_buttons(bot, chat_id, card)
+    await bot.send_message(chat_id, text, parse_mode="HTML", reply_markup=keyboard)
+
+
+async def _photo_source(item: Item) -> str | bytes:
     """Telegram's file id once known; else the URL, or the local file's bytes (read off the
     event loop, so a slow disk never stalls other workers)."""
-    if task.image_file_id:
-        return task.image_file_id
-    assert task.image is not None
-    if task.image.startswith(("http://", "https://")):
-        return task.image
-    return await asyncio.to_thread(Path(task.image).read_bytes)
+    if item.image_file_id:
+        return item.image_file_id
+    assert item.image is not None
+    if item.image.startswith(("http://", "https://")):
+        return item.image
+    return await asyncio.to_thread(Path(item.image).read_bytes)
 
 
-async def _remember_photo(work: WorkService, task: Task, sent: Message | bool) -> None:
-    if task.image_file_id or not isinstance(sent, Message) or not sent.photo:
+async def _remember_photo(work: WorkService, item: Item, sent: Message | bool) -> None:
+    if item.image_file_id or not isinstance(sent, Message) or not sent.photo:
         return
-    await work.remember_image(task.item_id, sent.photo[-1].file_id)
-
-
-async def _edit_or_send(bot: ExtBot[None], chat_id: int, card: Message, text: str) -> None:
-    if card.text is not None:
-        await bot.edit_message_text(
-            text, chat_id, card.message_id, parse_mode="HTML", reply_markup=next_keyboard()
-        )
-    else:
-        await _clear_buttons(bot, chat_id, card)
-        await bot.send_message(chat_id, text, parse_mode="HTML", reply_markup=next_keyboard())
+    await work.remember_image(item.item_id, sent.photo[-1].file_id)
 
 
 async def _clear_buttons(bot: ExtBot[None], chat_id: int, card: Message) -> None:

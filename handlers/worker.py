@@ -16,11 +16,12 @@ from telegram.ext import (
     filters,
 )
 
-from handlers.callbacks import AnswerTap, NextTap, SkipTap, decode
-from handlers.cards import next_keyboard, show_task
+from handlers.callbacks import AnswerTap, ExamTap, NextTap, SkipTap, decode
+from handlers.cards import CONTINUE, exam_feedback, next_keyboard, show_task, show_text
 from handlers.context import LabelApplication, LabelContext
 from labeling.answering import Verdict
-from labeling.models import Submission, Task, WorkerProfile
+from labeling.models import Submission, WorkerProfile
+from labeling.work import Shown
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,11 @@ REFUSALS = {
 }
 ALERT = {Verdict.NOT_YOURS, Verdict.EXPIRED, Verdict.BATCH_NOT_OPEN, Verdict.INVALID}
 STALE = {Verdict.EXPIRED, Verdict.BATCH_NOT_OPEN, Verdict.SKIPPED}
+SUSPENDED = (
+    "Your answers to {batch}'s check questions matched the known answers too rarely, so this "
+    "batch is closed to you now. Your answers are kept for review, and a coordinator may "
+    "let you back in."
+)
 
 
 def profile(user: User) -> WorkerProfile:
@@ -118,12 +124,23 @@ async def tap(update: Update, context: LabelContext) -> None:
             outcome = await work.skip(assignment_id, worker_id)
         case NextTap():
             await work.register(profile(query.from_user))
-            task = await work.next_task(worker_id)
-            await asyncio.gather(_answer(query), _show(context, query, task))
+            shown = await work.next_task(worker_id)
+            await asyncio.gather(_answer(query), _show(context, query, shown))
+            return
+        case ExamTap(attempt_id, item_id, option):
+            await exam_answer(context, query, Submission(attempt_id, worker_id, option=option),
+                              item_id)
             return
         case _:
             await _answer(query, REFUSALS[Verdict.NOT_FOUND], alert=True)
             return
+    if outcome.suspended is not None:
+        header = SUSPENDED.format(batch=outcome.suspended)
+        await asyncio.gather(
+            _answer(query, header[:200], alert=True),
+            _show(context, query, outcome.next_task, header),
+        )
+        return
     if outcome.saved:
         # The answer is committed, so the worker may be told: both calls go out together.
         await asyncio.gather(_answer(query), _show(context, query, outcome.next_task, header))
@@ -134,6 +151,30 @@ async def tap(update: Update, context: LabelContext) -> None:
         await asyncio.gather(refusal, _offer_next(context, query.message))
     else:
         await refusal
+
+
+async def exam_answer(
+    context: LabelContext, query: CallbackQuery, submission: Submission, item_id: int
+) -> None:
+    """Records a training answer: a right one moves on to the next question, a wrong one shows
+    the right answer and its explanation first."""
+    work = context.services.work
+    result = await work.answer_exam(submission, item_id)
+    if result.verdict is not Verdict.ACCEPTED:
+        await _answer(query, REFUSALS[result.verdict], alert=result.verdict in ALERT)
+        return
+    card = query.message if isinstance(query.message, Message) else None
+    chat_id = query.message.chat.id if query.message else query.from_user.id
+    feedback = exam_feedback(result)
+    if result.correct and not result.finished:
+        shown = await work.next_task(submission.worker_id)
+        await asyncio.gather(_answer(query), _show(context, query, shown, feedback))
+        return
+    button = "Start labeling ▶" if result.passed else CONTINUE
+    keyboard = next_keyboard(button) if result.passed or not result.finished else None
+    await asyncio.gather(
+        _answer(query), show_text(context.bot, chat_id, escape(feedback), keyboard, card=card)
+    )
 
 
 async def free_text(update: Update, context: LabelContext) -> None:
@@ -153,7 +194,10 @@ async def free_text(update: Update, context: LabelContext) -> None:
     if not outcome.saved:
         await message.reply_text(REFUSALS[outcome.verdict])
         return
-    await show_task(context.bot, work, message.chat_id, outcome.next_task, header="✓ Saved.")
+    header = "✓ Saved."
+    if outcome.suspended is not None:
+        header = SUSPENDED.format(batch=outcome.suspended)
+    await show_task(context.bot, work, message.chat_id, outcome.next_task, header=header)
 
 
 async def unknown(update: Update, context: LabelContext) -> None:
@@ -170,7 +214,7 @@ async def _answer(query: CallbackQuery, text: str | None = None, *, alert: bool 
 
 
 async def _show(
-    context: LabelContext, query: CallbackQuery, task: Task | None, header: str | None = None
+    context: LabelContext, query: CallbackQuery, task: Shown, header: str | None = None
 ) -> None:
     card = query.message if isinstance(query.message, Message) else None
     chat_id = query.message.chat.id if query.message else query.from_user.id

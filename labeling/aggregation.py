@@ -303,6 +303,8 @@ def aggregate(data: AnswerSet, method: Method, gold: Mapping[int, str] | None = 
 def krippendorff_alpha(data: AnswerSet) -> float:
     """Krippendorff's alpha for nominal data: 1 - observed / expected disagreement, over the
     items that have at least two answers. NaN when there is nothing to compare."""
+    if len(data.items) == 0:
+        return float("nan")
     keys = data.items * data.n_classes + data.labels
     pairs, counts = np.unique(keys, return_counts=True)
     pair_items = pairs // data.n_classes

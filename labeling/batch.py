@@ -98,6 +98,8 @@ class BatchSettings(BaseModel):
             raise ValueError("max_overlap must be at least overlap")
         if self.confidence_target is not None and self.max_overlap is None:
             raise ValueError("a confidence_target needs a max_overlap to grow towards")
+        if self.exam_size and self.options is None:
+            raise ValueError("an exam needs options to choose from")
         return self
 
     @property

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TextIO
 
+from labeling.aggregation import AnswerSet, krippendorff_alpha
 from labeling.batch import BatchSettings
-from labeling.batchfile import parse_batch_file
+from labeling.batchfile import BatchFileError, RowError, parse_batch_file
 from labeling.export import ExportSummary, Format, What, write_answers, write_labels
 from labeling.models import BatchStatus, BatchSummary
 from labeling.ports import BatchRepository
@@ -49,10 +51,14 @@ class BatchService:
     ) -> Imported:
         """Validates the whole file first; stores nothing unless every row is good."""
         items = parse_batch_file(content, filename, settings, base_dir=base_dir)
+        gold = sum(item.gold is not None for item in items)
+        if settings.exam_size > gold:
+            raise BatchFileError([RowError(0, (
+                f"the exam asks for {settings.exam_size} gold items, the file has {gold}"
+            ))])
         batch_id = await self.batches.create(
             settings, items, now=self.clock(), source=Path(filename).name, created_by=created_by
         )
-        gold = sum(item.gold is not None for item in items)
         return Imported(batch_id, len(items), gold, settings)
 
     async def publish(self, batch_id: int) -> BatchSummary:
@@ -66,7 +72,17 @@ class BatchService:
         return (await self.batches.summaries(batch_id))[0]
 
     async def status(self, batch_id: int | None = None) -> list[BatchSummary]:
-        return await self.batches.summaries(batch_id)
+        """Each batch's progress and quality, with its agreement (Krippendorff's alpha)."""
+        summaries = []
+        for summary in await self.batches.summaries(batch_id):
+            answers = [
+                (a.item_id, a.worker_id, a.value)
+                async for a in self.batches.answers(summary.batch_id)
+                if not a.excluded and not a.gold
+            ]
+            alpha = krippendorff_alpha(AnswerSet.build(answers, summary.options))
+            summaries.append(replace(summary, alpha=None if math.isnan(alpha) else alpha))
+        return summaries
 
     async def export(self, batch_id: int, what: What, fmt: Format, out: TextIO) -> ExportSummary:
         """Writes the export; returns what it holds."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
@@ -68,6 +68,40 @@ class Task:
 
 
 @dataclass(frozen=True, slots=True)
+class ExamQuestion:
+    """One question of a batch's training exam, shown openly as training."""
+
+    attempt_id: int
+    batch_id: int
+    batch_name: str
+    question: str
+    options: tuple[str, ...]
+    instructions: str | None
+    item_id: int
+    text: str | None
+    image: str | None
+    image_file_id: str | None
+    number: int  # 1-based place in the exam
+    total: int
+
+
+@dataclass(frozen=True, slots=True)
+class ExamResult:
+    """What an exam answer did, and where the worker stands after it."""
+
+    verdict: Verdict
+    correct: bool = False
+    right_answer: str | None = None
+    explanation: str | None = None
+    finished: bool = False
+    passed: bool = False
+    score: int = 0
+    total: int = 0
+    retry_at: float | None = None  # a failed worker may try again from then on
+    batch_name: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class AssignmentState:
     """What the answer path needs to know about an assignment to judge a submission."""
 
@@ -118,7 +152,7 @@ class WorkerStats:
 
 @dataclass(frozen=True, slots=True)
 class BatchSummary:
-    """Progress of one batch, for `status`."""
+    """Progress, quality and pay of one batch, for `status`."""
 
     batch_id: int
     name: str
@@ -127,23 +161,33 @@ class BatchSummary:
     options: tuple[str, ...] | None
     overlap: int
     reward: float
-    items: int
+    items: int  # ordinary items, gold not included
     gold_items: int
     items_done: int
-    answers: int
+    answers: int  # every stored answer, gold and excluded ones included
+    answers_counted: int  # answers on ordinary items that count towards their labels
+    answers_needed: int  # what the ordinary items ask for now (dynamic overlap may raise it)
     workers: int
     open_tasks: int
     created_at: float
     published_at: float | None = None
-    extra: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def answers_needed(self) -> int:
-        return self.items * self.overlap
+    suspended: int = 0
+    gold_answers: int = 0
+    gold_correct: int = 0
+    fast_answers: int = 0
+    median_ms: int | None = None
+    method: str = ""
+    alpha: float | None = None
 
     @property
     def progress(self) -> float:
-        return min(1.0, self.answers / self.answers_needed) if self.answers_needed else 1.0
+        if not self.answers_needed:
+            return 1.0
+        return min(1.0, self.answers_counted / self.answers_needed)
+
+    @property
+    def gold_accuracy(self) -> float | None:
+        return self.gold_correct / self.gold_answers if self.gold_answers else None
 
 
 @dataclass(frozen=True, slots=True)

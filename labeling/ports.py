@@ -9,6 +9,8 @@ from labeling.batch import BatchSettings, ItemRow
 from labeling.models import (
     BatchStatus,
     BatchSummary,
+    ExamQuestion,
+    ExamResult,
     ExportAnswer,
     ExportItem,
     Outcome,
@@ -52,3 +54,10 @@ class BatchRepository(Protocol):
     async def summaries(self, batch_id: int | None = None) -> list[BatchSummary]: ...
     def items(self, batch_id: int) -> AsyncIterator[ExportItem]: ...
     def answers(self, batch_id: int) -> AsyncIterator[ExportAnswer]: ...
+
+
+class ExamRepository(Protocol):
+    async def next_question(
+        self, worker_id: int, now: float
+    ) -> ExamQuestion | ExamResult | None: ...
+    async def answer(self, submission: Submission, item_id: int, now: float) -> ExamResult: ...

@@ -5,17 +5,34 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from labeling.models import Outcome, Submission, Task, WorkerProfile, WorkerStats
-from labeling.ports import TaskRepository
+from labeling.models import (
+    ExamQuestion,
+    ExamResult,
+    Outcome,
+    Submission,
+    Task,
+    WorkerProfile,
+    WorkerStats,
+)
+from labeling.ports import ExamRepository, TaskRepository
 
 Clock = Callable[[], float]
 
 
+Shown = Task | ExamQuestion | ExamResult | None
+
+
 class WorkService:
     def __init__(
-        self, tasks: TaskRepository, *, assignment_ttl: float, clock: Clock = time.time
+        self,
+        tasks: TaskRepository,
+        exams: ExamRepository,
+        *,
+        assignment_ttl: float,
+        clock: Clock = time.time,
     ) -> None:
         self.tasks = tasks
+        self.exams = exams
         self.assignment_ttl = assignment_ttl
         self.clock = clock
 
@@ -28,8 +45,16 @@ class WorkService:
     async def pause_notifications(self, worker_id: int) -> bool:
         return await self.tasks.set_notify(worker_id, False)
 
-    async def next_task(self, worker_id: int) -> Task | None:
-        return await self.tasks.current_or_next(worker_id, self.clock(), self.assignment_ttl)
+    async def next_task(self, worker_id: int) -> Shown:
+        """The worker's open or next task; else the next question of an exam that stands
+        between them and a batch (or why they must wait to retry one); else None."""
+        task = await self.tasks.current_or_next(worker_id, self.clock(), self.assignment_ttl)
+        if task is not None:
+            return task
+        return await self.exams.next_question(worker_id, self.clock())
+
+    async def answer_exam(self, submission: Submission, item_id: int) -> ExamResult:
+        return await self.exams.answer(submission, item_id, self.clock())
 
     async def open_task(self, worker_id: int) -> Task | None:
         return await self.tasks.open_task(worker_id, self.clock())

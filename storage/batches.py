@@ -120,16 +120,26 @@ class BatchStore:
         rows = await self.db.fetchall(
             """
             SELECT b.id, b.name, b.status, b.question, b.options, b.overlap, b.reward,
-                   b.created_at, b.published_at,
-                   (SELECT COUNT(*) FROM items i WHERE i.batch_id = b.id),
-                   (SELECT COUNT(*) FROM items i WHERE i.batch_id = b.id AND i.gold IS NOT NULL),
-                   (SELECT COUNT(*) FROM items i WHERE i.batch_id = b.id
-                      AND i.answers >= b.overlap),
+                   b.created_at, b.published_at, b.median_ms,
+                   b.aggregation,
+                   i.items, i.gold, i.done, i.counted, i.needed,
                    (SELECT COUNT(*) FROM answers a WHERE a.batch_id = b.id),
                    (SELECT COUNT(DISTINCT worker_id) FROM answers a WHERE a.batch_id = b.id),
                    (SELECT COUNT(*) FROM assignments a WHERE a.batch_id = b.id
-                      AND a.status = 'open')
-            FROM batches b
+                      AND a.status = 'open'),
+                   w.suspended, w.gold_answers, w.gold_correct, w.fast
+            FROM (SELECT *, json_extract(settings, '$.aggregation') AS aggregation
+                  FROM batches) b
+            JOIN (SELECT batch_id,
+                         SUM(gold IS NULL) AS items, SUM(gold IS NOT NULL) AS gold,
+                         SUM(gold IS NULL AND answers >= target) AS done,
+                         SUM(CASE WHEN gold IS NULL THEN MIN(answers, target) END) AS counted,
+                         SUM(CASE WHEN gold IS NULL THEN target END) AS needed
+                  FROM items GROUP BY batch_id) i ON i.batch_id = b.id
+            LEFT JOIN (SELECT batch_id, SUM(status = 'suspended') AS suspended,
+                              SUM(gold_answers) AS gold_answers,
+                              SUM(gold_correct) AS gold_correct, SUM(fast_answers) AS fast
+                       FROM worker_batches GROUP BY batch_id) w ON w.batch_id = b.id
             WHERE ? IS NULL OR b.id = ?
             ORDER BY b.id
             """,
@@ -148,12 +158,20 @@ class BatchStore:
                 reward=row[6],
                 created_at=row[7],
                 published_at=row[8],
-                items=row[9],
-                gold_items=row[10],
-                items_done=row[11],
-                answers=row[12],
-                workers=row[13],
-                open_tasks=row[14],
+                median_ms=row[9],
+                method=row[10] or "",
+                items=row[11] or 0,
+                gold_items=row[12] or 0,
+                items_done=row[13] or 0,
+                answers_counted=row[14] or 0,
+                answers_needed=row[15] or 0,
+                answers=row[16],
+                workers=row[17],
+                open_tasks=row[18],
+                suspended=row[19] or 0,
+                gold_answers=row[20] or 0,
+                gold_correct=row[21] or 0,
+                fast_answers=row[22] or 0,
             )
             for row in rows
         ]

@@ -53,7 +53,7 @@ def test_import_publish_status_export(workdir: Path, capsys: pytest.CaptureFixtu
     )
     assert code == 0 and out.startswith("batch 1: 2 items (1 gold), overlap 2.")
     code, out, _ = run(capsys, "status")
-    assert "batch 1 'good' [draft]" in out and "answers: 0/4 (0%)" in out
+    assert "batch 1 'good' [draft]" in out and "answers: 0/2 counted (0%)" in out
     assert run(capsys, "publish", "1")[0] == 0
     assert "[open]" in run(capsys, "status", "1")[1]
     code, out, _ = run(capsys, "export", "1")

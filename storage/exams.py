@@ -1,0 +1,171 @@
+"""Training exams: attempts, their answers, and admission to a batch."""
+
+from __future__ import annotations
+
+import aiosqlite
+
+from labeling.answering import answer_value
+from labeling.batch import BatchSettings
+from labeling.models import (
+    AssignmentState,
+    AssignmentStatus,
+    BatchStatus,
+    ExamQuestion,
+    ExamResult,
+    Submission,
+    Verdict,
+)
+from labeling.quality import exam_passed, is_correct
+from storage.db import Database
+
+# Open batches with an exam that this worker has not passed and is not barred from: never
+# started, in progress, or failed with a retry now allowed.
+_EXAM_BATCHES = """
+    SELECT b.id, b.name, b.settings, wb.status, wb.retry_at
+    FROM batches b INDEXED BY batches_open
+    LEFT JOIN worker_batches wb ON wb.batch_id = b.id AND wb.worker_id = :w
+    WHERE b.status = 'open' AND json_extract(b.settings, '$.exam_size') > 0
+      AND COALESCE(wb.status, 'none') NOT IN ('active', 'suspended')
+      AND NOT EXISTS (SELECT 1 FROM workers w WHERE w.id = :w AND w.status = 'banned')
+    ORDER BY b.id
+"""
+
+
+class ExamStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def next_question(self, worker_id: int, now: float) -> ExamQuestion | ExamResult | None:
+        """The worker's next exam question; an ExamResult when the only exam left is one they
+        failed and may not retry yet; None when no batch asks them for an exam."""
+        async with self.db.atomic() as conn:
+            barred: ExamResult | None = None
+            for batch_id, name, raw, status, retry_at in await conn.execute_fetchall(
+                _EXAM_BATCHES, {"w": worker_id}
+            ):
+                settings = BatchSettings.model_validate_json(raw)
+                attempt = await self._open_attempt(conn, batch_id, worker_id)
+                if attempt is None:
+                    if status == "failed" and (retry_at is None or retry_at > now):
+                        barred = barred or ExamResult(
+                            Verdict.ACCEPTED, finished=True, retry_at=retry_at, batch_name=name
+                        )
+                        continue
+                    cursor = await conn.execute(
+                        "INSERT INTO exam_attempts (batch_id, worker_id, started_at)"
+                        " VALUES (?, ?, ?)",
+                        (batch_id, worker_id, now),
+                    )
+                    attempt = cursor.lastrowid
+                    assert attempt is not None
+                question = await self._question(conn, attempt, batch_id, settings)
+                if question is not None:
+                    return question
+            return barred
+
+    async def answer(self, submission: Submission, item_id: int, now: float) -> ExamResult:
+        """Records one exam answer (once: a double tap counts once) and, after the last
+        question, admits the worker or not."""
+        async with self.db.atomic() as conn:
+            rows = await conn.execute_fetchall(
+                "SELECT t.worker_id, t.batch_id, t.finished_at, b.settings, b.name, b.status,"
+                " i.gold, i.explanation, i.exam,"
+                " EXISTS (SELECT 1 FROM exam_answers e WHERE e.attempt_id = t.id"
+                "  AND e.item_id = i.id)"
+                " FROM exam_attempts t JOIN batches b ON b.id = t.batch_id"
+                " JOIN items i ON i.id = :item AND i.batch_id = t.batch_id"
+                " WHERE t.id = :attempt",
+                {"attempt": submission.assignment_id, "item": item_id},
+            )
+            if not rows:
+                return ExamResult(Verdict.NOT_FOUND)
+            (worker_id, batch_id, finished_at, raw, name, batch_status, gold, explanation,
+             exam, answered) = next(iter(rows))
+            settings = BatchSettings.model_validate_json(raw)
+            if worker_id != submission.worker_id:
+                return ExamResult(Verdict.NOT_YOURS)
+            if answered or finished_at is not None:
+                return ExamResult(Verdict.DUPLICATE)
+            if batch_status != BatchStatus.OPEN:
+                return ExamResult(Verdict.BATCH_NOT_OPEN)
+            state = AssignmentState(submission.assignment_id, worker_id, item_id, batch_id,
+                                    AssignmentStatus.OPEN, now, now + 1, BatchStatus.OPEN,
+                                    settings.options)
+            value = answer_value(state, submission)
+            if value is None or not exam or gold is None:
+                return ExamResult(Verdict.INVALID)
+            correct = is_correct(value, gold)
+            await conn.execute(
+                "INSERT INTO exam_answers (attempt_id, item_id, value, correct, created_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (submission.assignment_id, item_id, value, int(correct), now),
+            )
+            score_rows = await conn.execute_fetchall(
+                "UPDATE exam_attempts SET answered = answered + 1, correct = correct + ?"
+                " WHERE id = ? RETURNING answered, correct",
+                (int(correct), submission.assignment_id),
+            )
+            answered_count, score = next(iter(score_rows))
+            total = await self._exam_size(conn, batch_id, settings)
+            result = ExamResult(Verdict.ACCEPTED, correct, gold, explanation, score=score,
+                                total=total, batch_name=name)
+            if answered_count < total:
+                return result
+            passed = exam_passed(score, total, settings)
+            retry_at = None
+            if not passed and settings.exam_retry_minutes is not None:
+                retry_at = now + settings.exam_retry_minutes * 60
+            await conn.execute(
+                "UPDATE exam_attempts SET finished_at = ?, passed = ? WHERE id = ?",
+                (now, int(passed), submission.assignment_id),
+            )
+            await conn.execute(
+                "INSERT INTO worker_batches (worker_id, batch_id, status, reason, changed_at,"
+                " retry_at) VALUES (:w, :b, :s, :r, :now, :retry)"
+                " ON CONFLICT (worker_id, batch_id) DO UPDATE SET status = :s, reason = :r,"
+                " changed_at = :now, retry_at = :retry",
+                {"w": worker_id, "b": batch_id, "s": "active" if passed else "failed",
+                 "r": f"exam {score}/{total}", "now": now, "retry": retry_at},
+            )
+            return ExamResult(Verdict.ACCEPTED, correct, gold, explanation, True, passed, score,
+                              total, retry_at, name)
+
+    @staticmethod
+    async def _open_attempt(
+        conn: aiosqlite.Connection, batch_id: int, worker_id: int
+    ) -> int | None:
+        rows = await conn.execute_fetchall(
+            "SELECT id FROM exam_attempts WHERE batch_id = ? AND worker_id = ?"
+            " AND finished_at IS NULL",
+            (batch_id, worker_id),
+        )
+        return next((row[0] for row in rows), None)
+
+    @staticmethod
+    async def _exam_size(
+        conn: aiosqlite.Connection, batch_id: int, settings: BatchSettings
+    ) -> int:
+        rows = await conn.execute_fetchall(
+            "SELECT COUNT(*) FROM items WHERE batch_id = ? AND exam = 1", (batch_id,)
+        )
+        return min(settings.exam_size, next(iter(rows))[0])
+
+    async def _question(
+        self, conn: aiosqlite.Connection, attempt: int, batch_id: int, settings: BatchSettings
+    ) -> ExamQuestion | None:
+        rows = await conn.execute_fetchall(
+            "SELECT b.name, b.question, b.instructions, i.id, i.text, i.image, i.image_file_id,"
+            " (SELECT COUNT(*) FROM exam_answers e WHERE e.attempt_id = :attempt)"
+            " FROM items i JOIN batches b ON b.id = i.batch_id"
+            " WHERE i.batch_id = :batch AND i.exam = 1"
+            " AND NOT EXISTS (SELECT 1 FROM exam_answers e WHERE e.attempt_id = :attempt"
+            "  AND e.item_id = i.id)"
+            " ORDER BY i.position LIMIT 1",
+            {"attempt": attempt, "batch": batch_id},
+        )
+        if not rows or settings.options is None:
+            return None
+        name, question, instructions, item_id, text, image, file_id, done = next(iter(rows))
+        total = await self._exam_size(conn, batch_id, settings)
+        return ExamQuestion(attempt, batch_id, name, question, settings.options, instructions,
+                            item_id, text, image, file_id, done + 1, total)
