@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
@@ -21,6 +22,7 @@ from labeling.export import FORMATS, WHATS
 from labeling.models import BatchNotFound, BatchSummary
 from storage.batches import BatchStore
 from storage.db import Database
+from storage.tasks import TaskStore
 
 
 class CommandError(Exception):
@@ -45,13 +47,13 @@ def _parser() -> argparse.ArgumentParser:
 
     batch = commands.add_parser("import", help="create a batch from a CSV or JSON Lines file")
     batch.add_argument("file", type=Path)
-    batch.add_argument("--name", help="the batch's name (default: the file's name)")
     batch.add_argument("--question", required=True, help="what workers are asked")
-    batch.add_argument("--options", help="answer options, 'a,b,c' (none: free-text answers)")
-    batch.add_argument("--overlap", type=int, default=3, help="answers per item (default 3)")
-    batch.add_argument("--gold-ratio", type=float, default=0.1, help="share of gold tasks")
-    batch.add_argument("--reward", type=float, default=0.0, help="pay per task")
-    batch.add_argument("--instructions", help="shown to workers with their first task")
+    for name, field in BatchSettings.model_fields.items():
+        if name == "question":
+            continue
+        default = "the file's name" if name == "name" else field.default
+        batch.add_argument(f"--{name.replace('_', '-')}", dest=name, metavar="VALUE",
+                           help=f"batch setting {name} (default: {default})")
     batch.add_argument("--format", choices=["csv", "jsonl"], help="default: from the file name")
 
     publish = commands.add_parser("publish", help="open a batch and notify the workers")
@@ -64,6 +66,10 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--what", choices=WHATS, default="labels")
     export.add_argument("--format", choices=FORMATS, default="csv")
     export.add_argument("-o", "--output", type=Path, help="default: batch-N-WHAT.FORMAT")
+
+    reinstate = commands.add_parser("reinstate", help="let a suspended worker back into a batch")
+    reinstate.add_argument("batch", type=int)
+    reinstate.add_argument("worker", type=int, help="the worker's Telegram user id")
     return parser
 
 
@@ -107,6 +113,8 @@ async def _with_database(settings: Settings, args: argparse.Namespace) -> int:
             done = f"applied {', '.join(map(str, applied))}" if applied else "nothing to apply"
             print(f"{settings.database_path}: schema version {version} ({done})")
             return 0
+        if args.command == "reinstate":
+            return await _reinstate(db, args)
         service = BatchService(BatchStore(db))
         handler = _COMMANDS[args.command]
         try:
@@ -123,16 +131,14 @@ async def _import(service: BatchService, args: argparse.Namespace) -> int:
         content = await asyncio.to_thread(path.read_bytes)
     except OSError as error:
         raise CommandError(f"{path}: {error.strerror or error}") from None
+    given = {
+        name: getattr(args, name)
+        for name in BatchSettings.model_fields
+        if getattr(args, name, None) is not None
+    }
+    given.setdefault("name", path.stem)
     try:
-        settings = BatchSettings(
-            name=args.name or path.stem,
-            question=args.question,
-            options=args.options,
-            overlap=args.overlap,
-            gold_ratio=args.gold_ratio,
-            reward=args.reward,
-            instructions=args.instructions,
-        )
+        settings = BatchSettings(**given)
     except ValidationError as error:
         reasons = "; ".join(
             f"--{'-'.join(map(str, e['loc'])).replace('_', '-')}: "
@@ -202,6 +208,14 @@ async def _export(service: BatchService, args: argparse.Namespace) -> int:
             sidecar = path.with_name(path.name + ".summary.json")
             sidecar.write_text(summary.to_json() + "\n", encoding="utf-8")
             print(f"{summary.describe()}\nsummary: {sidecar}")
+    return 0
+
+
+async def _reinstate(db: Database, args: argparse.Namespace) -> int:
+    tasks = TaskStore(db)
+    if not await tasks.reinstate(args.worker, args.batch, time.time()):
+        raise CommandError(f"worker {args.worker} is not suspended from batch {args.batch}")
+    print(f"worker {args.worker} may work on batch {args.batch} again; their answers count.")
     return 0
 
 

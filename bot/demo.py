@@ -98,8 +98,9 @@ async def show_progress(local: LocalBot, batch_id: int, done: asyncio.Event) -> 
         elapsed = time.monotonic() - started
         bar = "#" * int(summary.progress * 30)
         line = (
-            f"[{bar:<30}] {summary.progress:4.0%}  {summary.answers_counted}/{summary.answers_needed}"
-            f" answers  {summary.answers / max(elapsed, 1e-9):5.1f}/s"
+            f"[{bar:<30}] {summary.progress:4.0%}"
+            f"  {summary.answers_counted}/{summary.answers_needed} answers"
+            f"  {summary.answers / max(elapsed, 1e-9):5.1f}/s"
             f"  {summary.workers} workers"
         )
         print(f"\r{line}" if interactive else line, end="" if interactive else "\n", flush=True)

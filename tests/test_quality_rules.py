@@ -1,0 +1,117 @@
+"""The quality rules alone: gold schedule, trust, fast answers, confidence, exam marks."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from labeling.batch import BatchSettings
+from labeling.quality import (
+    Trust,
+    exam_passed,
+    is_fast,
+    label_confidence,
+    median,
+    needs_more_answers,
+    suspension,
+    wants_gold,
+)
+
+SETTINGS = BatchSettings(name="b", question="q", options="a,b,c,d")
+
+
+def gold_positions(tasks: int, ratio: float, warmup: int = 3) -> list[int]:
+    gold = 0
+    positions = []
+    for k in range(tasks):
+        if wants_gold(k, gold, ratio, warmup):
+            positions.append(k)
+            gold += 1
+    return positions
+
+
+def test_new_workers_meet_gold_every_other_task_then_at_the_ratio() -> None:
+    assert gold_positions(12, 0.1) == [0, 2, 4]
+    assert gold_positions(40, 0.1) == [0, 2, 4, 30]
+    assert gold_positions(10, 0.5) == [0, 2, 4, 6, 8]
+    assert gold_positions(50, 0.0) == []
+
+
+@given(st.integers(1, 500), st.floats(0.01, 0.5), st.integers(1, 10))
+def test_gold_keeps_pace_with_its_ratio(tasks: int, ratio: float, warmup: int) -> None:
+    shown = len(gold_positions(tasks, ratio, warmup))
+    assert shown >= min(warmup, (tasks + 1) // 2)
+    assert shown <= max(-(-ratio * tasks // 1), min(warmup, (tasks + 1) // 2)) + 1
+
+
+def test_trust_accuracy_and_its_wilson_interval() -> None:
+    trust = Trust(answers=20, gold_answers=10, gold_correct=8)
+    assert trust.accuracy == 0.8
+    low, high = trust.interval() or (0, 0)
+    assert low == pytest.approx(0.4902, abs=1e-3) and high == pytest.approx(0.9433, abs=1e-3)
+    assert Trust().accuracy is None and Trust().interval() is None
+
+
+@pytest.mark.parametrize(
+    ("trust", "suspended"),
+    [
+        (Trust(answers=5, gold_answers=2, gold_correct=0), False),  # too little evidence
+        (Trust(answers=5, gold_answers=3, gold_correct=1), True),
+        (Trust(answers=5, gold_answers=3, gold_correct=2), False),  # 67% is enough
+        (Trust(answers=9, gold_answers=5, gold_correct=2), True),
+        (Trust(answers=10, fast_answers=5), True),  # half of the answers far too fast
+        (Trust(answers=11, fast_answers=5), False),
+        (Trust(answers=8, fast_answers=4), False),
+    ],
+)
+def test_suspension_rule(trust: Trust, suspended: bool) -> None:
+    assert (suspension(trust, SETTINGS) is not None) is suspended
+
+
+def test_all_gold_wrong_suspends_and_the_reason_says_why() -> None:
+    reason = suspension(Trust(answers=3, gold_answers=3, gold_correct=0), SETTINGS)
+    assert reason == "gold accuracy 0% on 3 control tasks, below 60%"
+    relaxed = SETTINGS.model_copy(update={"min_accuracy": 0.0, "fast_suspend": None})
+    assert suspension(Trust(answers=10, gold_answers=10, fast_answers=10), relaxed) is None
+
+
+def test_fast_answers_are_judged_against_the_median() -> None:
+    assert is_fast(100, 1000, 0.25) and not is_fast(300, 1000, 0.25)
+    assert not is_fast(1, None, 0.25)  # too few answers yet to know what is typical
+    assert median([5, 1, 3]) == 3 and median([4, 1, 3, 2]) == 2 and median([]) is None
+
+
+def test_confidence_grows_with_agreement_and_with_trusted_workers() -> None:
+    two = label_confidence(["a", "a"], [0.8, 0.8], 4)
+    three = label_confidence(["a", "a", "a"], [0.8, 0.8, 0.8], 4)
+    split = label_confidence(["a", "b"], [0.8, 0.8], 4)
+    assert split < two < three < 1
+    assert label_confidence(["a", "b"], [0.95, 0.6], 4) > split
+    assert label_confidence([], [], 4) == 0.0
+
+
+def test_dynamic_overlap_asks_for_more_only_while_unsure_and_under_the_cap() -> None:
+    dynamic = SETTINGS.model_copy(update={"confidence_target": 0.9, "max_overlap": 5})
+    assert needs_more_answers(dynamic, target=3, confidence=0.7)
+    assert not needs_more_answers(dynamic, target=3, confidence=0.95)
+    assert not needs_more_answers(dynamic, target=5, confidence=0.5)
+    assert not needs_more_answers(SETTINGS, target=3, confidence=0.1)
+
+
+def test_exam_pass_mark() -> None:
+    assert exam_passed(4, 5, SETTINGS)  # 80% is the default mark
+    assert not exam_passed(3, 5, SETTINGS)
+    assert not exam_passed(0, 0, SETTINGS)
+
+
+def test_settings_check_their_quality_fields() -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="max_overlap must be at least overlap"):
+        BatchSettings(name="b", question="q", overlap=3, max_overlap=2)
+    with pytest.raises(ValidationError, match="needs a max_overlap"):
+        BatchSettings(name="b", question="q", confidence_target=0.9)
+    with pytest.raises(ValidationError, match="an exam needs options"):
+        BatchSettings(name="b", question="q", exam_size=2)
+    assert BatchSettings(name="b", question="q").aggregation == "weighted_vote"

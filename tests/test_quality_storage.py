@@ -1,0 +1,236 @@
+"""Quality control in the database: gold mixing, suspension, fast answers, dynamic overlap,
+exams and reinstatement, through the same stores the bot uses."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from labeling.batch import BatchSettings
+from labeling.batchfile import parse_batch_file
+from labeling.models import BatchStatus, Submission, Task, Verdict, WorkerProfile
+from storage.batches import BatchStore
+from storage.db import Database
+from storage.exams import ExamStore
+from storage.tasks import TaskStore
+
+TTL = 600.0
+OPTIONS = ("a", "b", "c", "d")
+
+
+@pytest.fixture
+async def db(tmp_path: Path) -> AsyncIterator[Database]:
+    async with Database(tmp_path / "q.db") as database:
+        await database.migrate()
+        yield database
+
+
+async def batch(db: Database, regular: int, gold: int, **settings: Any) -> int:
+    rows = [f"item {i}," for i in range(regular)]
+    rows += [f"gold {i},a" for i in range(gold)]  # every gold item's answer is "a"
+    content = ("text,gold\n" + "\n".join(rows) + "\n").encode()
+    batch_settings = BatchSettings(name="b", question="q?", options=OPTIONS, **settings)
+    store = BatchStore(db)
+    batch_id = await store.create(batch_settings, parse_batch_file(content, "b.csv",
+                                                                   batch_settings), now=0.0)
+    await store.set_status(batch_id, BatchStatus.OPEN, 0.0)
+    return batch_id
+
+
+async def store_with(db: Database, *workers: int) -> TaskStore:
+    tasks = TaskStore(db)
+    for worker in workers:
+        await tasks.upsert_worker(WorkerProfile(worker, f"w{worker}"), 0.0)
+    return tasks
+
+
+async def is_gold(db: Database, task: Task) -> bool:
+    return bool(await db.fetchval("SELECT gold IS NOT NULL FROM items WHERE id = ?",
+                                  (task.item_id,)))
+
+
+async def answer(tasks: TaskStore, task: Task, worker: int, option: int,
+                 now: float = 5.0) -> Any:
+    return await tasks.submit(Submission(task.assignment_id, worker, option=option), now, TTL)
+
+
+async def test_gold_comes_early_then_at_the_ratio_and_never_twice(db: Database) -> None:
+    await batch(db, regular=40, gold=5, gold_ratio=0.1)
+    tasks = await store_with(db, 1)
+    task = await tasks.current_or_next(1, 1.0, TTL)
+    kinds, gold_items = [], []
+    while task is not None:
+        gold = await is_gold(db, task)
+        kinds.append(gold)
+        if gold:
+            gold_items.append(task.item_id)
+        task = (await answer(tasks, task, 1, 0)).next_task
+    assert [k for k, gold in enumerate(kinds) if gold] == [0, 2, 4, 30, 40]
+    assert len(set(gold_items)) == len(gold_items) == 5  # each gold item once
+    assert len(kinds) == 45
+
+
+async def test_gold_cards_look_like_any_other(db: Database) -> None:
+    await batch(db, regular=3, gold=3)
+    tasks = await store_with(db, 1)
+    first = await tasks.current_or_next(1, 1.0, TTL)
+    assert first is not None and await is_gold(db, first)
+    second = (await answer(tasks, first, 1, 0)).next_task
+    assert second is not None and not await is_gold(db, second)
+    # Same fields, same kind of values: nothing on a card says "gold".
+    for field in ("batch_id", "batch_name", "question", "options", "instructions", "image"):
+        assert getattr(first, field) == getattr(second, field)
+
+
+async def test_when_gold_runs_out_the_batch_decides(db: Database) -> None:
+    for policy in ("stop", "continue"):
+        await batch(db, regular=6, gold=2, gold_ratio=0.5, gold_exhausted=policy)
+    tasks = await store_with(db, 1)
+    done = {}
+    for batch_id in (1, 2):
+        await BatchStore(db).set_status(3 - batch_id, BatchStatus.PAUSED, 0.0)
+        await BatchStore(db).set_status(batch_id, BatchStatus.OPEN, 0.0)
+        task, count = await tasks.current_or_next(1, 1.0, TTL), 0
+        while task is not None:
+            count += 1
+            task = (await answer(tasks, task, 1, 0)).next_task
+        done[batch_id] = count
+    # "stop": gold at tasks 0 and 2, then nothing more once both are seen.
+    assert done == {1: 3, 2: 8}
+
+
+async def test_a_random_worker_is_suspended_and_their_items_return_to_the_pool(
+    db: Database,
+) -> None:
+    await batch(db, regular=10, gold=6, overlap=1)
+    tasks = await store_with(db, 1, 2)
+    task = await tasks.current_or_next(1, 1.0, TTL)
+    suspended_at = None
+    for number in range(1, 13):
+        assert task is not None
+        outcome = await answer(tasks, task, 1, 3)  # always "d": wrong on every gold item
+        if outcome.suspended:
+            suspended_at = number
+            break
+        task = outcome.next_task
+    assert suspended_at == 5  # gold at tasks 1, 3 and 5: three wrong gold answers
+    assert outcome.next_task is None and outcome.suspended == "b"
+    assert await db.fetchall("SELECT status, reason FROM worker_batches WHERE worker_id = 1") == [
+        ("suspended", "gold accuracy 0% on 3 control tasks, below 60%")
+    ]
+    # The two ordinary items worker 1 answered want an answer again; worker 2 gets them.
+    assert await db.fetchval("SELECT SUM(answers) FROM items WHERE gold IS NULL") == 0
+    assert await db.fetchval("SELECT SUM(wanted) FROM items WHERE gold IS NULL") == 10
+    assert await tasks.current_or_next(1, 6.0, TTL) is None
+    # Their stored answers stay, and cannot be answered further.
+    assert await db.fetchval("SELECT COUNT(*) FROM answers WHERE worker_id = 1") == 5
+
+
+async def test_reinstating_counts_the_answers_again(db: Database) -> None:
+    await batch(db, regular=10, gold=6, overlap=1)
+    tasks = await store_with(db, 1)
+    task = await tasks.current_or_next(1, 1.0, TTL)
+    while task is not None:
+        outcome = await answer(tasks, task, 1, 3)
+        task = outcome.next_task
+    assert await tasks.reinstate(1, 1, 10.0)
+    assert not await tasks.reinstate(1, 1, 10.0)  # only a suspended worker is reinstated
+    assert await db.fetchval("SELECT SUM(answers) FROM items WHERE gold IS NULL") == 2
+    assert await db.fetchval("SELECT status FROM worker_batches") == "active"
+    assert await tasks.current_or_next(1, 11.0, TTL) is not None
+
+
+async def test_fast_answers_are_flagged_against_the_batch_median(db: Database) -> None:
+    await batch(db, regular=60, gold=0, overlap=1, fast_suspend=None)
+    tasks = await store_with(db, 1)
+    task = await tasks.current_or_next(1, 0.0, TTL)
+    clock = 0.0
+    for _ in range(30):  # typical answers take two seconds
+        assert task is not None
+        clock += 2.0
+        task = (await answer(tasks, task, 1, 0, now=clock)).next_task
+    await tasks.refresh_medians()
+    assert await db.fetchval("SELECT median_ms FROM batches") == 2000
+    assert task is not None
+    await answer(tasks, task, 1, 0, now=clock + 0.2)
+    assert await db.fetchall("SELECT fast FROM answers ORDER BY id DESC LIMIT 2") == [(1,), (0,)]
+    assert await db.fetchval("SELECT fast_answers FROM worker_batches") == 1
+
+
+async def test_a_worker_racing_through_is_suspended(db: Database) -> None:
+    await batch(db, regular=60, gold=0, overlap=1)
+    tasks = await store_with(db, 1, 2)
+    task = await tasks.current_or_next(2, 0.0, TTL)
+    for step in range(30):
+        assert task is not None
+        task = (await answer(tasks, task, 2, 0, now=2.0 * (step + 1))).next_task
+    await tasks.refresh_medians()
+    task = await tasks.current_or_next(1, 100.0, TTL)
+    clock, suspended = 100.0, None
+    for _ in range(10):
+        assert task is not None
+        clock += 0.1
+        outcome = await answer(tasks, task, 1, 0, now=clock)
+        if outcome.suspended:
+            suspended = await db.fetchval(
+                "SELECT reason FROM worker_batches WHERE worker_id = 1"
+            )
+            break
+        task = outcome.next_task
+    assert suspended == "5 of 5 answers far faster than usual"
+
+
+async def test_dynamic_overlap_asks_more_workers_only_where_they_disagree(db: Database) -> None:
+    await batch(db, regular=2, gold=0, overlap=2, max_overlap=4, confidence_target=0.95,
+                gold_ratio=0.0)
+    tasks = await store_with(db, 1, 2, 3, 4, 5)
+    # Item 1: everyone says "a". Item 2: workers split between "a" and "b".
+    choice = {1: {1: 0, 2: 0, 3: 0, 4: 0, 5: 0}, 2: {1: 0, 2: 1, 3: 0, 4: 1, 5: 0}}
+    answered: dict[int, list[int]] = {1: [], 2: []}
+    for worker in (1, 2, 3, 4, 5):
+        task = await tasks.current_or_next(worker, 1.0, TTL)
+        while task is not None:
+            answered[task.item_id].append(worker)
+            task = (await answer(tasks, task, worker, choice[task.item_id][worker])).next_task
+    assert answered[1] == [1, 2] and answered[2] == [1, 2, 3, 4]
+    assert await db.fetchall("SELECT target, answers, wanted FROM items ORDER BY id") == [
+        (2, 2, 0), (4, 4, 0),  # item 2 grew to the cap without reaching the target
+    ]
+
+
+async def test_the_exam_admits_those_who_pass_and_bars_the_rest(db: Database) -> None:
+    await batch(db, regular=4, gold=4, exam_size=2, exam_pass=1.0, exam_retry_minutes=1.0)
+    tasks, exams = await store_with(db, 1, 2), ExamStore(db)
+    assert await tasks.current_or_next(1, 1.0, TTL) is None  # not admitted before the exam
+    first = await exams.next_question(1, 1.0)
+    assert first is not None and not hasattr(first, "verdict")
+    assert (first.number, first.total, first.text) == (1, 2, "gold 0")
+    missed = await exams.answer(Submission(first.attempt_id, 1, option=1), first.item_id, 2.0)
+    assert (missed.correct, missed.right_answer, missed.finished) == (False, "a", False)
+    again = await exams.answer(Submission(first.attempt_id, 1, option=0), first.item_id, 2.0)
+    assert again.verdict is Verdict.DUPLICATE  # a double tap counts once
+    second = await exams.next_question(1, 3.0)
+    assert second is not None and getattr(second, "number", None) == 2
+    result = await exams.answer(Submission(second.attempt_id, 1, option=0), second.item_id, 4.0)
+    assert (result.finished, result.passed, result.score, result.retry_at) == (True, False, 1,
+                                                                               64.0)
+    barred = await exams.next_question(1, 10.0)
+    assert barred is not None and getattr(barred, "retry_at", None) == 64.0
+    retry = await exams.next_question(1, 65.0)
+    assert retry is not None and getattr(retry, "number", None) == 1
+    for question_number in (1, 2):
+        question = await exams.next_question(1, 66.0)
+        assert question is not None and getattr(question, "number", None) == question_number
+        passed = await exams.answer(Submission(question.attempt_id, 1, option=0),
+                                    question.item_id, 67.0)
+    assert passed.passed and passed.score == 2
+    task = await tasks.current_or_next(1, 68.0, TTL)
+    assert task is not None and task.text not in ("gold 0", "gold 1")  # exam items stay out
+    # Another worker's attempt cannot be answered by worker 2's taps, nor theirs by worker 1.
+    other = await exams.next_question(2, 70.0)
+    assert other is not None
+    stolen = await exams.answer(Submission(other.attempt_id, 1, option=0), other.item_id, 71.0)
+    assert stolen.verdict is Verdict.NOT_YOURS
