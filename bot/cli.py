@@ -52,8 +52,12 @@ def _parser() -> argparse.ArgumentParser:
         if name == "question":
             continue
         default = "the file's name" if name == "name" else field.default
-        batch.add_argument(f"--{name.replace('_', '-')}", dest=name, metavar="VALUE",
-                           help=f"batch setting {name} (default: {default})")
+        batch.add_argument(
+            f"--{name.replace('_', '-')}",
+            dest=name,
+            metavar="VALUE",
+            help=f"batch setting {name} (default: {default})",
+        )
     batch.add_argument("--format", choices=["csv", "jsonl"], help="default: from the file name")
 
     publish = commands.add_parser("publish", help="open a batch and notify the workers")
@@ -166,8 +170,10 @@ def format_status(summary: BatchSummary) -> str:
     kind = f"options {', '.join(summary.options)}" if summary.options else "free text"
     alpha = "n/a" if summary.alpha is None else f"{summary.alpha:.2f}"
     accuracy = summary.gold_accuracy
-    gold = "no gold answers yet" if accuracy is None else (
-        f"workers right on {accuracy:.0%} of {summary.gold_answers} gold answers"
+    gold = (
+        "no gold answers yet"
+        if accuracy is None
+        else (f"workers right on {accuracy:.0%} of {summary.gold_answers} gold answers")
     )
     return (
         f"batch {summary.batch_id} '{summary.name}' [{summary.status}]\n"

@@ -128,8 +128,9 @@ async def tap(update: Update, context: LabelContext) -> None:
             await asyncio.gather(_answer(query), _show(context, query, shown))
             return
         case ExamTap(attempt_id, item_id, option):
-            await exam_answer(context, query, Submission(attempt_id, worker_id, option=option),
-                              item_id)
+            await exam_answer(
+                context, query, Submission(attempt_id, worker_id, option=option), item_id
+            )
             return
         case _:
             await _answer(query, REFUSALS[Verdict.NOT_FOUND], alert=True)

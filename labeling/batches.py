@@ -53,9 +53,14 @@ class BatchService:
         items = parse_batch_file(content, filename, settings, base_dir=base_dir)
         gold = sum(item.gold is not None for item in items)
         if settings.exam_size > gold:
-            raise BatchFileError([RowError(0, (
-                f"the exam asks for {settings.exam_size} gold items, the file has {gold}"
-            ))])
+            raise BatchFileError(
+                [
+                    RowError(
+                        0,
+                        (f"the exam asks for {settings.exam_size} gold items, the file has {gold}"),
+                    )
+                ]
+            )
         batch_id = await self.batches.create(
             settings, items, now=self.clock(), source=Path(filename).name, created_by=created_by
         )

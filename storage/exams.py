@@ -79,8 +79,18 @@ class ExamStore:
             )
             if not rows:
                 return ExamResult(Verdict.NOT_FOUND)
-            (worker_id, batch_id, finished_at, raw, name, batch_status, gold, explanation,
-             exam, answered) = next(iter(rows))
+            (
+                worker_id,
+                batch_id,
+                finished_at,
+                raw,
+                name,
+                batch_status,
+                gold,
+                explanation,
+                exam,
+                answered,
+            ) = next(iter(rows))
             settings = BatchSettings.model_validate_json(raw)
             if worker_id != submission.worker_id:
                 return ExamResult(Verdict.NOT_YOURS)
@@ -88,9 +98,17 @@ class ExamStore:
                 return ExamResult(Verdict.DUPLICATE)
             if batch_status != BatchStatus.OPEN:
                 return ExamResult(Verdict.BATCH_NOT_OPEN)
-            state = AssignmentState(submission.assignment_id, worker_id, item_id, batch_id,
-                                    AssignmentStatus.OPEN, now, now + 1, BatchStatus.OPEN,
-                                    settings.options)
+            state = AssignmentState(
+                submission.assignment_id,
+                worker_id,
+                item_id,
+                batch_id,
+                AssignmentStatus.OPEN,
+                now,
+                now + 1,
+                BatchStatus.OPEN,
+                settings.options,
+            )
             value = answer_value(state, submission)
             if value is None or not exam or gold is None:
                 return ExamResult(Verdict.INVALID)
@@ -107,8 +125,15 @@ class ExamStore:
             )
             answered_count, score = next(iter(score_rows))
             total = await self._exam_size(conn, batch_id, settings)
-            result = ExamResult(Verdict.ACCEPTED, correct, gold, explanation, score=score,
-                                total=total, batch_name=name)
+            result = ExamResult(
+                Verdict.ACCEPTED,
+                correct,
+                gold,
+                explanation,
+                score=score,
+                total=total,
+                batch_name=name,
+            )
             if answered_count < total:
                 return result
             passed = exam_passed(score, total, settings)
@@ -124,11 +149,27 @@ class ExamStore:
                 " retry_at) VALUES (:w, :b, :s, :r, :now, :retry)"
                 " ON CONFLICT (worker_id, batch_id) DO UPDATE SET status = :s, reason = :r,"
                 " changed_at = :now, retry_at = :retry",
-                {"w": worker_id, "b": batch_id, "s": "active" if passed else "failed",
-                 "r": f"exam {score}/{total}", "now": now, "retry": retry_at},
+                {
+                    "w": worker_id,
+                    "b": batch_id,
+                    "s": "active" if passed else "failed",
+                    "r": f"exam {score}/{total}",
+                    "now": now,
+                    "retry": retry_at,
+                },
             )
-            return ExamResult(Verdict.ACCEPTED, correct, gold, explanation, True, passed, score,
-                              total, retry_at, name)
+            return ExamResult(
+                Verdict.ACCEPTED,
+                correct,
+                gold,
+                explanation,
+                True,
+                passed,
+                score,
+                total,
+                retry_at,
+                name,
+            )
 
     @staticmethod
     async def _open_attempt(
@@ -142,9 +183,7 @@ class ExamStore:
         return next((row[0] for row in rows), None)
 
     @staticmethod
-    async def _exam_size(
-        conn: aiosqlite.Connection, batch_id: int, settings: BatchSettings
-    ) -> int:
+    async def _exam_size(conn: aiosqlite.Connection, batch_id: int, settings: BatchSettings) -> int:
         rows = await conn.execute_fetchall(
             "SELECT COUNT(*) FROM items WHERE batch_id = ? AND exam = 1", (batch_id,)
         )
@@ -167,5 +206,17 @@ class ExamStore:
             return None
         name, question, instructions, item_id, text, image, file_id, done = next(iter(rows))
         total = await self._exam_size(conn, batch_id, settings)
-        return ExamQuestion(attempt, batch_id, name, question, settings.options, instructions,
-                            item_id, text, image, file_id, done + 1, total)
+        return ExamQuestion(
+            attempt,
+            batch_id,
+            name,
+            question,
+            settings.options,
+            instructions,
+            item_id,
+            text,
+            image,
+            file_id,
+            done + 1,
+            total,
+        )

@@ -34,8 +34,9 @@ async def batch(db: Database, regular: int, gold: int, **settings: Any) -> int:
     content = ("text,gold\n" + "\n".join(rows) + "\n").encode()
     batch_settings = BatchSettings(name="b", question="q?", options=OPTIONS, **settings)
     store = BatchStore(db)
-    batch_id = await store.create(batch_settings, parse_batch_file(content, "b.csv",
-                                                                   batch_settings), now=0.0)
+    batch_id = await store.create(
+        batch_settings, parse_batch_file(content, "b.csv", batch_settings), now=0.0
+    )
     await store.set_status(batch_id, BatchStatus.OPEN, 0.0)
     return batch_id
 
@@ -48,12 +49,12 @@ async def store_with(db: Database, *workers: int) -> TaskStore:
 
 
 async def is_gold(db: Database, task: Task) -> bool:
-    return bool(await db.fetchval("SELECT gold IS NOT NULL FROM items WHERE id = ?",
-                                  (task.item_id,)))
+    return bool(
+        await db.fetchval("SELECT gold IS NOT NULL FROM items WHERE id = ?", (task.item_id,))
+    )
 
 
-async def answer(tasks: TaskStore, task: Task, worker: int, option: int,
-                 now: float = 5.0) -> Any:
+async def answer(tasks: TaskStore, task: Task, worker: int, option: int, now: float = 5.0) -> Any:
     return await tasks.submit(Submission(task.assignment_id, worker, option=option), now, TTL)
 
 
@@ -175,17 +176,16 @@ async def test_a_worker_racing_through_is_suspended(db: Database) -> None:
         clock += 0.1
         outcome = await answer(tasks, task, 1, 0, now=clock)
         if outcome.suspended:
-            suspended = await db.fetchval(
-                "SELECT reason FROM worker_batches WHERE worker_id = 1"
-            )
+            suspended = await db.fetchval("SELECT reason FROM worker_batches WHERE worker_id = 1")
             break
         task = outcome.next_task
     assert suspended == "5 of 5 answers far faster than usual"
 
 
 async def test_dynamic_overlap_asks_more_workers_only_where_they_disagree(db: Database) -> None:
-    await batch(db, regular=2, gold=0, overlap=2, max_overlap=4, confidence_target=0.95,
-                gold_ratio=0.0)
+    await batch(
+        db, regular=2, gold=0, overlap=2, max_overlap=4, confidence_target=0.95, gold_ratio=0.0
+    )
     tasks = await store_with(db, 1, 2, 3, 4, 5)
     # Item 1: everyone says "a". Item 2: workers split between "a" and "b".
     choice = {1: {1: 0, 2: 0, 3: 0, 4: 0, 5: 0}, 2: {1: 0, 2: 1, 3: 0, 4: 1, 5: 0}}
@@ -197,7 +197,8 @@ async def test_dynamic_overlap_asks_more_workers_only_where_they_disagree(db: Da
             task = (await answer(tasks, task, worker, choice[task.item_id][worker])).next_task
     assert answered[1] == [1, 2] and answered[2] == [1, 2, 3, 4]
     assert await db.fetchall("SELECT target, answers, wanted FROM items ORDER BY id") == [
-        (2, 2, 0), (4, 4, 0),  # item 2 grew to the cap without reaching the target
+        (2, 2, 0),
+        (4, 4, 0),  # item 2 grew to the cap without reaching the target
     ]
 
 
@@ -215,8 +216,7 @@ async def test_the_exam_admits_those_who_pass_and_bars_the_rest(db: Database) ->
     second = await exams.next_question(1, 3.0)
     assert second is not None and getattr(second, "number", None) == 2
     result = await exams.answer(Submission(second.attempt_id, 1, option=0), second.item_id, 4.0)
-    assert (result.finished, result.passed, result.score, result.retry_at) == (True, False, 1,
-                                                                               64.0)
+    assert (result.finished, result.passed, result.score, result.retry_at) == (True, False, 1, 64.0)
     barred = await exams.next_question(1, 10.0)
     assert barred is not None and getattr(barred, "retry_at", None) == 64.0
     retry = await exams.next_question(1, 65.0)
@@ -224,8 +224,9 @@ async def test_the_exam_admits_those_who_pass_and_bars_the_rest(db: Database) ->
     for question_number in (1, 2):
         question = await exams.next_question(1, 66.0)
         assert question is not None and getattr(question, "number", None) == question_number
-        passed = await exams.answer(Submission(question.attempt_id, 1, option=0),
-                                    question.item_id, 67.0)
+        passed = await exams.answer(
+            Submission(question.attempt_id, 1, option=0), question.item_id, 67.0
+        )
     assert passed.passed and passed.score == 2
     task = await tasks.current_or_next(1, 68.0, TTL)
     assert task is not None and task.text not in ("gold 0", "gold 1")  # exam items stay out

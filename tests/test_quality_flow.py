@@ -1,0 +1,127 @@
+"""Quality control as workers meet it, through the sandbox: gold, suspension, training."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import random
+
+from bot.sandbox import SandboxUser
+from handlers.cards import CONTINUE, NOTHING_LEFT
+from tests.harness import Harness
+
+OPTIONS = ("cat", "dog", "bird", "fish")
+
+
+def animal_batch(regular: int, gold: int) -> tuple[str, dict[str, str]]:
+    """Items whose text names their answer: honest workers can read it, the test can check."""
+    truth, rows = {}, ["id,text,gold,explanation"]
+    for i in range(regular + gold):
+        animal = OPTIONS[i % 4]
+        text = f"Photo {i}: a {animal} sits here"
+        truth[text] = animal
+        if i < gold:
+            rows.append(f"g{i},{text},{animal},It shows a {animal}.")
+        else:
+            rows.append(f"r{i},{text},,")
+    return "\n".join(rows) + "\n", truth
+
+
+def item_of(card_text: str, truth: dict[str, str]) -> str:
+    return next(text for text in truth if text in card_text)
+
+
+async def work(worker: SandboxUser, choose, limit: int = 1000) -> int:  # type: ignore[no-untyped-def]
+    """Answers cards until nothing is left, the worker is stopped, or `limit` answers."""
+    card = next(m for m in reversed(worker.bot_messages) if m.buttons)
+    answered = 0
+    while answered < limit:
+        if NOTHING_LEFT in card.shown or "closed to you" in card.shown:
+            return answered
+        edits = card.edits
+        worker.press(choose(card.shown), message_id=card.message_id)
+        await worker.wait_for(lambda u, e=edits: card.edits > e)
+        answered += 1
+    return answered
+
+
+async def test_a_random_tapper_is_caught_by_gold_and_left_out_of_the_labels(
+    harness: Harness,
+) -> None:
+    content, truth = animal_batch(regular=24, gold=8)
+    batch = await harness.add_batch(
+        content, options=",".join(OPTIONS), overlap=3, gold_ratio=0.2, question="Which animal?"
+    )
+    honest = [await harness.join(uid) for uid in (1, 2, 3)]
+    tapper = await harness.join(9)
+    rng = random.Random(4)
+    await harness.first_task(tapper)
+    tapped = await work(tapper, lambda _: rng.choice(OPTIONS))
+    assert tapped <= 12, "the random tapper is stopped within the first dozen tasks"
+    card = tapper.last
+    assert card is not None and "closed to you" in card.shown
+    assert any("closed to you" in n.text for n in tapper.notices)
+    for worker in honest:
+        await harness.first_task(worker)
+        await work(worker, lambda text: truth[item_of(text, truth)])
+
+    answers = io.StringIO()
+    await harness.services.batches.export(batch, "answers", "csv", answers)
+    rows = list(csv.DictReader(io.StringIO(answers.getvalue())))
+    tapper_rows = [r for r in rows if r["worker_id"] == "9"]
+    assert len(tapper_rows) == tapped
+    assert all(r["excluded"] == "suspended" for r in tapper_rows)
+    assert all(r["excluded"] == "" for r in rows if r["worker_id"] != "9")
+    labels = io.StringIO()
+    summary = await harness.services.batches.export(batch, "labels", "csv", labels)
+    assert summary.answers_excluded == tapped
+    for row in csv.DictReader(io.StringIO(labels.getvalue())):
+        assert row["label"] == truth[row["text"]]
+        if not row["gold"]:
+            assert row["answers"] == "3"  # the three honest workers, the tapper left out
+    status = (await harness.services.batches.status(batch))[0]
+    assert status.suspended == 1 and status.alpha == 1.0
+
+
+async def test_training_explains_misses_and_admits_on_a_pass(harness: Harness) -> None:
+    content, truth = animal_batch(regular=3, gold=4)
+    await harness.add_batch(
+        content,
+        options=",".join(OPTIONS),
+        overlap=1,
+        exam_size=2,
+        exam_pass=1.0,
+        exam_retry_minutes=0.002,
+        question="Which animal?",
+        instructions="Name the animal.",
+    )
+    worker = await harness.join(5)
+    await harness.first_task(worker)
+    card = worker.last
+    assert card is not None and card.shown.startswith("Training 1 of 2")
+    assert "Name the animal." in card.shown
+    assert card.buttons == [["cat", "dog"], ["bird", "fish"]]  # no Skip in training
+    worker.press("fish")  # wrong: the first exam item is a cat
+    await worker.wait_for(lambda u: "Not quite" in card.shown)
+    assert "the right answer is “cat”" in card.shown and "It shows a cat." in card.shown
+    worker.press(CONTINUE)
+    await worker.wait_for(lambda u: card.shown.startswith("Training 2 of 2"))
+    worker.press("dog")
+    await worker.wait_for(lambda u: "below the pass mark" in card.shown)
+    assert "1 of 2 right" in card.shown and "try again in about 1 minute" in card.shown
+
+    await asyncio.sleep(0.2)  # the retry wait (0.12 s) passes
+    worker.send("/next")
+    await worker.wait_for(lambda u: u.last is not card and "Training 1 of 2" in u.last.shown)
+    retry = worker.last
+    assert retry is not None
+    for answer, step in (("cat", "Training 2 of 2"), ("dog", "Welcome to Reviews")):
+        worker.press(answer, message_id=retry.message_id)
+        await worker.wait_for(lambda u, s=step: s in retry.shown)
+    worker.press("Start labeling ▶", message_id=retry.message_id)
+    await worker.wait_for(lambda u: "Photo" in retry.shown and "Training" not in retry.shown)
+    assert item_of(retry.shown, truth) not in {
+        "Photo 0: a cat sits here",
+        "Photo 1: a dog sits here",
+    }
