@@ -47,7 +47,9 @@ async def upkeep(work: WorkService, every: float) -> None:
         await asyncio.sleep(every)
 
 
-def build_application(settings: Settings, *, notify_every: float = 2.0) -> LabelApplication:
+def build_application(
+    settings: Settings, *, notify_every: float = 2.0, upkeep_every: float = 10.0
+) -> LabelApplication:
     """The application for `settings`; the database opens in post_init, not here."""
     db = Database(settings.database_path, synchronous=settings.sqlite_synchronous)
     background: list[asyncio.Task[None]] = []
@@ -65,7 +67,7 @@ def build_application(settings: Settings, *, notify_every: float = 2.0) -> Label
         )
         await application.bot.set_my_commands(WORKER_COMMANDS)
         notifier = Notifier(application.bot, BroadcastStore(db), rate=settings.broadcast_rate)
-        sweep_every = min(10.0, settings.assignment_timeout_seconds / 4)
+        sweep_every = min(upkeep_every, settings.assignment_timeout_seconds / 4)
         background.extend(
             [
                 asyncio.create_task(notifier.run(notify_every), name="notifier"),

@@ -17,7 +17,9 @@ from bot.cli import format_status
 from bot.local import LocalBot
 from bot.notifier import START
 from bot.sandbox import SandboxUser
+from bot.sandbox.core import Message
 from handlers.cards import NOTHING_LEFT
+from labeling.aggregation import AnswerSet, majority_vote
 from labeling.batch import BatchSettings
 
 OPTIONS = ("positive", "negative", "neutral")
@@ -39,13 +41,13 @@ class Persona:
 
 
 def personas(count: int, rng: random.Random) -> list[Persona]:
-    """Mostly good workers, some mediocre, and about one in eight clicking at random."""
+    """Mostly good workers and about one in eight clicking at random, and fast."""
     crowd = []
     for index in range(count):
         if index % 8 == 7:
-            accuracy, think = 1 / len(OPTIONS), (0.05, 0.15)
+            accuracy, think = 1 / len(OPTIONS), (0.02, 0.08)
         else:
-            accuracy, think = rng.uniform(0.7, 0.98), (0.2, 0.9)
+            accuracy, think = rng.uniform(0.8, 0.98), (0.2, 0.9)
         crowd.append(Persona(10_000 + index, f"Worker {index + 1}", accuracy, think))
     return crowd
 
@@ -63,10 +65,18 @@ def _item_text(card_text: str, truth: dict[str, str]) -> str | None:
     return None
 
 
+STOPPED = "closed to you"
+
+
+def finished(card: Message) -> bool:
+    return NOTHING_LEFT in card.shown or STOPPED in card.shown
+
+
 async def label_as(
     user: SandboxUser, persona: Persona, truth: dict[str, str], rng: random.Random
 ) -> int:
-    """Acts as one worker: waits for the announcement, then answers until nothing is left."""
+    """Acts as one worker: waits for the announcement, then answers until nothing is left or
+    gold has caught them."""
     user.send("/start")
     await user.wait_for(lambda u: any(m.find_button(START) for m in u.bot_messages), 60)
     card = next(m for m in reversed(user.bot_messages) if m.find_button(START))
@@ -74,9 +84,9 @@ async def label_as(
     answers = 0
     while True:
         await user.wait_for(
-            lambda u: NOTHING_LEFT in card.shown or card.find_button(OPTIONS[0]) is not None, 30
+            lambda u: finished(card) or card.find_button(OPTIONS[0]) is not None, 30
         )
-        if NOTHING_LEFT in card.shown:
+        if finished(card):
             return answers
         item = _item_text(card.shown, truth)
         right = truth.get(item or "", rng.choice(OPTIONS))
@@ -88,6 +98,24 @@ async def label_as(
         user.press(choice, message_id=card.message_id)
         await user.wait_for(lambda u, seen=card.edits: card.edits > seen, 30)
         answers += 1
+
+
+def naive_accuracy(answers_path: Path, truth: dict[str, str]) -> float:
+    """What a majority vote over every answer would give, careless workers included."""
+    with answers_path.open(encoding="utf-8") as handle:
+        rows = [row for row in csv.DictReader(handle) if row["is_gold"] == "False"]
+    texts = {}
+    labels = majority_vote(
+        AnswerSet.build(
+            [(int(r["item_id"]), int(r["worker_id"]), r["answer"]) for r in rows], OPTIONS
+        )
+    ).rows()
+    content, _ = sample_truth()
+    for row in csv.DictReader(io.StringIO(content.decode("utf-8"))):
+        texts[row["id"]] = row["text"]
+    ids = {int(r["item_id"]): r["id"] for r in rows}
+    right = sum(label.label == truth[texts[ids[item]]] for item, label in labels.items())
+    return right / len(labels) if labels else 0.0
 
 
 async def show_progress(local: LocalBot, batch_id: int, done: asyncio.Event) -> None:
@@ -169,14 +197,29 @@ async def run_demo(*, workers: int = 30, out: Path = Path("demo-output"), seed: 
             with path.open("w", encoding="utf-8", newline="") as handle:
                 await local.services.batches.export(imported.batch_id, what, "csv", handle)
             paths[what] = path
+        standings = {
+            row[0]: row[1]
+            for row in await local.query(
+                "SELECT worker_id, status FROM worker_batches WHERE batch_id = ?",
+                (imported.batch_id,),
+            )
+        }
+        naive = naive_accuracy(paths["answers"], truth)
     with paths["labels"].open(encoding="utf-8") as handle:
-        labels = list(csv.DictReader(handle))
+        labels = [row for row in csv.DictReader(handle) if not row["gold"]]
     right = sum(row["label"] == row["truth"] for row in labels)
     elapsed = time.monotonic() - started
+    careless = {p.user_id for p in crowd if p.careless}
+    caught = {worker for worker, status in standings.items() if status == "suspended"}
+    caught_after = [str(counts[i]) for i, p in enumerate(crowd) if p.user_id in caught & careless]
     print(
-        f"\nsummary: {sum(counts)} answers from {workers} workers in {elapsed:.1f}s;"
-        f" majority-vote labels match the truth on {right}/{len(labels)} items"
-        f" ({right / len(labels):.1%})."
+        f"\nsummary: {sum(counts)} answers from {workers} workers in {elapsed:.1f}s."
+        f"\n  gold caught {len(caught & careless)} of {len(careless)} careless workers"
+        f" (after {', '.join(caught_after) or 'no'} tasks);"
+        f" careful workers suspended by mistake: {len(caught - careless)}."
+        f"\n  labels by {summary.method} match the sample's truth on {right}/{len(labels)}"
+        f" items ({right / len(labels):.1%}); plain majority vote over every answer,"
+        f" careless ones included: {naive:.1%}."
     )
     print(f"labels:  {paths['labels']}\nanswers: {paths['answers']}")
     return 0

@@ -10,6 +10,7 @@ from bot.app import build_application, polling
 from bot.sandbox import Sandbox, SandboxServer, SandboxUser
 from bot.settings import Settings, load_settings
 from handlers.context import LabelApplication, Services
+from storage.db import Database
 
 SANDBOX_TOKEN = "123456789:SANDBOXtokenSANDBOXtokenSANDBOX_x"
 
@@ -36,8 +37,12 @@ class LocalBot:
             **self.overrides,
         )
 
-    async def start_bot(self, *, notify_every: float = 0.5) -> LabelApplication:
-        self.app = build_application(self.settings, notify_every=notify_every)
+    async def start_bot(
+        self, *, notify_every: float = 0.5, upkeep_every: float = 1.0
+    ) -> LabelApplication:
+        self.app = build_application(
+            self.settings, notify_every=notify_every, upkeep_every=upkeep_every
+        )
         self._running = polling(self.app, timeout=1)
         await self._running.__aenter__()
         return self.app
@@ -65,3 +70,8 @@ class LocalBot:
 
     def user(self, user_id: int, name: str | None = None) -> SandboxUser:
         return self.sandbox.user(user_id, name)
+
+    async def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        """Reads the database through a second connection, as an operator would."""
+        async with Database(self.database) as db:
+            return [tuple(row) for row in await db.fetchall(sql, params)]

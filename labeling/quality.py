@@ -52,6 +52,7 @@ class Trust:
     gold_answers: int = 0
     gold_correct: int = 0
     fast_answers: int = 0
+    judged: int = 0  # answers that could be judged fast or not (the median was known)
 
     @property
     def accuracy(self) -> float | None:
@@ -84,9 +85,9 @@ def suspension(trust: Trust, settings: BatchSettings) -> str | None:
     if (
         settings.fast_suspend is not None
         and trust.fast_answers >= settings.fast_suspend
-        and trust.fast_answers * 2 >= trust.answers
+        and trust.fast_answers * 2 >= trust.judged
     ):
-        return f"{trust.fast_answers} of {trust.answers} answers far faster than usual"
+        return f"{trust.fast_answers} of {trust.judged} answers far faster than usual"
     return None
 
 

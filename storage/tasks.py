@@ -26,6 +26,7 @@ from labeling.quality import (
     is_correct,
     is_fast,
     label_confidence,
+    median,
     needs_more_answers,
     suspension,
     wants_gold,
@@ -191,7 +192,9 @@ class TaskStore:
                 await conn.execute(
                     "UPDATE items SET answers = answers + 1 WHERE id = ?", (state.item_id,)
                 )
-            trust = await self._count(conn, state.worker_id, state.batch_id, correct, fast)
+            trust = await self._count(
+                conn, state.worker_id, state.batch_id, correct, fast, median_ms is not None
+            )
             suspended = None
             reason = suspension(trust, settings)
             if reason is not None:
@@ -235,23 +238,27 @@ class TaskStore:
             )
             return cursor.rowcount
 
-    async def refresh_medians(self, sample: int = 1000) -> None:
-        """Keeps each open batch's median answer time (over its latest answers) for the
-        fast-answer rule; off the answer path, since a median is not one indexed read."""
+    async def refresh_medians(self, sample: int = 2000) -> None:
+        """Keeps each open batch's typical answer time for the fast-answer rule: the median
+        over workers of each worker's median, over the latest answers, so a few spammers
+        answering ten times as often cannot drag it down. Off the answer path: a median is not
+        one indexed read."""
         batches = await self.db.fetchall("SELECT id FROM batches WHERE status = 'open'")
         for (batch_id,) in batches:
             rows = await self.db.fetchall(
-                "SELECT duration_ms FROM answers WHERE batch_id = ? AND fast = 0"
+                "SELECT worker_id, duration_ms FROM answers WHERE batch_id = ?"
                 " ORDER BY id DESC LIMIT ?",
                 (batch_id, sample),
             )
             if len(rows) < 20:  # too few answers to say what is typical
                 continue
-            durations = sorted(row[0] for row in rows)
+            per_worker: dict[int, list[int]] = {}
+            for worker_id, duration in rows:
+                per_worker.setdefault(worker_id, []).append(duration)
+            typical = median([m for d in per_worker.values() if (m := median(d)) is not None])
             async with self.db.atomic() as conn:
                 await conn.execute(
-                    "UPDATE batches SET median_ms = ? WHERE id = ?",
-                    (durations[len(durations) // 2], batch_id),
+                    "UPDATE batches SET median_ms = ? WHERE id = ?", (typical, batch_id)
                 )
 
     async def remember_image(self, item_id: int, file_id: str) -> None:
@@ -284,7 +291,7 @@ class TaskStore:
             cursor = await conn.execute(
                 "UPDATE worker_batches SET status = 'active', reason = 'reinstated',"
                 " changed_at = ?, gold_answers = 0, gold_correct = 0, fast_answers = 0,"
-                " answers = 0 WHERE worker_id = ? AND batch_id = ? AND status = 'suspended'",
+                " answers = 0, judged = 0 WHERE worker_id = ? AND batch_id = ? AND status = 'suspended'",
                 (now, worker_id, batch_id),
             )
             if cursor.rowcount != 1:
@@ -355,20 +362,22 @@ class TaskStore:
         batch_id: int,
         correct: int | None,
         fast: bool,
+        judged: bool,
     ) -> Trust:
         rows = await conn.execute_fetchall(
             "INSERT INTO worker_batches (worker_id, batch_id, answers, gold_answers,"
-            " gold_correct, fast_answers) VALUES (:w, :b, 1, :g, :c, :f)"
+            " gold_correct, fast_answers, judged) VALUES (:w, :b, 1, :g, :c, :f, :j)"
             " ON CONFLICT (worker_id, batch_id) DO UPDATE SET answers = answers + 1,"
             " gold_answers = gold_answers + :g, gold_correct = gold_correct + :c,"
-            " fast_answers = fast_answers + :f"
-            " RETURNING answers, gold_answers, gold_correct, fast_answers",
+            " fast_answers = fast_answers + :f, judged = judged + :j"
+            " RETURNING answers, gold_answers, gold_correct, fast_answers, judged",
             {
                 "w": worker_id,
                 "b": batch_id,
                 "g": int(correct is not None),
                 "c": correct or 0,
                 "f": int(fast),
+                "j": int(judged),
             },
         )
         return Trust(*next(iter(rows)))

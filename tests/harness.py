@@ -9,7 +9,6 @@ from typing import Any
 from bot.local import LocalBot
 from bot.sandbox import SandboxUser
 from labeling.batch import BatchSettings
-from storage.db import Database
 
 TABLES = ("workers", "batches", "items", "assignments", "answers", "broadcasts", "deliveries")
 
@@ -31,11 +30,6 @@ class Harness(LocalBot):
         if publish:
             await batches.publish(imported.batch_id)
         return imported.batch_id
-
-    async def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        """Reads the database through a second connection, as an operator would."""
-        async with Database(self.database) as db:
-            return [tuple(row) for row in await db.fetchall(sql, params)]
 
     async def snapshot(self) -> dict[str, list[tuple[Any, ...]]]:
         """Every row of every table, to show that something changed nothing."""

@@ -60,9 +60,9 @@ def test_trust_accuracy_and_its_wilson_interval() -> None:
         (Trust(answers=5, gold_answers=3, gold_correct=1), True),
         (Trust(answers=5, gold_answers=3, gold_correct=2), False),  # 67% is enough
         (Trust(answers=9, gold_answers=5, gold_correct=2), True),
-        (Trust(answers=10, fast_answers=5), True),  # half of the answers far too fast
-        (Trust(answers=11, fast_answers=5), False),
-        (Trust(answers=8, fast_answers=4), False),
+        (Trust(answers=30, fast_answers=5, judged=10), True),  # half of those judged
+        (Trust(answers=30, fast_answers=5, judged=11), False),
+        (Trust(answers=8, fast_answers=4, judged=8), False),
     ],
 )
 def test_suspension_rule(trust: Trust, suspended: bool) -> None:
@@ -73,7 +73,7 @@ def test_all_gold_wrong_suspends_and_the_reason_says_why() -> None:
     reason = suspension(Trust(answers=3, gold_answers=3, gold_correct=0), SETTINGS)
     assert reason == "gold accuracy 0% on 3 control tasks, below 60%"
     relaxed = SETTINGS.model_copy(update={"min_accuracy": 0.0, "fast_suspend": None})
-    assert suspension(Trust(answers=10, gold_answers=10, fast_answers=10), relaxed) is None
+    assert suspension(Trust(10, 10, 0, fast_answers=10, judged=10), relaxed) is None
 
 
 def test_fast_answers_are_judged_against_the_median() -> None:

@@ -48,6 +48,7 @@ CREATE TABLE worker_batches (
     gold_answers  INTEGER NOT NULL DEFAULT 0,
     gold_correct  INTEGER NOT NULL DEFAULT 0,
     fast_answers  INTEGER NOT NULL DEFAULT 0,
+    judged        INTEGER NOT NULL DEFAULT 0,  -- answers given once the batch's median was known
     reason        TEXT,                        -- why the status changed, for the log
     changed_at    REAL,
     retry_at      REAL,                        -- a failed exam may be retried from then on
