@@ -291,7 +291,8 @@ class TaskStore:
             cursor = await conn.execute(
                 "UPDATE worker_batches SET status = 'active', reason = 'reinstated',"
                 " changed_at = ?, gold_answers = 0, gold_correct = 0, fast_answers = 0,"
-                " answers = 0, judged = 0 WHERE worker_id = ? AND batch_id = ? AND status = 'suspended'",
+                " answers = 0, judged = 0"
+                " WHERE worker_id = ? AND batch_id = ? AND status = 'suspended'",
                 (now, worker_id, batch_id),
             )
             if cursor.rowcount != 1:
