@@ -123,6 +123,8 @@ class AnswerSet:
 
     def gold_index(self, gold: Mapping[int, str]) -> tuple[IntArray, IntArray]:
         """Positions (in item order) of the gold items that have answers, and their classes."""
+        if not gold:
+            return np.empty(0, np.int64), np.empty(0, np.int64)
         lookup = {normalize_answer(name): k for k, name in enumerate(self.classes)}
         position = {int(item): i for i, item in enumerate(self.item_ids)}
         pairs = [
@@ -245,50 +247,69 @@ def dawid_skene(
     gold: Mapping[int, str] | None = None,
     *,
     max_iterations: int = 100,
-    tolerance: float = 1e-5,
+    tolerance: float = 1e-8,
     smoothing: float = 0.01,
 ) -> Labels:
-    """Dawid-Skene EM. Every sum is a bincount over the answer arrays, so an iteration costs a
-    few passes over the answers whatever the number of workers."""
+    """Dawid-Skene EM, stopping when the log-likelihood per answer changes by less than
+    `tolerance`. The answers are sorted once by item and once by (worker, answer), so each
+    step is one gather and one segmented sum (numpy's reduceat) over the answers."""
     if not data.ordered:
         raise ValueError("Dawid-Skene needs a fixed set of options; free text is voted on")
     n, k, w = data.n_items, data.n_classes, data.n_workers
-    items, workers, labels = data.items, data.workers, data.labels
     gold_positions, gold_classes = data.gold_index(gold or {})
+    # Two orders of the answers, built once; the intermediate arrays are dropped as soon as
+    # they are used, since at a million answers each one is 8 MB.
+    worker_label = data.workers * k + data.labels
+    order = np.argsort(data.items, kind="stable")
+    item_starts = _segment_starts(data.items[order])
+    item_keys = worker_label[order]
+    order = np.argsort(worker_label, kind="stable")
+    pair_items = data.items[order]
+    worker_label = worker_label[order]
+    del order
+    pair_starts = _segment_starts(worker_label)
+    pair_keys = worker_label[pair_starts]
+    del worker_label
     # Start from the majority vote, as a soft assignment.
-    posterior = np.zeros((n, k))
-    for c in range(k):
-        posterior[:, c] = np.bincount(items, weights=labels == c, minlength=n)
-    posterior /= np.maximum(posterior.sum(axis=1, keepdims=True), 1e-12)
+    posterior = np.bincount(data.items * k + data.labels, minlength=n * k).reshape(n, k)
+    posterior = posterior / posterior.sum(axis=1, keepdims=True)
     posterior[gold_positions] = np.eye(k)[gold_classes]
-    worker_label = workers * k + labels
+    previous = -np.inf
     for _ in range(max_iterations):
-        # M-step: class priors and each worker's confusion matrix P(answer l | truth c).
+        # M-step: class priors and each worker's confusion matrix P(answer l | truth c),
+        # kept as rows (worker, answer) x columns (truth) for the E-step's gather.
         priors = np.maximum(posterior.mean(axis=0), 1e-12)
-        confusion = np.empty((w, k, k))
-        for c in range(k):
-            confusion[:, c, :] = np.bincount(
-                worker_label, weights=posterior[items, c], minlength=w * k
-            ).reshape(w, k)
-        confusion += smoothing
-        confusion /= confusion.sum(axis=2, keepdims=True)
-        log_confusion = np.log(confusion)
+        counts = np.zeros((w * k, k))
+        # np.take gathers rows about three times faster than fancy indexing, and float32
+        # halves the memory the per-answer rows stream through.
+        gathered = np.take(posterior.astype(np.float32), pair_items, axis=0)
+        counts[pair_keys] = np.add.reduceat(gathered, pair_starts, axis=0)
+        confusion = counts.reshape(w, k, k) + smoothing  # [worker, answer, truth]
+        confusion /= confusion.sum(axis=1, keepdims=True)
+        log_confusion = np.log(confusion).reshape(w * k, k).astype(np.float32)
         # E-step: each item's posterior over true classes given its answers.
-        log_post = np.tile(np.log(priors), (n, 1))
-        for c in range(k):
-            log_post[:, c] += np.bincount(
-                items, weights=log_confusion[workers, c, labels], minlength=n
-            )
-        log_post -= log_post.max(axis=1, keepdims=True)
-        updated = np.exp(log_post)
-        updated /= updated.sum(axis=1, keepdims=True)
+        per_answer = np.take(log_confusion, item_keys, axis=0)
+        log_post = np.log(priors) + np.add.reduceat(per_answer, item_starts, axis=0)
+        top = log_post.max(axis=1, keepdims=True)
+        updated = np.exp(log_post - top)
+        total = updated.sum(axis=1, keepdims=True)
+        updated /= total
         updated[gold_positions] = np.eye(k)[gold_classes]
-        change = np.abs(updated - posterior).max(initial=0.0)
         posterior = updated
-        if change < tolerance:
+        likelihood = float(np.sum(top + np.log(total))) / max(len(data.items), 1)
+        if likelihood - previous < tolerance:
             break
+        previous = likelihood
     label = posterior.argmax(axis=1)
     return Labels(data, label, posterior[np.arange(n), label], "dawid_skene")
+
+
+def _segment_starts(sorted_keys: IntArray) -> IntArray:
+    """Where each run of equal keys begins in a sorted array."""
+    if len(sorted_keys) == 0:
+        return np.zeros(0, dtype=np.int64)
+    change = np.flatnonzero(sorted_keys[1:] != sorted_keys[:-1]) + 1
+    return np.concatenate(([0], change))
 
 
 def aggregate(data: AnswerSet, method: Method, gold: Mapping[int, str] | None = None) -> Labels:
