@@ -19,7 +19,8 @@ from labeling.batch import BatchSettings
 from labeling.batches import BatchService, BatchStateError
 from labeling.batchfile import BatchFileError
 from labeling.export import FORMATS, WHATS
-from labeling.models import BatchNotFound, BatchSummary
+from labeling.models import BatchNotFound, BatchSummary, WorkerStanding
+from labeling.quality import Trust
 from storage.batches import BatchStore
 from storage.db import Database
 from storage.tasks import TaskStore
@@ -70,6 +71,9 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--what", choices=WHATS, default="labels")
     export.add_argument("--format", choices=FORMATS, default="csv")
     export.add_argument("-o", "--output", type=Path, help="default: batch-N-WHAT.FORMAT")
+
+    trust = commands.add_parser("trust", help="each worker's gold accuracy and standing")
+    trust.add_argument("batch", type=int)
 
     reinstate = commands.add_parser("reinstate", help="let a suspended worker back into a batch")
     reinstate.add_argument("batch", type=int)
@@ -225,9 +229,39 @@ async def _reinstate(db: Database, args: argparse.Namespace) -> int:
     return 0
 
 
+def format_standing(standing: WorkerStanding) -> str:
+    trust = Trust(
+        standing.answers, standing.gold_answers, standing.gold_correct, standing.fast_answers
+    )
+    interval = trust.interval()
+    accuracy = (
+        "no gold yet"
+        if trust.accuracy is None or interval is None
+        else (
+            f"{trust.accuracy:.0%} of {trust.gold_answers} gold"
+            f" (95% CI {interval[0]:.0%}-{interval[1]:.0%})"
+        )
+    )
+    line = (
+        f"worker {standing.worker_id} {standing.name!r} [{standing.status}]:"
+        f" {standing.answers} answers, {accuracy}, {standing.fast_answers} fast"
+    )
+    return line + (f"; {standing.reason}" if standing.reason else "")
+
+
+async def _trust(service: BatchService, args: argparse.Namespace) -> int:
+    standings = await service.standings(args.batch)
+    if not standings:
+        print(f"batch {args.batch}: no worker has had a task yet")
+    for standing in standings:
+        print(format_standing(standing))
+    return 0
+
+
 _COMMANDS: dict[str, Callable[[BatchService, argparse.Namespace], Awaitable[int]]] = {
     "import": _import,
     "publish": _publish,
     "status": _status,
     "export": _export,
+    "trust": _trust,
 }

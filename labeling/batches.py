@@ -12,7 +12,7 @@ from labeling.aggregation import AnswerSet, krippendorff_alpha
 from labeling.batch import BatchSettings
 from labeling.batchfile import BatchFileError, RowError, parse_batch_file
 from labeling.export import ExportSummary, Format, What, write_answers, write_labels
-from labeling.models import BatchStatus, BatchSummary
+from labeling.models import BatchStatus, BatchSummary, WorkerStanding
 from labeling.ports import BatchRepository
 from labeling.work import Clock
 
@@ -88,6 +88,10 @@ class BatchService:
             alpha = krippendorff_alpha(AnswerSet.build(answers, summary.options))
             summaries.append(replace(summary, alpha=None if math.isnan(alpha) else alpha))
         return summaries
+
+    async def standings(self, batch_id: int) -> list[WorkerStanding]:
+        await self.batches.get(batch_id)  # a missing batch is an error, not an empty list
+        return await self.batches.standings(batch_id)
 
     async def export(self, batch_id: int, what: What, fmt: Format, out: TextIO) -> ExportSummary:
         """Writes the export; returns what it holds."""

@@ -224,3 +224,17 @@ class ExportAnswer:
 
 class BatchNotFound(LookupError):
     """No batch has the id a coordinator gave."""
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerStanding:
+    """One worker's record in one batch, for the coordinator."""
+
+    worker_id: int
+    name: str
+    status: str
+    answers: int
+    gold_answers: int
+    gold_correct: int
+    fast_answers: int
+    reason: str | None

@@ -13,6 +13,7 @@ from labeling.models import (
     ExportAnswer,
     ExportItem,
     StoredBatch,
+    WorkerStanding,
 )
 from storage.db import Database
 
@@ -175,6 +176,16 @@ class BatchStore:
             )
             for row in rows
         ]
+
+    async def standings(self, batch_id: int) -> list[WorkerStanding]:
+        rows = await self.db.fetchall(
+            "SELECT wb.worker_id, w.name, wb.status, wb.answers, wb.gold_answers,"
+            " wb.gold_correct, wb.fast_answers, wb.reason"
+            " FROM worker_batches wb JOIN workers w ON w.id = wb.worker_id"
+            " WHERE wb.batch_id = ? ORDER BY wb.worker_id",
+            (batch_id,),
+        )
+        return [WorkerStanding(*row) for row in rows]
 
     async def items(self, batch_id: int) -> AsyncIterator[ExportItem]:
         async for row in self.db.pages(

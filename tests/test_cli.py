@@ -214,3 +214,41 @@ def test_env_example_lists_every_setting_with_its_default() -> None:
             assert listed[name.upper()] == ""
         else:
             assert str(default).removesuffix(".0") == listed[name.upper()].removesuffix(".0")
+
+
+async def _suspend_worker(database: Path) -> None:
+    """Worker 1 answers every task of batch 1 with the same wrong option until gold stops it."""
+    from labeling.models import Submission, WorkerProfile
+    from storage.db import Database
+    from storage.tasks import TaskStore
+
+    async with Database(database) as db:
+        tasks = TaskStore(db)
+        await tasks.upsert_worker(WorkerProfile(1, "Ann"), 0.0)
+        task = await tasks.current_or_next(1, 1.0, 600.0)
+        while task is not None:
+            outcome = await tasks.submit(Submission(task.assignment_id, 1, option=1), 2.0, 600.0)
+            task = outcome.next_task
+
+
+def test_trust_lists_standings_and_reinstate_lets_a_worker_back(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import asyncio
+
+    rows = "".join(f"g{i},gold {i},yes\n" for i in range(4))
+    rows += "".join(f"r{i},plain {i},\n" for i in range(6))
+    (workdir / "gold.csv").write_text("id,text,gold\n" + rows)
+    run(capsys, "import", "gold.csv", "--question", "q", "--options", "yes,no")
+    run(capsys, "publish", "1")
+    assert run(capsys, "trust", "1")[1].strip() == "batch 1: no worker has had a task yet"
+    asyncio.run(_suspend_worker(workdir / "cli.db"))
+    out = run(capsys, "trust", "1")[1]
+    assert out.strip() == (
+        "worker 1 'Ann' [suspended]: 5 answers, 0% of 3 gold (95% CI 0%-56%), 0 fast;"
+        " gold accuracy 0% on 3 control tasks, below 60%"
+    )
+    assert run(capsys, "reinstate", "1", "1")[0] == 0
+    assert "[active]" in run(capsys, "trust", "1")[1]
+    code, _, err = run(capsys, "reinstate", "1", "1")
+    assert code == 2 and "worker 1 is not suspended from batch 1" in err
