@@ -148,6 +148,12 @@ class WorkerStats:
     batches: int
     earned: float
     open_task: bool
+    seconds_worked: float = 0.0  # from each task handed out to its answer
+
+    @property
+    def hourly_rate(self) -> float | None:
+        """Earnings per hour of labeling, the way Prolific reckons pay."""
+        return self.earned / self.seconds_worked * 3600 if self.seconds_worked > 0 else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -169,7 +169,7 @@ class TaskStore:
             duration_ms = max(0, round((now - state.issued_at) * 1000))
             correct = None if gold is None else int(is_correct(value, gold))
             fast = is_fast(duration_ms, median_ms, settings.fast_ratio)
-            await conn.execute(
+            inserted = await conn.execute(
                 "INSERT INTO answers (assignment_id, item_id, batch_id, worker_id, value,"
                 " duration_ms, created_at, correct, fast) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
@@ -187,6 +187,11 @@ class TaskStore:
             await conn.execute(
                 "UPDATE assignments SET status = 'answered', closed_at = ? WHERE id = ?",
                 (now, state.assignment_id),
+            )
+            await conn.execute(
+                "INSERT INTO ledger (worker_id, batch_id, answer_id, amount, created_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (state.worker_id, state.batch_id, inserted.lastrowid, settings.reward, now),
             )
             if kind == "task":
                 await conn.execute(
@@ -276,14 +281,15 @@ class TaskStore:
               (SELECT COUNT(*) FROM answers WHERE worker_id = :w AND created_at >= :day),
               (SELECT COUNT(*) FROM assignments WHERE worker_id = :w AND status = 'skipped'),
               (SELECT COUNT(DISTINCT batch_id) FROM answers WHERE worker_id = :w),
-              (SELECT COALESCE(SUM(b.reward), 0) FROM answers a
-                 JOIN batches b ON b.id = a.batch_id WHERE a.worker_id = :w),
+              (SELECT COALESCE(SUM(amount), 0) FROM ledger WHERE worker_id = :w),
+              (SELECT COALESCE(SUM(duration_ms), 0) FROM answers WHERE worker_id = :w),
               EXISTS (SELECT 1 FROM assignments WHERE worker_id = :w AND status = 'open')
             """,
             {"w": worker_id, "day": day_start},
         )
         assert row is not None
-        return WorkerStats(row[0], row[1], row[2], row[3], float(row[4]), bool(row[5]))
+        return WorkerStats(row[0], row[1], row[2], row[3], float(row[4]), bool(row[6]),
+                           seconds_worked=row[5] / 1000)
 
     async def reinstate(self, worker_id: int, batch_id: int, now: float) -> bool:
         """Lets a suspended worker back into a batch; their answers count again."""

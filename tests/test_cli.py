@@ -147,8 +147,8 @@ def test_publishing_twice_is_refused(workdir: Path, capsys: pytest.CaptureFixtur
 
 
 def test_migrate_reports_the_version(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert run(capsys, "migrate")[1].strip().endswith("schema version 2 (applied 1, 2)")
-    assert run(capsys, "migrate")[1].strip().endswith("schema version 2 (nothing to apply)")
+    assert run(capsys, "migrate")[1].strip().endswith("schema version 3 (applied 1, 2, 3)")
+    assert run(capsys, "migrate")[1].strip().endswith("schema version 3 (nothing to apply)")
 
 
 def test_run_without_a_token_stops_with_one_line(
