@@ -17,10 +17,11 @@ from bot.logs import setup_logging
 from bot.settings import Settings, SettingsError, load_settings
 from labeling.batch import BatchSettings
 from labeling.batches import BatchService, BatchStateError
+from labeling.batchfile import FORMATS as FILE_FORMATS
 from labeling.batchfile import BatchFileError
 from labeling.export import FORMATS, WHATS
-from labeling.models import BatchNotFound, BatchSummary, WorkerStanding
-from labeling.quality import Trust
+from labeling.models import BatchNotFound
+from labeling.report import format_standing, format_status
 from storage.batches import BatchStore
 from storage.db import Database
 from storage.tasks import TaskStore
@@ -59,7 +60,7 @@ def _parser() -> argparse.ArgumentParser:
             metavar="VALUE",
             help=f"batch setting {name} (default: {default})",
         )
-    batch.add_argument("--format", choices=["csv", "jsonl"], help="default: from the file name")
+    batch.add_argument("--format", choices=FILE_FORMATS, help="default: from the file name")
 
     publish = commands.add_parser("publish", help="open a batch and notify the workers")
     publish.add_argument("batch", type=int)
@@ -155,11 +156,10 @@ async def _import(service: BatchService, args: argparse.Namespace) -> int:
         )
         raise CommandError(reasons) from None
     imported = await service.import_file(
-        content, path.name, settings, base_dir=path.parent.absolute()
+        content, path.name, settings, base_dir=path.parent.absolute(), file_format=args.format
     )
     print(
-        f"batch {imported.batch_id}: {imported.items} items ({imported.gold_items} gold),"
-        f" overlap {settings.overlap}. Publish it with: labelbot publish {imported.batch_id}"
+        f"{imported.describe()}\nPublish it with: labelbot publish {imported.batch_id}"
     )
     return 0
 
@@ -168,29 +168,6 @@ async def _publish(service: BatchService, args: argparse.Namespace) -> int:
     summary = await service.publish(args.batch)
     print(f"batch {summary.batch_id} is open; the running bot announces it to every active worker.")
     return 0
-
-
-def format_status(summary: BatchSummary) -> str:
-    kind = f"options {', '.join(summary.options)}" if summary.options else "free text"
-    alpha = "n/a" if summary.alpha is None else f"{summary.alpha:.2f}"
-    accuracy = summary.gold_accuracy
-    gold = (
-        "no gold answers yet"
-        if accuracy is None
-        else (f"workers right on {accuracy:.0%} of {summary.gold_answers} gold answers")
-    )
-    return (
-        f"batch {summary.batch_id} '{summary.name}' [{summary.status}]\n"
-        f"  question: {summary.question} ({kind})\n"
-        f"  items: {summary.items_done}/{summary.items} done, plus {summary.gold_items} gold;"
-        f" overlap {summary.overlap}\n"
-        f"  answers: {summary.answers_counted}/{summary.answers_needed} counted"
-        f" ({summary.progress:.0%}), {summary.answers} stored, from {summary.workers} workers;"
-        f" {summary.open_tasks} tasks open now\n"
-        f"  quality: {gold}; {summary.suspended} workers suspended;"
-        f" {summary.fast_answers} fast answers flagged\n"
-        f"  labels by {summary.method}; agreement (Krippendorff's alpha): {alpha}"
-    )
 
 
 async def _status(service: BatchService, args: argparse.Namespace) -> int:
@@ -227,26 +204,6 @@ async def _reinstate(db: Database, args: argparse.Namespace) -> int:
         raise CommandError(f"worker {args.worker} is not suspended from batch {args.batch}")
     print(f"worker {args.worker} may work on batch {args.batch} again; their answers count.")
     return 0
-
-
-def format_standing(standing: WorkerStanding) -> str:
-    trust = Trust(
-        standing.answers, standing.gold_answers, standing.gold_correct, standing.fast_answers
-    )
-    interval = trust.interval()
-    accuracy = (
-        "no gold yet"
-        if trust.accuracy is None or interval is None
-        else (
-            f"{trust.accuracy:.0%} of {trust.gold_answers} gold"
-            f" (95% CI {interval[0]:.0%}-{interval[1]:.0%})"
-        )
-    )
-    line = (
-        f"worker {standing.worker_id} {standing.name!r} [{standing.status}]:"
-        f" {standing.answers} answers, {accuracy}, {standing.fast_answers} fast"
-    )
-    return line + (f"; {standing.reason}" if standing.reason else "")
 
 
 async def _trust(service: BatchService, args: argparse.Namespace) -> int:

@@ -176,8 +176,8 @@ async def run_demo(*, workers: int = 30, out: Path = Path("demo-output"), seed: 
         imported = await local.services.batches.import_file(content, SAMPLE, settings)
         await local.services.batches.publish(imported.batch_id)
         print(
-            f"coordinator: imported batch {imported.batch_id} ({imported.items} items,"
-            f" {imported.gold_items} gold) and published it; workers are being told."
+            f"coordinator: {imported.describe()}\ncoordinator: published it; workers are being"
+            " told."
         )
         done = asyncio.Event()
         progress = asyncio.create_task(show_progress(local, imported.batch_id, done))

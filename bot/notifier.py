@@ -1,17 +1,28 @@
-"""Tells every active worker about a newly opened batch, paced for Telegram's bulk limit."""
+"""Tells every active worker about a newly opened batch or an announcement, paced for
+Telegram's bulk limit, with a progress message for the coordinator who asked.
+
+Sends run concurrently (a round trip takes longer than the gap between two sends at hundreds
+per second) but start on a fixed pace; a 429 pauses the whole pace for its retry_after; a worker
+who blocked the bot is marked unreachable and never retried. Who has been told is in the
+database, so a restart resumes the broadcast without telling anyone twice.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
+from collections import Counter, deque
+from dataclasses import dataclass, field
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
-from telegram.error import BadRequest, Forbidden, TelegramError
+from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 from telegram.ext import ExtBot
 
+from bot.retry import NO_RETRY_ON_429, retry_after_seconds
 from handlers.callbacks import NextTap, encode
-from storage.broadcasts import Broadcast, BroadcastStore
+from storage.broadcasts import Broadcast, BroadcastStore, Delivery
 
 log = logging.getLogger(__name__)
 
@@ -19,7 +30,7 @@ START = "Start labeling ▶"
 
 
 class Pacer:
-    """Spaces sends evenly at `rate` per second (Telegram: about 30 to different users)."""
+    """Spaces sends evenly at `rate` per second; `pause` holds every later send back."""
 
     def __init__(self, rate: float) -> None:
         self.interval = 1.0 / rate
@@ -33,51 +44,173 @@ class Pacer:
         if delay > 0:
             await asyncio.sleep(delay)
 
+    def pause(self, seconds: float) -> None:
+        self._next = max(self._next, time.monotonic() + seconds)
+
+
+@dataclass
+class Run:
+    """One broadcast in progress: who is waiting for a retry, and the outcomes to record."""
+
+    broadcast: Broadcast
+    audience: int
+    counts: Counter[str] = field(default_factory=Counter)
+    retry: deque[int] = field(default_factory=deque)
+    pending: list[Delivery] = field(default_factory=list)
+    started: float = field(default_factory=time.monotonic)
+
 
 class Notifier:
-    def __init__(self, bot: ExtBot[None], store: BroadcastStore, *, rate: float) -> None:
+    def __init__(
+        self,
+        bot: ExtBot[None],
+        store: BroadcastStore,
+        *,
+        rate: float,
+        paid_rate: float | None = None,
+        progress_every: float = 3.0,
+        in_flight: int = 100,
+    ) -> None:
         self.bot = bot
         self.store = store
-        self.pacer = Pacer(rate)
-        self.claim_size = max(1, int(rate))
+        self.rate = rate
+        self.paid_rate = paid_rate
+        self.progress_every = progress_every
+        self.in_flight = in_flight
 
     async def run(self, every: float = 2.0) -> None:
-        """Sends pending broadcasts forever; a restart resumes where the database says."""
+        """Sends pending broadcasts forever; first settles what a crash left in flight."""
+        interrupted = await self.store.settle_interrupted(time.time())
+        if interrupted:
+            log.warning("%d announcements were in flight at the last stop; not resent", interrupted)
         while True:
             try:
                 await self.send_pending()
+            except asyncio.CancelledError:
+                raise
             except Exception:
                 log.exception("broadcast round failed; trying again in %.0fs", every)
             await asyncio.sleep(every)
 
-    async def send_pending(self) -> int:
-        sent = 0
+    async def send_pending(self) -> None:
         for broadcast in await self.store.unfinished():
-            while workers := await self.store.claim(
-                broadcast.broadcast_id, time.time(), self.claim_size
-            ):
-                for worker_id in workers:
-                    await self.pacer.wait()
-                    sent += await self._send(broadcast, worker_id)
-            await self.store.finish(broadcast.broadcast_id, time.time())
-            counts = await self.store.counts(broadcast.broadcast_id)
-            log.info("broadcast %d finished: %s", broadcast.broadcast_id, counts)
-        return sent
+            await self._broadcast(broadcast)
 
-    async def _send(self, broadcast: Broadcast, worker_id: int) -> int:
+    async def _broadcast(self, broadcast: Broadcast) -> None:
+        paid = broadcast.paid and self.paid_rate is not None
+        pacer = Pacer(self.paid_rate if paid and self.paid_rate else self.rate)
+        run = Run(broadcast, await self.store.audience(broadcast.broadcast_id))
+        run.counts.update(await self.store.counts(broadcast.broadcast_id))
+        progress = asyncio.create_task(self._report(run))
+        slots = asyncio.Semaphore(self.in_flight)
+        sending: set[asyncio.Task[None]] = set()
+        claim_size = max(1, min(500, int(pacer_rate(pacer))))
+        try:
+            while True:
+                batch = [run.retry.popleft() for _ in range(len(run.retry))]
+                if not batch:
+                    batch = await self.store.claim(broadcast.broadcast_id, time.time(), claim_size)
+                if not batch:
+                    if not sending and not run.retry:
+                        break
+                    await asyncio.wait(sending, return_when=asyncio.FIRST_COMPLETED)
+                    continue
+                for worker_id in batch:
+                    await pacer.wait()
+                    await slots.acquire()
+                    task = asyncio.create_task(self._send(run, worker_id, pacer, slots))
+                    sending.add(task)
+                    task.add_done_callback(sending.discard)
+                await self._flush(run)
+        finally:
+            # Stopping or not, let the sends under way land and be recorded, so that a
+            # restart knows exactly who was told.
+            if sending:
+                await asyncio.shield(asyncio.wait(sending, timeout=30))
+            await asyncio.shield(self._flush(run))
+            progress.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await progress
+        await self.store.finish(broadcast.broadcast_id, time.time())
+        await self._show_progress(run, final=True)
+        log.info("broadcast %d finished: %s", broadcast.broadcast_id, dict(run.counts))
+
+    async def _send(self, run: Run, worker_id: int, pacer: Pacer, slots: asyncio.Semaphore) -> None:
+        broadcast = run.broadcast
         keyboard = None
         if broadcast.batch_id is not None:
             button = InlineKeyboardButton(START, callback_data=encode(NextTap()))
             keyboard = InlineKeyboardMarkup([[button]])
         try:
-            await self.bot.send_message(worker_id, broadcast.text, reply_markup=keyboard)
+            await self.bot.send_message(
+                worker_id,
+                broadcast.text,
+                reply_markup=keyboard,
+                allow_paid_broadcast=True if broadcast.paid and self.paid_rate else None,
+                rate_limit_args=NO_RETRY_ON_429,
+            )
+        except RetryAfter as error:
+            # Telegram asks the whole bot to slow down: hold every send back, retry this one.
+            pacer.pause(retry_after_seconds(error))
+            run.retry.append(worker_id)
+            run.counts["retried"] += 1
         except Forbidden as error:
-            await self.store.unreachable(worker_id)
-            await self.store.delivered(broadcast.broadcast_id, worker_id, time.time(), str(error))
-            return 0
+            run.pending.append(Delivery(worker_id, "failed", str(error), unreachable=True))
+            run.counts["unreachable"] += 1
         except (BadRequest, TelegramError) as error:
             log.warning("announcement to %d failed: %s", worker_id, error)
-            await self.store.delivered(broadcast.broadcast_id, worker_id, time.time(), str(error))
-            return 0
-        await self.store.delivered(broadcast.broadcast_id, worker_id, time.time())
-        return 1
+            run.pending.append(Delivery(worker_id, "failed", str(error)))
+            run.counts["failed"] += 1
+        else:
+            run.pending.append(Delivery(worker_id, "sent"))
+            run.counts["sent"] += 1
+        finally:
+            slots.release()
+
+    async def _flush(self, run: Run) -> None:
+        done, run.pending = run.pending, []
+        await self.store.record(run.broadcast.broadcast_id, done, time.time())
+
+    async def _report(self, run: Run) -> None:
+        """Edits the coordinator's progress message every few seconds while sending."""
+        while True:
+            await self._show_progress(run)
+            await asyncio.sleep(self.progress_every)
+
+    async def _show_progress(self, run: Run, *, final: bool = False) -> None:
+        broadcast = run.broadcast
+        if broadcast.created_by is None:
+            return
+        subject = f"batch {broadcast.batch_id}" if broadcast.batch_id else "your announcement"
+        told = run.counts["sent"]
+        elapsed = max(time.monotonic() - run.started, 1e-9)
+        text = (
+            f"{'Announced' if final else 'Announcing'} {subject}: {told} of {run.audience}"
+            f" workers told, {run.counts['unreachable']} unreachable (blocked the bot),"
+            f" {run.counts['failed']} failed"
+        )
+        if run.counts["unknown"]:
+            text += f", {run.counts['unknown']} unconfirmed after a restart"
+        text += "." if final else f" ({told / elapsed:.0f} per second)…"
+        try:
+            if broadcast.progress_message_id is None:
+                message = await self.bot.send_message(broadcast.created_by, text)
+                run.broadcast = broadcast = Broadcast(
+                    broadcast.broadcast_id,
+                    broadcast.batch_id,
+                    broadcast.text,
+                    broadcast.created_by,
+                    broadcast.paid,
+                    message.message_id,
+                )
+                await self.store.set_progress_message(broadcast.broadcast_id, message.message_id)
+            else:
+                await self.bot.edit_message_text(
+                    text, broadcast.created_by, broadcast.progress_message_id
+                )
+        except TelegramError as error:  # unchanged text, or the coordinator is unreachable
+            log.debug("progress of broadcast %d not shown: %s", broadcast.broadcast_id, error)
+
+
+def pacer_rate(pacer: Pacer) -> float:
+    return 1.0 / pacer.interval

@@ -23,6 +23,9 @@ from telegram.warnings import PTBDeprecationWarning
 log = logging.getLogger(__name__)
 
 Result = bool | dict[str, Any] | list[dict[str, Any]]
+# Passed as `rate_limit_args` by bulk senders that handle a 429 themselves (by slowing the
+# whole broadcast down) instead of retrying the one request.
+NO_RETRY_ON_429 = {"retry_on_429": False}
 
 
 def retry_after_seconds(error: RetryAfter) -> float:
@@ -33,7 +36,7 @@ def retry_after_seconds(error: RetryAfter) -> float:
     return value.total_seconds() if isinstance(value, dt.timedelta) else float(value)
 
 
-class RetryingLimiter(BaseRateLimiter[None]):
+class RetryingLimiter(BaseRateLimiter[dict[str, bool]]):
     def __init__(self, *, max_retries: int = 4, backoff: float = 0.5) -> None:
         self.max_retries = max_retries
         self.backoff = backoff
@@ -51,13 +54,14 @@ class RetryingLimiter(BaseRateLimiter[None]):
         kwargs: dict[str, Any],
         endpoint: str,
         data: dict[str, Any],
-        rate_limit_args: None,
+        rate_limit_args: dict[str, bool] | None,
     ) -> Result:
+        retry_on_429 = (rate_limit_args or {}).get("retry_on_429", True)
         for attempt in itertools.count():
             try:
                 return await callback(*args, **kwargs)
             except RetryAfter as error:
-                if attempt >= self.max_retries:
+                if not retry_on_429 or attempt >= self.max_retries:
                     log.error("%s still rate limited after %d retries", endpoint, attempt)
                     raise
                 wait = retry_after_seconds(error)

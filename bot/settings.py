@@ -29,6 +29,12 @@ class Settings(BaseSettings):
     concurrent_updates: int = Field(default=128, ge=1, le=4096)
     # Bulk sends (announcements) to different users; Telegram allows about 30 per second.
     broadcast_rate: float = Field(default=30.0, gt=0, le=1000)
+    # Paid broadcasting (allow_paid_broadcast, billed in Telegram Stars) for `/publish N paid`:
+    # up to 1000 messages per second. Unset: paid broadcasts are off.
+    paid_broadcast_rate: float | None = Field(default=None, gt=0, le=1000)
+    # Pay below this per hour (reward over the median time per task) is flagged to the
+    # coordinator, the way Prolific holds requesters to a minimum rate.
+    min_hourly_rate: float = Field(default=15.0, ge=0)
     # SQLite's synchronous mode: NORMAL survives a crash of the bot; FULL also a power cut.
     sqlite_synchronous: Literal["NORMAL", "FULL"] = "NORMAL"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

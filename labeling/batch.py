@@ -53,6 +53,9 @@ class BatchSettings(BaseModel):
     overlap: int = Field(default=3, ge=1, le=100)
     gold_ratio: float = Field(default=0.1, ge=0.0, le=0.5)
     reward: float = Field(default=0.0, ge=0.0, le=1000.0)
+    # The coordinator's estimate of a task's time, for the expected hourly rate until real
+    # answers show the median.
+    seconds_per_task: float = Field(default=15.0, gt=0.0, le=3600.0)
     instructions: Instructions | None = None
 
     # How answers become labels (see labeling.aggregation).

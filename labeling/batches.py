@@ -11,8 +11,16 @@ from typing import TextIO
 from labeling.aggregation import AnswerSet, krippendorff_alpha
 from labeling.batch import BatchSettings
 from labeling.batchfile import BatchFileError, RowError, parse_batch_file
-from labeling.export import ExportSummary, Format, What, write_answers, write_labels
-from labeling.models import BatchStatus, BatchSummary, WorkerStanding
+from labeling.export import (
+    ExportSummary,
+    Format,
+    What,
+    write_answers,
+    write_labels,
+    write_workers,
+)
+from labeling.models import BatchStatus, BatchSummary, WorkerRow, WorkerStanding
+from labeling.pay import PayRate, batch_rate
 from labeling.ports import BatchRepository
 from labeling.work import Clock
 
@@ -23,6 +31,15 @@ class Imported:
     items: int
     gold_items: int
     settings: BatchSettings
+    pay: PayRate
+
+    def describe(self) -> str:
+        kind = ", ".join(self.settings.options) if self.settings.options else "free text"
+        return (
+            f"Batch {self.batch_id} '{self.settings.name}': {self.items} items"
+            f" ({self.gold_items} gold), answers: {kind}; overlap {self.settings.overlap};"
+            f" reward {self.settings.reward:g} per task; expected pay {self.pay.describe()}."
+        )
 
 
 class BatchStateError(Exception):
@@ -35,9 +52,20 @@ def announcement(summary: BatchSummary) -> str:
     return f"New batch: {summary.name}. {summary.items} {kind} tasks are waiting.{reward}"
 
 
+# The changes of state a coordinator may ask for, and the states each may start from.
+TRANSITIONS: dict[str, tuple[BatchStatus, tuple[BatchStatus, ...]]] = {
+    "pause": (BatchStatus.PAUSED, (BatchStatus.OPEN,)),
+    "resume": (BatchStatus.OPEN, (BatchStatus.PAUSED,)),
+    "close": (BatchStatus.CLOSED, (BatchStatus.DRAFT, BatchStatus.OPEN, BatchStatus.PAUSED)),
+}
+
+
 class BatchService:
-    def __init__(self, batches: BatchRepository, *, clock: Clock = time.time) -> None:
+    def __init__(
+        self, batches: BatchRepository, *, min_hourly_rate: float = 15.0, clock: Clock = time.time
+    ) -> None:
         self.batches = batches
+        self.min_hourly_rate = min_hourly_rate
         self.clock = clock
 
     async def import_file(
@@ -48,9 +76,12 @@ class BatchService:
         *,
         base_dir: Path | None = None,
         created_by: int | None = None,
+        file_format: str | None = None,
     ) -> Imported:
         """Validates the whole file first; stores nothing unless every row is good."""
-        items = parse_batch_file(content, filename, settings, base_dir=base_dir)
+        items = parse_batch_file(
+            content, filename, settings, base_dir=base_dir, file_format=file_format
+        )
         gold = sum(item.gold is not None for item in items)
         if settings.exam_size > gold:
             raise BatchFileError(
@@ -64,17 +95,42 @@ class BatchService:
         batch_id = await self.batches.create(
             settings, items, now=self.clock(), source=Path(filename).name, created_by=created_by
         )
-        return Imported(batch_id, len(items), gold, settings)
+        pay = batch_rate(settings.reward, settings.seconds_per_task, None, 0, self.min_hourly_rate)
+        return Imported(batch_id, len(items) - gold, gold, settings, pay)
 
-    async def publish(self, batch_id: int) -> BatchSummary:
+    async def publish(
+        self, batch_id: int, *, by: int | None = None, paid: bool = False
+    ) -> BatchSummary:
         """Opens a batch and queues its announcement to every active worker."""
         summary = (await self.batches.summaries(batch_id))[0]
         if summary.status is not BatchStatus.DRAFT:
             raise BatchStateError(f"batch {batch_id} is {summary.status}, not a draft")
         await self.batches.set_status(
-            batch_id, BatchStatus.OPEN, self.clock(), announce=announcement(summary)
+            batch_id,
+            BatchStatus.OPEN,
+            self.clock(),
+            announce=announcement(summary),
+            by=by,
+            paid=paid,
         )
-        return (await self.batches.summaries(batch_id))[0]
+        return (await self.status(batch_id))[0]
+
+    async def change_state(self, batch_id: int, action: str) -> BatchStatus:
+        """Pauses, resumes or closes a batch; returns the new state. A paused batch hands
+        out nothing; a closed one is final."""
+        target, allowed = TRANSITIONS[action]
+        summary = (await self.batches.summaries(batch_id))[0]
+        if summary.status not in allowed:
+            raise BatchStateError(f"batch {batch_id} is {summary.status}; it cannot {action}")
+        await self.batches.set_status(batch_id, target, self.clock())
+        return target
+
+    async def announce(self, text: str, *, by: int | None = None) -> int:
+        """Queues a message from a coordinator to every active worker."""
+        return await self.batches.announce(text, self.clock(), by=by)
+
+    async def workers(self, limit: int = 10_000) -> list[WorkerRow]:
+        return await self.batches.worker_rows(None, limit)
 
     async def status(self, batch_id: int | None = None) -> list[BatchSummary]:
         """Each batch's progress and quality, with its agreement (Krippendorff's alpha)."""
@@ -86,7 +142,15 @@ class BatchService:
                 if not a.excluded and not a.gold
             ]
             alpha = krippendorff_alpha(AnswerSet.build(answers, summary.options))
-            summaries.append(replace(summary, alpha=None if math.isnan(alpha) else alpha))
+            settings = (await self.batches.get(summary.batch_id)).settings
+            pay = batch_rate(
+                summary.reward,
+                settings.seconds_per_task,
+                summary.median_ms,
+                summary.answers,
+                self.min_hourly_rate,
+            )
+            summaries.append(replace(summary, alpha=None if math.isnan(alpha) else alpha, pay=pay))
         return summaries
 
     async def standings(self, batch_id: int) -> list[WorkerStanding]:
@@ -98,6 +162,8 @@ class BatchService:
         batch = await self.batches.get(batch_id)
         if what == "answers":
             return await write_answers(self.batches.answers(batch_id), out, fmt)
+        if what == "workers":
+            return write_workers(await self.batches.worker_rows(batch_id), out, fmt)
         return await write_labels(
             self.batches.items(batch_id),
             self.batches.answers(batch_id),

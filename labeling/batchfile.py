@@ -21,7 +21,7 @@ MAX_COLUMNS = 200
 MAX_CELL = 100_000
 MAX_IMAGE_BYTES = 10 * 1024 * 1024  # Telegram's limit for photos sent by upload
 MAX_REPORTED_ERRORS = 50
-FORMATS = ("csv", "jsonl")
+FORMATS = ("csv", "jsonl", "json")
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,9 +52,13 @@ def detect_format(filename: str) -> str:
     suffix = Path(filename).suffix.lower().lstrip(".")
     if suffix in ("jsonl", "ndjson"):
         return "jsonl"
-    if suffix in ("csv", "txt", "tsv"):
+    if suffix == "json":
+        return "json"
+    if suffix in ("csv", "txt"):
         return "csv"
-    raise BatchFileError([RowError(0, f"unknown file type '.{suffix}': send a .csv or .jsonl")])
+    raise BatchFileError(
+        [RowError(0, f"unknown file type '.{suffix}': send a .csv, .jsonl or .json file")]
+    )
 
 
 def parse_batch_file(
@@ -75,7 +79,7 @@ def parse_batch_file(
     errors: list[RowError] = []
     items: list[ItemRow] = []
     seen_ids: dict[str, int] = {}
-    rows = _csv_rows(text) if kind == "csv" else _jsonl_rows(text)
+    rows = {"csv": _csv_rows, "jsonl": _jsonl_rows, "json": _json_rows}[kind](text)
     for line, row in rows:
         if isinstance(row, RowError):
             errors.append(row)
@@ -187,6 +191,55 @@ def _jsonl_rows(text: str) -> Iterator[tuple[int, Row]]:
             yield line, RowError(line, f"more than {MAX_COLUMNS} fields")
             continue
         yield line, {str(key).strip().lower(): cell for key, cell in value.items()}
+
+
+def _json_rows(text: str) -> Iterator[tuple[int, Row]]:
+    """A JSON array of objects; each object's line is where it starts in the file."""
+    decoder = json.JSONDecoder()
+    position = _skip_space(text, 0)
+    if position >= len(text) or text[position] != "[":
+        yield 1, RowError(_line_at(text, position), "a .json batch must be an array of objects")
+        return
+    position = _skip_space(text, position + 1)
+    if position < len(text) and text[position] == "]":
+        return
+    while position < len(text):
+        line = _line_at(text, position)
+        try:
+            value, position = decoder.raw_decode(text, position)
+        except (json.JSONDecodeError, RecursionError) as error:
+            message = error.msg if isinstance(error, json.JSONDecodeError) else "nested too deeply"
+            yield line, RowError(line, f"not valid JSON: {message}")
+            return
+        if not isinstance(value, dict):
+            yield line, RowError(line, "each item must be a JSON object")
+        elif len(value) > MAX_COLUMNS:
+            yield line, RowError(line, f"more than {MAX_COLUMNS} fields")
+        else:
+            yield line, {str(key).strip().lower(): cell for key, cell in value.items()}
+        position = _skip_space(text, position)
+        if position < len(text) and text[position] == ",":
+            position = _skip_space(text, position + 1)
+        elif position < len(text) and text[position] == "]":
+            return
+        else:
+            where = _line_at(text, position)
+            yield where, RowError(where, "not valid JSON: expected ',' or ']' after an item")
+            return
+    yield (
+        _line_at(text, position),
+        RowError(_line_at(text, position), "not valid JSON: the array is not closed"),
+    )
+
+
+def _skip_space(text: str, position: int) -> int:
+    while position < len(text) and text[position] in " \t\r\n":
+        position += 1
+    return position
+
+
+def _line_at(text: str, position: int) -> int:
+    return text.count("\n", 0, position) + 1
 
 
 def _cell(row: dict[str, Any], name: str) -> str | None:

@@ -11,17 +11,23 @@ from typing import Any, Literal, TextIO
 
 from labeling.aggregation import AnswerSet, aggregate, krippendorff_alpha
 from labeling.batch import BatchSettings
-from labeling.models import ExportAnswer, ExportItem
+from labeling.models import ExportAnswer, ExportItem, WorkerRow
 
-What = Literal["labels", "answers"]
+What = Literal["labels", "answers", "workers"]
 Format = Literal["csv", "jsonl"]
-WHATS: tuple[What, ...] = ("labels", "answers")
+WHATS: tuple[What, ...] = ("labels", "answers", "workers")
 FORMATS: tuple[Format, ...] = ("csv", "jsonl")
 
 LABEL_COLUMNS = (
     "item_id", "id", "text", "image", "label", "answers", "agreement", "confidence", "method",
     "gold",
 )  # fmt: skip
+WORKER_COLUMNS = (
+    "worker_id", "name", "status", "answers", "gold_answers", "gold_accuracy", "owed",
+    "hours", "hourly_rate",
+)  # fmt: skip
+# A spreadsheet runs a cell that starts with one of these as a formula (CSV injection).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 ANSWER_COLUMNS = (
     "answer_id", "item_id", "id", "worker_id", "answer", "duration_ms", "answered_at",
     "is_gold", "correct", "fast", "excluded",
@@ -53,6 +59,16 @@ class ExportSummary:
         return json.dumps(asdict(self), indent=2)
 
 
+def csv_cell(value: Any) -> Any:
+    """Text a spreadsheet would run as a formula gets a leading apostrophe (OWASP's advice);
+    numbers are written as they are. JSON Lines needs no escaping."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def iso(timestamp: float) -> str:
     return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="milliseconds")
 
@@ -73,7 +89,7 @@ class RowWriter:
     def write(self, row: dict[str, Any]) -> None:
         self.rows += 1
         if self._csv is not None:
-            self._csv.writerow(["" if row.get(c) is None else row.get(c) for c in self.columns])
+            self._csv.writerow([csv_cell(row.get(column)) for column in self.columns])
         else:
             record = {column: row.get(column) for column in self.columns}
             self.out.write(json.dumps(record, ensure_ascii=False) + "\n")
@@ -157,3 +173,23 @@ async def write_labels(
         excluded,
         None if alpha != alpha else round(alpha, 4),  # NaN: no item has two answers
     )
+
+
+def write_workers(rows: Iterable[WorkerRow], out: TextIO, fmt: Format) -> ExportSummary:
+    """What each worker did in the batch and what they are owed for it."""
+    writer = RowWriter(out, fmt, WORKER_COLUMNS)
+    for row in rows:
+        writer.write(
+            {
+                "worker_id": row.worker_id,
+                "name": row.name,
+                "status": row.status,
+                "answers": row.answers,
+                "gold_answers": row.gold_answers,
+                "gold_accuracy": None if row.accuracy is None else round(row.accuracy, 4),
+                "owed": round(row.earned, 6),
+                "hours": round(row.seconds_worked / 3600, 4),
+                "hourly_rate": None if row.hourly_rate is None else round(row.hourly_rate, 2),
+            }
+        )
+    return ExportSummary("workers", writer.rows)

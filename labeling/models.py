@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from labeling.batch import BatchSettings
+    from labeling.pay import PayRate
 
 
 class BatchStatus(StrEnum):
@@ -184,6 +185,7 @@ class BatchSummary:
     median_ms: int | None = None
     method: str = ""
     alpha: float | None = None
+    pay: PayRate | None = None
 
     @property
     def progress(self) -> float:
@@ -244,3 +246,26 @@ class WorkerStanding:
     gold_correct: int
     fast_answers: int
     reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerRow:
+    """One worker as a coordinator sees them: work, quality and what they are owed."""
+
+    worker_id: int
+    name: str
+    status: str
+    reachable: bool
+    answers: int
+    gold_answers: int
+    gold_correct: int
+    earned: float
+    seconds_worked: float
+
+    @property
+    def accuracy(self) -> float | None:
+        return self.gold_correct / self.gold_answers if self.gold_answers else None
+
+    @property
+    def hourly_rate(self) -> float | None:
+        return self.earned / self.seconds_worked * 3600 if self.seconds_worked > 0 else None

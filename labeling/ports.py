@@ -18,6 +18,7 @@ from labeling.models import (
     Submission,
     Task,
     WorkerProfile,
+    WorkerRow,
     WorkerStanding,
     WorkerStats,
 )
@@ -50,10 +51,21 @@ class BatchRepository(Protocol):
     ) -> int: ...
     async def get(self, batch_id: int) -> StoredBatch: ...
     async def set_status(
-        self, batch_id: int, status: BatchStatus, now: float, *, announce: str | None = None
+        self,
+        batch_id: int,
+        status: BatchStatus,
+        now: float,
+        *,
+        announce: str | None = None,
+        by: int | None = None,
+        paid: bool = False,
     ) -> BatchStatus: ...
+    async def announce(self, text: str, now: float, *, by: int | None = None) -> int: ...
     async def summaries(self, batch_id: int | None = None) -> list[BatchSummary]: ...
     async def standings(self, batch_id: int) -> list[WorkerStanding]: ...
+    async def worker_rows(
+        self, batch_id: int | None = None, limit: int = 10_000
+    ) -> list[WorkerRow]: ...
     def items(self, batch_id: int) -> AsyncIterator[ExportItem]: ...
     def answers(self, batch_id: int) -> AsyncIterator[ExportAnswer]: ...
 

@@ -2,34 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import aiosqlite
 
 from storage.db import Database
-
-
-@dataclass(frozen=True, slots=True)
-class WorkerRow:
-    """One worker as a coordinator sees them: work, quality and what they are owed."""
-
-    worker_id: int
-    name: str
-    status: str
-    reachable: bool
-    answers: int
-    gold_answers: int
-    gold_correct: int
-    earned: float
-    seconds_worked: float
-
-    @property
-    def accuracy(self) -> float | None:
-        return self.gold_correct / self.gold_answers if self.gold_answers else None
-
-    @property
-    def hourly_rate(self) -> float | None:
-        return self.earned / self.seconds_worked * 3600 if self.seconds_worked > 0 else None
 
 
 class AdminStore:
@@ -37,9 +12,7 @@ class AdminStore:
         self.db = db
 
     async def is_promoted(self, user_id: int) -> bool:
-        found = await self.db.fetchval(
-            "SELECT 1 FROM coordinators WHERE user_id = ?", (user_id,)
-        )
+        found = await self.db.fetchval("SELECT 1 FROM coordinators WHERE user_id = ?", (user_id,))
         return found is not None
 
     async def promote(self, user_id: int, by: int, now: float) -> bool:
@@ -88,35 +61,11 @@ class AdminStore:
             await self._log(conn, by, "ban" if banned else "unban", worker_id, reason, now)
             return True
 
-    async def log(self, actor: int | None, action: str, subject: int | None,
-                  reason: str | None, now: float) -> None:
+    async def log(
+        self, actor: int | None, action: str, subject: int | None, reason: str | None, now: float
+    ) -> None:
         async with self.db.atomic() as conn:
             await self._log(conn, actor, action, subject, reason, now)
-
-    async def workers(self, batch_id: int | None = None, limit: int = 10_000) -> list[WorkerRow]:
-        """Workers with their answers, gold accuracy and earnings, in one batch or in all."""
-        rows = await self.db.fetchall(
-            """
-            SELECT w.id, w.name, w.status, w.reachable,
-                   COUNT(a.id), COALESCE(SUM(a.correct IS NOT NULL), 0),
-                   COALESCE(SUM(a.correct), 0),
-                   COALESCE((SELECT SUM(amount) FROM ledger l WHERE l.worker_id = w.id
-                             AND (:batch IS NULL OR l.batch_id = :batch)), 0),
-                   COALESCE(SUM(a.duration_ms), 0) / 1000.0
-            FROM workers w
-            LEFT JOIN answers a ON a.worker_id = w.id AND (:batch IS NULL OR a.batch_id = :batch)
-            GROUP BY w.id
-            HAVING :batch IS NULL OR COUNT(a.id) > 0
-            ORDER BY COUNT(a.id) DESC, w.id
-            LIMIT :limit
-            """,
-            {"batch": batch_id, "limit": limit},
-        )
-        return [
-            WorkerRow(row[0], row[1], row[2], bool(row[3]), row[4], row[5], row[6],
-                      float(row[7]), float(row[8]))
-            for row in rows
-        ]
 
     @staticmethod
     async def _log(

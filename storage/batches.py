@@ -13,6 +13,7 @@ from labeling.models import (
     ExportAnswer,
     ExportItem,
     StoredBatch,
+    WorkerRow,
     WorkerStanding,
 )
 from storage.db import Database
@@ -91,7 +92,14 @@ class BatchStore:
         return StoredBatch(batch_id, BatchSettings.model_validate_json(row[0]), BatchStatus(row[1]))
 
     async def set_status(
-        self, batch_id: int, status: BatchStatus, now: float, *, announce: str | None = None
+        self,
+        batch_id: int,
+        status: BatchStatus,
+        now: float,
+        *,
+        announce: str | None = None,
+        by: int | None = None,
+        paid: bool = False,
     ) -> BatchStatus:
         """Changes a batch's state; returns the previous one. `announce` queues a broadcast
         to every worker in the same transaction, so an opened batch is always announced."""
@@ -112,10 +120,20 @@ class BatchStore:
             )
             if announce is not None:
                 await conn.execute(
-                    "INSERT INTO broadcasts (batch_id, text, created_at) VALUES (?, ?, ?)",
-                    (batch_id, announce, now),
+                    "INSERT INTO broadcasts (batch_id, text, created_at, created_by, paid)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    (batch_id, announce, now, by, int(paid)),
                 )
             return previous
+
+    async def announce(self, text: str, now: float, *, by: int | None = None) -> int:
+        async with self.db.atomic() as conn:
+            cursor = await conn.execute(
+                "INSERT INTO broadcasts (text, created_at, created_by) VALUES (?, ?, ?)",
+                (text, now, by),
+            )
+            assert cursor.lastrowid is not None
+            return cursor.lastrowid
 
     async def summaries(self, batch_id: int | None = None) -> list[BatchSummary]:
         rows = await self.db.fetchall(
@@ -173,6 +191,42 @@ class BatchStore:
                 gold_answers=row[20] or 0,
                 gold_correct=row[21] or 0,
                 fast_answers=row[22] or 0,
+            )
+            for row in rows
+        ]
+
+    async def worker_rows(
+        self, batch_id: int | None = None, limit: int = 10_000
+    ) -> list[WorkerRow]:
+        """Workers with their answers, gold accuracy and earnings, in one batch or in all."""
+        rows = await self.db.fetchall(
+            """
+            SELECT w.id, w.name, w.status, w.reachable,
+                   COUNT(a.id), COALESCE(SUM(a.correct IS NOT NULL), 0),
+                   COALESCE(SUM(a.correct), 0),
+                   COALESCE((SELECT SUM(amount) FROM ledger l WHERE l.worker_id = w.id
+                             AND (:batch IS NULL OR l.batch_id = :batch)), 0),
+                   COALESCE(SUM(a.duration_ms), 0) / 1000.0
+            FROM workers w
+            LEFT JOIN answers a ON a.worker_id = w.id AND (:batch IS NULL OR a.batch_id = :batch)
+            GROUP BY w.id
+            HAVING :batch IS NULL OR COUNT(a.id) > 0
+            ORDER BY COUNT(a.id) DESC, w.id
+            LIMIT :limit
+            """,
+            {"batch": batch_id, "limit": limit},
+        )
+        return [
+            WorkerRow(
+                row[0],
+                row[1],
+                row[2],
+                bool(row[3]),
+                row[4],
+                row[5],
+                row[6],
+                float(row[7]),
+                float(row[8]),
             )
             for row in rows
         ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from storage.db import Database
@@ -12,17 +13,71 @@ class Broadcast:
     broadcast_id: int
     batch_id: int | None
     text: str
+    created_by: int | None
+    paid: bool
+    progress_message_id: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """The outcome of one send: 'sent', or 'failed' with the reason."""
+
+    worker_id: int
+    status: str
+    error: str | None = None
+    unreachable: bool = False  # the worker blocked the bot
 
 
 class BroadcastStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
+    async def create(
+        self,
+        text: str,
+        now: float,
+        *,
+        batch_id: int | None = None,
+        created_by: int | None = None,
+        paid: bool = False,
+    ) -> int:
+        async with self.db.atomic() as conn:
+            cursor = await conn.execute(
+                "INSERT INTO broadcasts (batch_id, text, created_at, created_by, paid)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (batch_id, text, now, created_by, int(paid)),
+            )
+            assert cursor.lastrowid is not None
+            return cursor.lastrowid
+
     async def unfinished(self) -> list[Broadcast]:
         rows = await self.db.fetchall(
-            "SELECT id, batch_id, text FROM broadcasts WHERE finished_at IS NULL ORDER BY id"
+            "SELECT id, batch_id, text, created_by, paid, progress_message_id FROM broadcasts"
+            " WHERE finished_at IS NULL ORDER BY id"
         )
-        return [Broadcast(*row) for row in rows]
+        return [Broadcast(row[0], row[1], row[2], row[3], bool(row[4]), row[5]) for row in rows]
+
+    async def settle_interrupted(self, now: float) -> int:
+        """After a restart: messages that were in flight when the bot stopped may or may not
+        have arrived. They are marked 'unknown' and never sent again: telling a worker twice
+        is worse than one missed announcement."""
+        async with self.db.atomic() as conn:
+            cursor = await conn.execute(
+                "UPDATE deliveries SET status = 'unknown', updated_at = ? WHERE status = 'sending'",
+                (now,),
+            )
+            return cursor.rowcount
+
+    async def audience(self, broadcast_id: int) -> int:
+        """Workers this broadcast reaches: those told already and those still to tell."""
+        value = await self.db.fetchval(
+            "SELECT (SELECT COUNT(*) FROM deliveries WHERE broadcast_id = :b)"
+            " + (SELECT COUNT(*) FROM workers w WHERE w.status = 'active' AND w.notify = 1"
+            "    AND w.reachable = 1 AND NOT EXISTS (SELECT 1 FROM deliveries d"
+            "    WHERE d.broadcast_id = :b AND d.worker_id = w.id))",
+            {"b": broadcast_id},
+        )
+        return int(value)
 
     async def claim(self, broadcast_id: int, now: float, limit: int) -> list[int]:
         """Picks workers not yet told and marks them as being told, in one transaction.
@@ -47,20 +102,27 @@ class BroadcastStore:
             )
             return workers
 
-    async def delivered(
-        self, broadcast_id: int, worker_id: int, now: float, error: str | None = None
-    ) -> None:
+    async def record(self, broadcast_id: int, deliveries: Sequence[Delivery], now: float) -> None:
+        """Writes the outcomes of many sends in one transaction."""
+        if not deliveries:
+            return
         async with self.db.atomic() as conn:
-            await conn.execute(
+            await conn.executemany(
                 "UPDATE deliveries SET status = ?, error = ?, updated_at = ?"
-                " WHERE broadcast_id = ? AND worker_id = ?",
-                ("sent" if error is None else "failed", error, now, broadcast_id, worker_id),
+                " WHERE broadcast_id = ? AND worker_id = ? AND status = 'sending'",
+                [(d.status, d.error, now, broadcast_id, d.worker_id) for d in deliveries],
+            )
+            await conn.executemany(
+                "UPDATE workers SET reachable = 0 WHERE id = ?",
+                [(d.worker_id,) for d in deliveries if d.unreachable],
             )
 
-    async def unreachable(self, worker_id: int) -> None:
-        """A worker who blocked the bot is not messaged again until they come back."""
+    async def set_progress_message(self, broadcast_id: int, message_id: int) -> None:
         async with self.db.atomic() as conn:
-            await conn.execute("UPDATE workers SET reachable = 0 WHERE id = ?", (worker_id,))
+            await conn.execute(
+                "UPDATE broadcasts SET progress_message_id = ? WHERE id = ?",
+                (message_id, broadcast_id),
+            )
 
     async def finish(self, broadcast_id: int, now: float) -> None:
         async with self.db.atomic() as conn:

@@ -288,8 +288,15 @@ class TaskStore:
             {"w": worker_id, "day": day_start},
         )
         assert row is not None
-        return WorkerStats(row[0], row[1], row[2], row[3], float(row[4]), bool(row[6]),
-                           seconds_worked=row[5] / 1000)
+        return WorkerStats(
+            row[0],
+            row[1],
+            row[2],
+            row[3],
+            float(row[4]),
+            bool(row[6]),
+            seconds_worked=row[5] / 1000,
+        )
 
     async def reinstate(self, worker_id: int, batch_id: int, now: float) -> bool:
         """Lets a suspended worker back into a batch; their answers count again."""

@@ -84,7 +84,7 @@ def test_a_byte_order_mark_is_ignored() -> None:
         ),
         (b'{"text": {"nested": 1}}\n', "b.jsonl", ["line 1: 'text' must be text"]),
         (b'{"text": true}\n', "b.jsonl", ["line 1: 'text' must be text"]),
-        (b"text\na\n", "b.xlsx", ["unknown file type '.xlsx': send a .csv or .jsonl"]),
+        (b"text\na\n", "b.xlsx", ["unknown file type '.xlsx': send a .csv, .jsonl or .json file"]),
         (b"text,image\na,/etc/passwd\n", "b.csv", ["line 2: image must be an http(s) URL"]),
     ],
 )

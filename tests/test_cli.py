@@ -51,7 +51,12 @@ def test_import_publish_status_export(workdir: Path, capsys: pytest.CaptureFixtu
         "--reward",
         "0.1",
     )
-    assert code == 0 and out.startswith("batch 1: 2 items (1 gold), overlap 2.")
+    assert code == 0
+    assert out.splitlines() == [
+        "Batch 1 'good': 1 items (1 gold), answers: yes, no; overlap 2; reward 0.1 per task;"
+        " expected pay 24.00 per hour (estimated 15.0 s per task).",
+        "Publish it with: labelbot publish 1",
+    ]
     code, out, _ = run(capsys, "status")
     assert "batch 1 'good' [draft]" in out and "answers: 0/2 counted (0%)" in out
     assert run(capsys, "publish", "1")[0] == 0
@@ -97,7 +102,7 @@ BAD_FILES = [
         ["line 2: not valid JSON: Expecting value", "line 3: each line must be a JSON object"],
     ),
     ("empty.csv", b"", ["the file has no items"]),
-    ("sheet.xlsx", b"PK\x03\x04", ["unknown file type '.xlsx': send a .csv or .jsonl"]),
+    ("sheet.xlsx", b"PK\x03\x04", ["unknown file type '.xlsx': send a .csv, .jsonl or .json file"]),
 ]
 
 

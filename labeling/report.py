@@ -1,0 +1,69 @@
+"""Plain-text reports for coordinators, the same in the terminal and in Telegram."""
+
+from __future__ import annotations
+
+from labeling.models import BatchSummary, WorkerRow, WorkerStanding
+from labeling.quality import Trust
+
+
+def format_status(summary: BatchSummary) -> str:
+    kind = f"options {', '.join(summary.options)}" if summary.options else "free text"
+    alpha = "n/a" if summary.alpha is None else f"{summary.alpha:.2f}"
+    accuracy = summary.gold_accuracy
+    gold = (
+        "no gold answers yet"
+        if accuracy is None
+        else (f"workers right on {accuracy:.0%} of {summary.gold_answers} gold answers")
+    )
+    return (
+        f"batch {summary.batch_id} '{summary.name}' [{summary.status}]\n"
+        f"  question: {summary.question} ({kind})\n"
+        f"  items: {summary.items_done}/{summary.items} done, plus {summary.gold_items} gold;"
+        f" overlap {summary.overlap}\n"
+        f"  answers: {summary.answers_counted}/{summary.answers_needed} counted"
+        f" ({summary.progress:.0%}), {summary.answers} stored, from {summary.workers} workers;"
+        f" {summary.open_tasks} tasks open now\n"
+        f"  quality: {gold}; {summary.suspended} workers suspended;"
+        f" {summary.fast_answers} fast answers flagged\n"
+        f"  labels by {summary.method}; agreement (Krippendorff's alpha): {alpha}"
+        + (f"\n  pay: {summary.reward:g} per task, {summary.pay.describe()}" if summary.pay else "")
+    )
+
+
+def format_batch_line(summary: BatchSummary) -> str:
+    return (
+        f"#{summary.batch_id} {summary.name} [{summary.status}]: {summary.progress:.0%} of"
+        f" {summary.items} items, {summary.workers} workers"
+    )
+
+
+def format_standing(standing: WorkerStanding) -> str:
+    trust = Trust(
+        standing.answers, standing.gold_answers, standing.gold_correct, standing.fast_answers
+    )
+    interval = trust.interval()
+    accuracy = (
+        "no gold yet"
+        if trust.accuracy is None or interval is None
+        else (
+            f"{trust.accuracy:.0%} of {trust.gold_answers} gold"
+            f" (95% CI {interval[0]:.0%}-{interval[1]:.0%})"
+        )
+    )
+    line = (
+        f"worker {standing.worker_id} {standing.name!r} [{standing.status}]:"
+        f" {standing.answers} answers, {accuracy}, {standing.fast_answers} fast"
+    )
+    return line + (f"; {standing.reason}" if standing.reason else "")
+
+
+def format_worker(row: WorkerRow) -> str:
+    accuracy = "no gold" if row.accuracy is None else f"{row.accuracy:.0%} on gold"
+    rate = "" if row.hourly_rate is None else f", {row.hourly_rate:.2f}/h"
+    flags = "" if row.status == "active" else f" [{row.status}]"
+    if not row.reachable:
+        flags += " [unreachable]"
+    return (
+        f"{row.worker_id} {row.name}{flags}: {row.answers} answers, {accuracy},"
+        f" earned {row.earned:.2f}{rate}"
+    )
