@@ -13,10 +13,12 @@ from telegram.ext import ApplicationBuilder, ContextTypes
 from bot.notifier import Notifier
 from bot.retry import RetryingLimiter
 from bot.settings import Settings
-from handlers import worker
+from handlers import coordinator, worker
 from handlers.context import BotData, LabelApplication, LabelContext, Services
+from labeling.admin import AdminService
 from labeling.batches import BatchService
 from labeling.work import WorkService
+from storage.admin import AdminStore
 from storage.batches import BatchStore
 from storage.broadcasts import BroadcastStore
 from storage.db import Database
@@ -62,11 +64,17 @@ def build_application(
         )
         application.bot_data.services = Services(
             work=work,
-            batches=BatchService(BatchStore(db)),
-            coordinator_ids=frozenset(settings.coordinator_ids),
+            batches=BatchService(BatchStore(db), min_hourly_rate=settings.min_hourly_rate),
+            admin=AdminService(AdminStore(db), frozenset(settings.coordinator_ids)),
+            paid_broadcasts=settings.paid_broadcast_rate is not None,
         )
         await application.bot.set_my_commands(WORKER_COMMANDS)
-        notifier = Notifier(application.bot, BroadcastStore(db), rate=settings.broadcast_rate)
+        notifier = Notifier(
+            application.bot,
+            BroadcastStore(db),
+            rate=settings.broadcast_rate,
+            paid_rate=settings.paid_broadcast_rate,
+        )
         sweep_every = min(upkeep_every, settings.assignment_timeout_seconds / 4)
         background.extend(
             [
@@ -102,6 +110,7 @@ def build_application(
         .post_shutdown(post_shutdown)
         .build()
     )
+    coordinator.register(application)  # before the workers' catch-all for unknown commands
     worker.register(application)
     application.add_error_handler(on_error)
     return application

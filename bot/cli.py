@@ -124,7 +124,7 @@ async def _with_database(settings: Settings, args: argparse.Namespace) -> int:
             return 0
         if args.command == "reinstate":
             return await _reinstate(db, args)
-        service = BatchService(BatchStore(db))
+        service = BatchService(BatchStore(db), min_hourly_rate=settings.min_hourly_rate)
         handler = _COMMANDS[args.command]
         try:
             return await handler(service, args)
@@ -158,9 +158,7 @@ async def _import(service: BatchService, args: argparse.Namespace) -> int:
     imported = await service.import_file(
         content, path.name, settings, base_dir=path.parent.absolute(), file_format=args.format
     )
-    print(
-        f"{imported.describe()}\nPublish it with: labelbot publish {imported.batch_id}"
-    )
+    print(f"{imported.describe()}\nPublish it with: labelbot publish {imported.batch_id}")
     return 0
 
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from telegram.ext import Application, CallbackContext, ExtBot
 
+from labeling.admin import AdminService
 from labeling.batches import BatchService
 from labeling.work import WorkService
 
@@ -14,7 +15,8 @@ from labeling.work import WorkService
 class Services:
     work: WorkService
     batches: BatchService
-    coordinator_ids: frozenset[int]
+    admin: AdminService
+    paid_broadcasts: bool = False
 
 
 class BotData:

@@ -71,9 +71,12 @@ async def start(update: Update, context: LabelContext) -> None:
 
 
 async def help_command(update: Update, context: LabelContext) -> None:
-    """Explains the commands."""
-    assert update.effective_message is not None
-    await update.effective_message.reply_text(HELP)
+    """Explains the commands (and points coordinators to theirs)."""
+    assert update.effective_message is not None and update.effective_user is not None
+    text = HELP
+    if await context.services.admin.is_coordinator(update.effective_user.id):
+        text += "\n\nYou are a coordinator: /coordinator lists your commands."
+    await update.effective_message.reply_text(text)
 
 
 async def next_command(update: Update, context: LabelContext) -> None:
@@ -95,6 +98,7 @@ async def stats(update: Update, context: LabelContext) -> None:
         f"Skipped: {mine.skipped}\n"
         f"Batches: {mine.batches}\n"
         f"Earned: {mine.earned:.2f}"
+        + (f" ({mine.hourly_rate:.2f} per hour of labeling)" if mine.hourly_rate else "")
         + ("\n\nYou have a task waiting: /next" if mine.open_task else "")
     )
 

@@ -11,6 +11,7 @@ from typing import TextIO
 from labeling.aggregation import AnswerSet, krippendorff_alpha
 from labeling.batch import BatchSettings
 from labeling.batchfile import BatchFileError, RowError, parse_batch_file
+from labeling.charts import batch_chart
 from labeling.export import (
     ExportSummary,
     Format,
@@ -152,6 +153,16 @@ class BatchService:
             )
             summaries.append(replace(summary, alpha=None if math.isnan(alpha) else alpha, pay=pay))
         return summaries
+
+    async def chart(self, summary: BatchSummary) -> bytes:
+        """A PNG of the batch's progress over time and of its workers' gold accuracy."""
+        progress = await self.batches.progress(summary.batch_id)
+        accuracies = [
+            s.gold_correct / s.gold_answers
+            for s in await self.batches.standings(summary.batch_id)
+            if s.gold_answers
+        ]
+        return batch_chart(progress, summary.answers_needed, accuracies)
 
     async def standings(self, batch_id: int) -> list[WorkerStanding]:
         await self.batches.get(batch_id)  # a missing batch is an error, not an empty list

@@ -231,6 +231,28 @@ class BatchStore:
             for row in rows
         ]
 
+    async def progress(self, batch_id: int, buckets: int = 60) -> list[tuple[float, int]]:
+        """Answers on ordinary items over time, as (time, answers so far) in even steps."""
+        span = await self.db.fetchone(
+            "SELECT MIN(created_at), MAX(created_at) FROM answers WHERE batch_id = ?",
+            (batch_id,),
+        )
+        if span is None or span[0] is None:
+            return []
+        start, end = span
+        width = max((end - start) / buckets, 1e-6)
+        rows = await self.db.fetchall(
+            "SELECT CAST((a.created_at - :start) / :width AS INTEGER) AS bucket, COUNT(*)"
+            " FROM answers a JOIN items i ON i.id = a.item_id"
+            " WHERE a.batch_id = :batch AND i.gold IS NULL GROUP BY bucket ORDER BY bucket",
+            {"start": start, "width": width, "batch": batch_id},
+        )
+        series, total = [(start, 0)], 0
+        for bucket, count in rows:
+            total += count
+            series.append((start + (bucket + 1) * width, total))
+        return series
+
     async def standings(self, batch_id: int) -> list[WorkerStanding]:
         rows = await self.db.fetchall(
             "SELECT wb.worker_id, w.name, wb.status, wb.answers, wb.gold_answers,"

@@ -1,0 +1,351 @@
+"""What coordinators do in the chat: upload batches, publish, watch, pay and export.
+
+Every command checks the sender each time; anyone else gets the same answer an unknown
+command gets, and the attempt is logged.
+"""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import io
+import logging
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from telegram import Update
+from telegram.constants import MessageLimit
+from telegram.error import BadRequest
+from telegram.ext import CommandHandler, MessageHandler, filters
+
+from handlers.context import LabelApplication, LabelContext
+from handlers.worker import unknown
+from labeling.batches import TRANSITIONS, BatchStateError
+from labeling.batchfile import BatchFileError
+from labeling.caption import CaptionError, parse_caption
+from labeling.export import FORMATS, WHATS
+from labeling.models import BatchNotFound
+from labeling.report import format_batch_line, format_status, format_worker
+
+log = logging.getLogger(__name__)
+
+MAX_DOWNLOAD = 20 * 1024 * 1024  # bots may download files up to 20 MB
+MAX_PLAIN_EXPORT = 1024 * 1024  # larger exports are sent gzipped
+MAX_ID = 2**53
+UPLOAD_TYPES = (".csv", ".txt", ".jsonl", ".ndjson", ".json")
+
+USAGE = {
+    "batches": "/batches - every batch and its state",
+    "status": "/status N - progress, quality and pay of batch N, with a chart",
+    "publish": "/publish N [paid] - open batch N and tell every active worker",
+    "pause": "/pause N - stop handing out batch N's tasks",
+    "resume": "/resume N - hand them out again",
+    "close": "/close N - end batch N for good",
+    "export": "/export N [labels|answers|workers] [csv|jsonl] - results as a file",
+    "broadcast": "/broadcast TEXT - a message to every active worker",
+    "workers": "/workers - workers with their answers, accuracy and earnings",
+    "ban": "/ban WORKER_ID [reason] - stop a worker in every batch",
+    "unban": "/unban WORKER_ID [reason] - let them work again",
+    "promote": "/promote USER_ID - make someone a coordinator",
+    "demote": "/demote USER_ID - take that back",
+}
+HELP = (
+    "Coordinator commands. To upload a batch, send a .csv, .jsonl or .json file with its"
+    " settings as 'key: value' lines in the caption (at least 'question: ...';"
+    " e.g. 'options: yes, no', 'overlap: 3', 'reward: 0.05').\n\n" + "\n".join(USAGE.values())
+)
+
+Handler = Callable[[Update, LabelContext], Awaitable[None]]
+
+
+class Usage(Exception):
+    """Wrong or missing arguments: the command's usage line is the answer."""
+
+
+def coordinators_only(handler: Handler) -> Handler:
+    """Runs `handler` only for a coordinator, checked on every call."""
+
+    @functools.wraps(handler)
+    async def guarded(update: Update, context: LabelContext) -> None:
+        user = update.effective_user
+        if user is None or not await context.services.admin.is_coordinator(user.id):
+            text = update.effective_message.text if update.effective_message else None
+            log.warning(
+                "user %s is not a coordinator; refused %r",
+                user.id if user else "?",
+                (text or "a file")[:100],
+            )
+            await unknown(update, context)
+            return
+        name = handler.__name__.removesuffix("_command")
+        try:
+            await handler(update, context)
+        except Usage:
+            await reply(update, f"Usage: {USAGE.get(name, HELP)}")
+        except BatchNotFound as error:
+            await reply(update, f"There is no batch {error.args[0]}.")
+        except BatchStateError as error:
+            await reply(update, f"Cannot do that: {error}.")
+
+    return guarded
+
+
+async def reply(update: Update, text: str) -> None:
+    assert update.effective_message is not None
+    if len(text) > MessageLimit.MAX_TEXT_LENGTH:
+        text = text[: MessageLimit.MAX_TEXT_LENGTH - 20] + "\n… (cut short)"
+    await update.effective_message.reply_text(text)
+
+
+def number(text: str) -> int:
+    # isdigit alone admits digits of other scripts, and int() would take them.
+    if not (text.isascii() and text.isdigit()) or not 0 < int(text) < MAX_ID:
+        raise Usage
+    return int(text)
+
+
+def batch_argument(context: LabelContext, *, extra: int = 0) -> tuple[int, list[str]]:
+    args = context.args or []
+    if not args or len(args) > 1 + extra:
+        raise Usage
+    return number(args[0]), args[1:]
+
+
+@coordinators_only
+async def help_coordinator(update: Update, context: LabelContext) -> None:
+    """Lists the coordinator commands."""
+    await reply(update, HELP)
+
+
+@coordinators_only
+async def batches_command(update: Update, context: LabelContext) -> None:
+    """Lists batches with their state."""
+    summaries = await context.services.batches.status()
+    lines = [format_batch_line(summary) for summary in summaries]
+    await reply(update, "\n".join(lines) or "No batches yet. Send a batch file to upload one.")
+
+
+@coordinators_only
+async def status_command(update: Update, context: LabelContext) -> None:
+    """Reports a batch's progress, quality and pay, with a chart."""
+    batch_id, _ = batch_argument(context)
+    batches = context.services.batches
+    summary = (await batches.status(batch_id))[0]
+    await reply(update, format_status(summary))
+    assert update.effective_message is not None
+    chart = await batches.chart(summary)
+    await update.effective_message.reply_photo(
+        chart, caption=f"Batch {batch_id}: answers over time (top), workers by gold accuracy"
+    )
+
+
+@coordinators_only
+async def publish_command(update: Update, context: LabelContext) -> None:
+    """Opens a batch and announces it to every active worker."""
+    batch_id, rest = batch_argument(context, extra=1)
+    if rest and rest != ["paid"]:
+        raise Usage
+    assert update.effective_user is not None
+    paid = bool(rest)
+    if paid and not context.services.paid_broadcasts:
+        await reply(update, "Paid broadcasts are off: set PAID_BROADCAST_RATE to use them.")
+        return
+    summary = await context.services.batches.publish(
+        batch_id, by=update.effective_user.id, paid=paid
+    )
+    text = f"Batch {batch_id} is open. Telling every active worker; progress follows."
+    if summary.pay is not None and summary.pay.below_minimum:
+        text += f"\nNote: expected pay {summary.pay.describe()}."
+    await reply(update, text)
+
+
+async def _change_state(update: Update, context: LabelContext, action: str) -> None:
+    batch_id, _ = batch_argument(context)
+    state = await context.services.batches.change_state(batch_id, action)
+    await reply(update, f"Batch {batch_id} is now {state}.")
+
+
+@coordinators_only
+async def pause_command(update: Update, context: LabelContext) -> None:
+    """Stops handing out a batch's tasks."""
+    await _change_state(update, context, "pause")
+
+
+@coordinators_only
+async def resume_command(update: Update, context: LabelContext) -> None:
+    """Hands out a paused batch's tasks again."""
+    await _change_state(update, context, "resume")
+
+
+@coordinators_only
+async def close_command(update: Update, context: LabelContext) -> None:
+    """Ends a batch for good."""
+    await _change_state(update, context, "close")
+
+
+@coordinators_only
+async def export_command(update: Update, context: LabelContext) -> None:
+    """Sends a batch's labels, answers or workers as a file."""
+    batch_id, rest = batch_argument(context, extra=2)
+    what = next((arg for arg in rest if arg in WHATS), "labels")
+    fmt = next((arg for arg in rest if arg in FORMATS), "csv")
+    if any(arg not in WHATS and arg not in FORMATS for arg in rest):
+        raise Usage
+    out = io.StringIO()
+    summary = await context.services.batches.export(batch_id, what, fmt, out)  # type: ignore[arg-type]
+    data = out.getvalue().encode("utf-8")
+    filename = f"batch-{batch_id}-{what}.{fmt}"
+    if len(data) > MAX_PLAIN_EXPORT:
+        data, filename = gzip.compress(data, 6), filename + ".gz"
+    caption = f"{summary.rows} rows"
+    if summary.method is not None:
+        caption = summary.describe()
+    assert update.effective_message is not None
+    await update.effective_message.reply_document(data, filename=filename, caption=caption[:1024])
+
+
+@coordinators_only
+async def broadcast_command(update: Update, context: LabelContext) -> None:
+    """Sends an announcement to every active worker."""
+    message = update.effective_message
+    assert message is not None and message.text is not None and update.effective_user
+    text = message.text.partition(" ")[2].strip()
+    if not text:
+        raise Usage
+    if len(text) > 3500:
+        await reply(update, "That announcement is too long: keep it under 3500 characters.")
+        return
+    await context.services.batches.announce(text, by=update.effective_user.id)
+    await reply(update, "Announcement queued for every active worker; progress follows.")
+
+
+@coordinators_only
+async def workers_command(update: Update, context: LabelContext) -> None:
+    """Lists workers with their answers, accuracy and earnings."""
+    rows = await context.services.batches.workers(limit=60)
+    lines = [format_worker(row) for row in rows]
+    footer = "\n\nThe whole list: /export N workers" if len(rows) == 60 else ""
+    await reply(update, ("\n".join(lines) or "No workers yet.") + footer)
+
+
+async def _worker_action(update: Update, context: LabelContext, ban: bool) -> None:
+    args = context.args or []
+    if not args:
+        raise Usage
+    worker_id = number(args[0])
+    reason = " ".join(args[1:])[:500] or None
+    assert update.effective_user is not None
+    admin = context.services.admin
+    action = admin.ban if ban else admin.unban
+    if await action(worker_id, update.effective_user.id, reason):
+        done = "banned from every batch" if ban else "may work again"
+        await reply(update, f"Worker {worker_id} {done}.")
+    else:
+        state = "already banned" if ban else "not banned"
+        await reply(update, f"Worker {worker_id} is unknown or {state}.")
+
+
+@coordinators_only
+async def ban_command(update: Update, context: LabelContext) -> None:
+    """Stops a worker in every batch, with a reason for the log."""
+    await _worker_action(update, context, ban=True)
+
+
+@coordinators_only
+async def unban_command(update: Update, context: LabelContext) -> None:
+    """Lets a banned worker work again."""
+    await _worker_action(update, context, ban=False)
+
+
+@coordinators_only
+async def promote_command(update: Update, context: LabelContext) -> None:
+    """Makes someone a coordinator."""
+    args = context.args or []
+    if len(args) != 1:
+        raise Usage
+    assert update.effective_user is not None
+    user_id = number(args[0])
+    if await context.services.admin.promote(user_id, update.effective_user.id):
+        await reply(update, f"{user_id} is now a coordinator.")
+    else:
+        await reply(update, f"{user_id} is already a coordinator.")
+
+
+@coordinators_only
+async def demote_command(update: Update, context: LabelContext) -> None:
+    """Takes coordinator rights back from someone who was promoted."""
+    args = context.args or []
+    if len(args) != 1:
+        raise Usage
+    assert update.effective_user is not None
+    user_id = number(args[0])
+    if await context.services.admin.demote(user_id, update.effective_user.id):
+        await reply(update, f"{user_id} is no longer a coordinator.")
+    elif user_id in context.services.admin.configured:
+        await reply(update, f"{user_id} is set in COORDINATOR_IDS; change it there.")
+    else:
+        await reply(update, f"{user_id} was not a promoted coordinator.")
+
+
+@coordinators_only
+async def upload(update: Update, context: LabelContext) -> None:
+    """Validates a batch file sent as a document and stores it as a draft batch."""
+    message = update.effective_message
+    assert message is not None and message.document is not None and update.effective_user
+    document = message.document
+    name = document.file_name or "batch.csv"
+    if not name.lower().endswith(UPLOAD_TYPES):
+        await reply(update, "Send the batch as a .csv, .jsonl or .json file.")
+        return
+    if document.file_size is not None and document.file_size > MAX_DOWNLOAD:
+        await reply(
+            update,
+            "That file is over Telegram's 20 MB limit for bots: split it into several batches.",
+        )
+        return
+    try:
+        settings = parse_caption(message.caption, Path(name).stem[:100] or "batch")
+    except CaptionError as error:
+        await reply(update, "The caption has problems; nothing was stored:\n" + str(error))
+        return
+    try:
+        file = await context.bot.get_file(document.file_id)
+        content = bytes(await file.download_as_bytearray())
+    except BadRequest as error:
+        await reply(update, f"Telegram would not hand over that file: {error.message}")
+        return
+    try:
+        imported = await context.services.batches.import_file(
+            content, name, settings, created_by=update.effective_user.id
+        )
+    except BatchFileError as error:
+        await reply(update, "The file was not imported; nothing was stored:\n" + error.describe())
+        return
+    await reply(update, f"{imported.describe()}\nSend /publish {imported.batch_id} to open it.")
+
+
+COMMANDS: dict[str, Handler] = {
+    "batches": batches_command,
+    "status": status_command,
+    "publish": publish_command,
+    "pause": pause_command,
+    "resume": resume_command,
+    "close": close_command,
+    "export": export_command,
+    "broadcast": broadcast_command,
+    "workers": workers_command,
+    "ban": ban_command,
+    "unban": unban_command,
+    "promote": promote_command,
+    "demote": demote_command,
+    "coordinator": help_coordinator,
+}
+assert set(COMMANDS) - {"coordinator"} == set(USAGE) and set(TRANSITIONS) <= set(USAGE)
+
+
+def register(application: LabelApplication) -> None:
+    private = filters.ChatType.PRIVATE
+    application.add_handlers(
+        [CommandHandler(name, handler, filters=private) for name, handler in COMMANDS.items()]
+        + [MessageHandler(private & filters.Document.ALL, upload)]
+    )
