@@ -57,6 +57,7 @@ class Run:
     counts: Counter[str] = field(default_factory=Counter)
     retry: deque[int] = field(default_factory=deque)
     pending: list[Delivery] = field(default_factory=list)
+    claimed: deque[int] = field(default_factory=deque)  # marked as being told, not yet sent
     started: float = field(default_factory=time.monotonic)
 
 
@@ -104,7 +105,8 @@ class Notifier:
         progress = asyncio.create_task(self._report(run))
         slots = asyncio.Semaphore(self.in_flight)
         sending: set[asyncio.Task[None]] = set()
-        claim_size = max(1, min(500, int(pacer_rate(pacer))))
+        # Small claims: after a crash, only what was claimed and unsent is left unconfirmed.
+        claim_size = max(1, min(50, int(pacer_rate(pacer))))
         try:
             while True:
                 batch = [run.retry.popleft() for _ in range(len(run.retry))]
@@ -115,9 +117,11 @@ class Notifier:
                         break
                     await asyncio.wait(sending, return_when=asyncio.FIRST_COMPLETED)
                     continue
-                for worker_id in batch:
+                run.claimed.extend(batch)
+                while run.claimed:
                     await pacer.wait()
                     await slots.acquire()
+                    worker_id = run.claimed.popleft()
                     task = asyncio.create_task(self._send(run, worker_id, pacer, slots))
                     sending.add(task)
                     task.add_done_callback(sending.discard)
@@ -128,6 +132,10 @@ class Notifier:
             if sending:
                 await asyncio.shield(asyncio.wait(sending, timeout=30))
             await asyncio.shield(self._flush(run))
+            # Claimed but never sent: hand them back, so the resumed broadcast tells them.
+            unsent = [*run.claimed, *run.retry]
+            if unsent:
+                await asyncio.shield(self.store.release(broadcast.broadcast_id, unsent))
             progress.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await progress

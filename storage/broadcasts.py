@@ -117,6 +117,15 @@ class BroadcastStore:
                 [(d.worker_id,) for d in deliveries if d.unreachable],
             )
 
+    async def release(self, broadcast_id: int, workers: Sequence[int]) -> None:
+        """Forgets claims on workers who were never sent anything, so they are claimed again."""
+        async with self.db.atomic() as conn:
+            await conn.executemany(
+                "DELETE FROM deliveries WHERE broadcast_id = ? AND worker_id = ?"
+                " AND status = 'sending'",
+                [(broadcast_id, worker_id) for worker_id in workers],
+            )
+
     async def set_progress_message(self, broadcast_id: int, message_id: int) -> None:
         async with self.db.atomic() as conn:
             await conn.execute(
