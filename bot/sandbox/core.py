@@ -98,6 +98,7 @@ class Message:
     document: StoredFile | None = None
     reply_markup: dict[str, Any] | None = None
     edits: int = 0
+    sent_at: float = field(default_factory=time.monotonic)  # for benchmarks' timing
 
     @property
     def buttons(self) -> list[list[str]]:
