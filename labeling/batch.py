@@ -58,10 +58,10 @@ class BatchSettings(BaseModel):
     seconds_per_task: float = Field(default=15.0, gt=0.0, le=3600.0)
     instructions: Instructions | None = None
 
-    # How answers become labels (see labeling.aggregation).
-    aggregation: Literal["majority_vote", "weighted_vote", "dawid_skene"] = Field(
-        default="dawid_skene", validate_default=True
-    )
+    # How answers become labels (see labeling.aggregation). The weighted vote is the safe
+    # default: Dawid-Skene learns a confusion matrix per worker, which pays off when workers
+    # answer dozens of items per class and over-fits when they answer a dozen in all.
+    aggregation: Literal["majority_vote", "weighted_vote", "dawid_skene"] = "weighted_vote"
     # Dynamic overlap: an item gets `overlap` answers, then more (up to `max_overlap`) while its
     # label's confidence stays below `confidence_target`.
     confidence_target: float | None = Field(default=None, gt=0.5, lt=1.0)
@@ -90,9 +90,8 @@ class BatchSettings(BaseModel):
     @field_validator("aggregation")
     @classmethod
     def _free_text_is_voted_on(cls, value: str, info: ValidationInfo) -> str:
-        # Dawid-Skene needs a fixed set of classes; free-text answers are voted on instead.
         if value == "dawid_skene" and info.data.get("options") is None:
-            return "weighted_vote"
+            raise ValueError("Dawid-Skene needs options; free-text answers are voted on")
         return value
 
     @model_validator(mode="after")

@@ -115,3 +115,5 @@ def test_settings_check_their_quality_fields() -> None:
     with pytest.raises(ValidationError, match="an exam needs options"):
         BatchSettings(name="b", question="q", exam_size=2)
     assert BatchSettings(name="b", question="q").aggregation == "weighted_vote"
+    with pytest.raises(ValidationError, match="Dawid-Skene needs options"):
+        BatchSettings(name="b", question="q", aggregation="dawid_skene")
