@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import signal
 import sys
 import tempfile
 import time
@@ -22,7 +20,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.loop import peak_rss_mb  # noqa: E402
+from bench.process import (  # noqa: E402
+    labelbot_command,
+    labelbot_env,
+    peak_rss_mb,
+    start,
+    stop,
+)
 from bot.local import SANDBOX_TOKEN  # noqa: E402
 from bot.sandbox import Sandbox, SandboxServer  # noqa: E402
 from labeling.batch import BatchSettings  # noqa: E402
@@ -55,25 +59,9 @@ async def run(workers: int, rate: float) -> dict[str, float]:
         sandbox = Sandbox(SANDBOX_TOKEN)
         users = [sandbox.user(100_000 + i) for i in range(workers)]
         async with SandboxServer(sandbox) as server:
-            env = {
-                **os.environ,
-                "TELEGRAM_BOT_TOKEN": SANDBOX_TOKEN,
-                "TELEGRAM_BASE_URL": server.base_url,
-                "TELEGRAM_BASE_FILE_URL": server.base_file_url,
-                "DATABASE_PATH": str(database),
-                "BROADCAST_RATE": str(rate),
-                "LOG_LEVEL": "WARNING",
-                "PYTHONPATH": str(ROOT),
-            }
-            bot = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "bot", "run", env=env,
-                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
-            )
+            env = labelbot_env(server, database, broadcast_rate=rate)
+            bot = await start(labelbot_command(), env, sandbox)
             try:
-                while sandbox.calls["get_updates"] == 0:
-                    if bot.returncode is not None:
-                        raise RuntimeError((await bot.stderr.read()).decode())
-                    await asyncio.sleep(0.05)
                 async with Database(database) as db:
                     await BatchService(BatchStore(db)).publish(batch_id)
                 deadline = time.monotonic() + workers / rate * 3 + 30
@@ -84,12 +72,7 @@ async def run(workers: int, rate: float) -> dict[str, float]:
                 await asyncio.sleep(1.0)  # anything sent twice would arrive by now
                 peak = peak_rss_mb(bot.pid)
             finally:
-                sandbox.release_polls()
-                bot.send_signal(signal.SIGINT)
-                try:
-                    await asyncio.wait_for(bot.wait(), 15)
-                except TimeoutError:
-                    bot.kill()
+                await stop(bot, sandbox)
     told = [sum(ANNOUNCEMENT in m.shown for m in u.bot_messages) for u in users]
     times = sorted(m.sent_at for u in users for m in u.bot_messages if ANNOUNCEMENT in m.shown)
     achieved = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 else 0.0
@@ -113,12 +96,16 @@ async def main() -> None:
         await run(max(10, int(5000 * args.scale)), 500.0),
         await run(max(10, int(1000 * args.scale)), 30.0),
     ]
-    print(f"\n{'workers':>8}{'configured/s':>14}{'achieved/s':>12}{'share':>8}"
-          f"{'duplicates':>12}{'misses':>8}{'seconds':>9}{'bot peak MB':>13}")
+    print(
+        f"\n{'workers':>8}{'configured/s':>14}{'achieved/s':>12}{'share':>8}"
+        f"{'duplicates':>12}{'misses':>8}{'seconds':>9}{'bot peak MB':>13}"
+    )
     for r in results:
-        print(f"{r['workers']:>8.0f}{r['rate']:>14.0f}{r['achieved']:>12.1f}{r['share']:>8.3f}"
-              f"{r['duplicates']:>12.0f}{r['misses']:>8.0f}{r['seconds']:>9.1f}"
-              f"{r['peak_mb']:>13.1f}")
+        print(
+            f"{r['workers']:>8.0f}{r['rate']:>14.0f}{r['achieved']:>12.1f}{r['share']:>8.3f}"
+            f"{r['duplicates']:>12.0f}{r['misses']:>8.0f}{r['seconds']:>9.1f}"
+            f"{r['peak_mb']:>13.1f}"
+        )
     print("targets: share >= 0.95, duplicates 0, misses 0")
 
 

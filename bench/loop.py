@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import signal
 import statistics
 import sys
 import tempfile
@@ -23,6 +21,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.process import (  # noqa: E402
+    cpu_seconds,
+    peak_rss_mb,
+    start,
+    stop,
+)
 from bot.local import SANDBOX_TOKEN  # noqa: E402
 from bot.sandbox import Sandbox, SandboxServer, SandboxUser  # noqa: E402
 from labeling.batch import BatchSettings  # noqa: E402
@@ -52,21 +56,6 @@ class Run:
         return ordered[min(len(ordered) - 1, int(share * len(ordered)))] * 1000
 
 
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def peak_rss_mb(pid: int) -> float:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return float("nan")
-
-
 async def tap_loop(user: SandboxUser, run: Run, window: tuple[float, float]) -> None:
     """Taps the first option on the worker's card, waits for the card to change, repeats."""
     start, end = window
@@ -90,20 +79,10 @@ async def measure(
     seconds: float,
     warmup: float,
     sandbox: Sandbox,
-    server: SandboxServer,
 ) -> Run:
-    process = await asyncio.create_subprocess_exec(
-        *command,
-        env={**os.environ, **env},
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    process = await start(command, env, sandbox)
     run = Run(name)
     try:
-        while sandbox.calls["get_updates"] == 0:
-            if process.returncode is not None:
-                raise RuntimeError(f"{name} exited: {(await process.stderr.read()).decode()}")
-            await asyncio.sleep(0.05)
         users = [sandbox.user(100_000 + index) for index in range(workers)]
         for user in users:
             user.send("/start")
@@ -129,13 +108,7 @@ async def measure(
         run.seconds = seconds
         run.peak_rss_mb = peak_rss_mb(process.pid)
     finally:
-        if process.returncode is None:
-            sandbox.release_polls()
-            process.send_signal(signal.SIGINT)
-            try:
-                await asyncio.wait_for(process.wait(), 15)
-            except TimeoutError:
-                process.kill()
+        await stop(process, sandbox)
     return run
 
 
@@ -175,7 +148,7 @@ async def phase(name: str, workers: int, seconds: float, warmup: float, database
                 "LOG_LEVEL": "WARNING",
                 "PYTHONPATH": str(ROOT),
             }
-        run = await measure(name, command, env, workers, seconds, warmup, sandbox, server)
+        run = await measure(name, command, env, workers, seconds, warmup, sandbox)
         calls = sum(v for k, v in sandbox.calls.items() if k != "get_updates")
         print(
             f"  {name}: {run.answers} answers, {calls} Bot API calls besides getUpdates",

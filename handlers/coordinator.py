@@ -257,34 +257,34 @@ async def unban_command(update: Update, context: LabelContext) -> None:
     await _worker_action(update, context, ban=False)
 
 
-@coordinators_only
-async def promote_command(update: Update, context: LabelContext) -> None:
-    """Makes someone a coordinator."""
+async def _role_action(update: Update, context: LabelContext, promote: bool) -> None:
     args = context.args or []
     if len(args) != 1:
         raise Usage
     assert update.effective_user is not None
     user_id = number(args[0])
-    if await context.services.admin.promote(user_id, update.effective_user.id):
-        await reply(update, f"{user_id} is now a coordinator.")
+    admin = context.services.admin
+    action = admin.promote if promote else admin.demote
+    if await action(user_id, update.effective_user.id):
+        done = "is now a coordinator" if promote else "is no longer a coordinator"
+        await reply(update, f"{user_id} {done}.")
+    elif user_id in admin.configured:
+        await reply(update, f"{user_id} is set in COORDINATOR_IDS; change it there.")
     else:
-        await reply(update, f"{user_id} is already a coordinator.")
+        state = "already a coordinator" if promote else "not a promoted coordinator"
+        await reply(update, f"{user_id} is {state}.")
+
+
+@coordinators_only
+async def promote_command(update: Update, context: LabelContext) -> None:
+    """Makes someone a coordinator."""
+    await _role_action(update, context, promote=True)
 
 
 @coordinators_only
 async def demote_command(update: Update, context: LabelContext) -> None:
     """Takes coordinator rights back from someone who was promoted."""
-    args = context.args or []
-    if len(args) != 1:
-        raise Usage
-    assert update.effective_user is not None
-    user_id = number(args[0])
-    if await context.services.admin.demote(user_id, update.effective_user.id):
-        await reply(update, f"{user_id} is no longer a coordinator.")
-    elif user_id in context.services.admin.configured:
-        await reply(update, f"{user_id} is set in COORDINATOR_IDS; change it there.")
-    else:
-        await reply(update, f"{user_id} was not a promoted coordinator.")
+    await _role_action(update, context, promote=False)
 
 
 @coordinators_only

@@ -184,13 +184,7 @@ def _jsonl_rows(text: str) -> Iterator[tuple[int, Row]]:
             message = error.msg if isinstance(error, json.JSONDecodeError) else "nested too deeply"
             yield line, RowError(line, f"not valid JSON: {message}")
             continue
-        if not isinstance(value, dict):
-            yield line, RowError(line, "each line must be a JSON object")
-            continue
-        if len(value) > MAX_COLUMNS:
-            yield line, RowError(line, f"more than {MAX_COLUMNS} fields")
-            continue
-        yield line, {str(key).strip().lower(): cell for key, cell in value.items()}
+        yield line, _object_row(line, value, "each line must be a JSON object")
 
 
 def _json_rows(text: str) -> Iterator[tuple[int, Row]]:
@@ -211,12 +205,7 @@ def _json_rows(text: str) -> Iterator[tuple[int, Row]]:
             message = error.msg if isinstance(error, json.JSONDecodeError) else "nested too deeply"
             yield line, RowError(line, f"not valid JSON: {message}")
             return
-        if not isinstance(value, dict):
-            yield line, RowError(line, "each item must be a JSON object")
-        elif len(value) > MAX_COLUMNS:
-            yield line, RowError(line, f"more than {MAX_COLUMNS} fields")
-        else:
-            yield line, {str(key).strip().lower(): cell for key, cell in value.items()}
+        yield line, _object_row(line, value, "each item must be a JSON object")
         position = _skip_space(text, position)
         if position < len(text) and text[position] == ",":
             position = _skip_space(text, position + 1)
@@ -230,6 +219,14 @@ def _json_rows(text: str) -> Iterator[tuple[int, Row]]:
         _line_at(text, position),
         RowError(_line_at(text, position), "not valid JSON: the array is not closed"),
     )
+
+
+def _object_row(line: int, value: Any, not_object: str) -> Row:
+    if not isinstance(value, dict):
+        return RowError(line, not_object)
+    if len(value) > MAX_COLUMNS:
+        return RowError(line, f"more than {MAX_COLUMNS} fields")
+    return {str(key).strip().lower(): cell for key, cell in value.items()}
 
 
 def _skip_space(text: str, position: int) -> int:

@@ -1,0 +1,78 @@
+"""The bot as its own process, as in production, against a sandbox in the benchmark's."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
+
+from bot.local import SANDBOX_TOKEN
+from bot.sandbox import Sandbox, SandboxServer
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def labelbot_env(server: SandboxServer, database: Path, **settings: object) -> dict[str, str]:
+    """The environment of `labelbot run` pointed at the sandbox; `settings` are more
+    variables, named as in .env.example (lower case is fine)."""
+    return {
+        **os.environ,
+        "TELEGRAM_BOT_TOKEN": SANDBOX_TOKEN,
+        "TELEGRAM_BASE_URL": server.base_url,
+        "TELEGRAM_BASE_FILE_URL": server.base_file_url,
+        "DATABASE_PATH": str(database),
+        "LOG_LEVEL": "WARNING",
+        "PYTHONPATH": str(ROOT),
+        **{name.upper(): str(value) for name, value in settings.items()},
+    }
+
+
+async def start(
+    command: list[str], env: dict[str, str], sandbox: Sandbox
+) -> asyncio.subprocess.Process:
+    """Starts a bot process and waits until it polls the sandbox."""
+    polls = sandbox.calls["get_updates"]
+    process = await asyncio.create_subprocess_exec(
+        *command, env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
+    )
+    while sandbox.calls["get_updates"] == polls:
+        if process.returncode is not None:
+            assert process.stderr is not None
+            raise RuntimeError(f"the bot exited: {(await process.stderr.read()).decode()}")
+        await asyncio.sleep(0.05)
+    return process
+
+
+def labelbot_command() -> list[str]:
+    return [sys.executable, "-m", "bot", "run"]
+
+
+async def stop(process: asyncio.subprocess.Process, sandbox: Sandbox) -> None:
+    """Stops a bot the way an operator would (SIGINT), killing it if it hangs."""
+    if process.returncode is not None:
+        return
+    sandbox.release_polls()
+    process.send_signal(signal.SIGINT)
+    try:
+        await asyncio.wait_for(process.wait(), 15)
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def peak_rss_mb(pid: int) -> float:
+    """The process's peak resident memory so far (VmHWM), in MB."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
