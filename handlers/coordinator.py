@@ -20,7 +20,7 @@ from telegram.ext import CommandHandler, MessageHandler, filters
 
 from handlers.context import LabelApplication, LabelContext
 from handlers.worker import unknown
-from labeling.batches import TRANSITIONS, BatchStateError
+from labeling.batches import TRANSITIONS, AlreadyImported, BatchStateError
 from labeling.batchfile import BatchFileError
 from labeling.caption import CaptionError, parse_caption
 from labeling.export import FORMATS, WHATS
@@ -215,8 +215,11 @@ async def broadcast_command(update: Update, context: LabelContext) -> None:
     if len(text) > 3500:
         await reply(update, "That announcement is too long: keep it under 3500 characters.")
         return
-    await context.services.batches.announce(text, by=update.effective_user.id)
-    await reply(update, "Announcement queued for every active worker; progress follows.")
+    source = f"{message.chat_id}:{message.message_id}"
+    if await context.services.batches.announce(text, by=update.effective_user.id, source=source):
+        await reply(update, "Announcement queued for every active worker; progress follows.")
+    else:  # the same message, delivered again
+        await reply(update, "That announcement is queued already.")
 
 
 @coordinators_only
@@ -316,8 +319,15 @@ async def upload(update: Update, context: LabelContext) -> None:
         return
     try:
         imported = await context.services.batches.import_file(
-            content, name, settings, created_by=update.effective_user.id
+            content,
+            name,
+            settings,
+            created_by=update.effective_user.id,
+            source_file=document.file_unique_id,
         )
+    except AlreadyImported as error:
+        await reply(update, f"Nothing new: {error}.")
+        return
     except BatchFileError as error:
         await reply(update, "The file was not imported; nothing was stored:\n" + error.describe())
         return

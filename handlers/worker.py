@@ -195,7 +195,10 @@ async def free_text(update: Update, context: LabelContext) -> None:
     if not task.free_text:
         await message.reply_text("Please tap one of the buttons under the task.")
         return
-    outcome = await work.answer(Submission(task.assignment_id, worker_id, text=message.text))
+    source = f"m:{message.chat_id}:{message.message_id}"
+    outcome = await work.answer(
+        Submission(task.assignment_id, worker_id, text=message.text, source=source)
+    )
     if not outcome.saved:
         await message.reply_text(REFUSALS[outcome.verdict])
         return

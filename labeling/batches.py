@@ -47,6 +47,14 @@ class BatchStateError(Exception):
     """A change of state the batch's current state does not allow."""
 
 
+class AlreadyImported(Exception):
+    """The same uploaded file, delivered again: it is a batch already."""
+
+    def __init__(self, batch_id: int) -> None:
+        super().__init__(f"this file was imported already, as batch {batch_id}")
+        self.batch_id = batch_id
+
+
 def announcement(summary: BatchSummary) -> str:
     kind = "choice" if summary.options else "free-text"
     reward = f" Reward: {summary.reward:g} per task." if summary.reward else ""
@@ -78,8 +86,15 @@ class BatchService:
         base_dir: Path | None = None,
         created_by: int | None = None,
         file_format: str | None = None,
+        source_file: str | None = None,
     ) -> Imported:
-        """Validates the whole file first; stores nothing unless every row is good."""
+        """Validates the whole file first; stores nothing unless every row is good.
+        `source_file` (Telegram's unique id of an uploaded file) makes a redelivered upload
+        raise AlreadyImported instead of creating a second batch."""
+        if source_file is not None:
+            existing = await self.batches.by_source_file(source_file)
+            if existing is not None:
+                raise AlreadyImported(existing)
         items = parse_batch_file(
             content, filename, settings, base_dir=base_dir, file_format=file_format
         )
@@ -94,7 +109,12 @@ class BatchService:
                 ]
             )
         batch_id = await self.batches.create(
-            settings, items, now=self.clock(), source=Path(filename).name, created_by=created_by
+            settings,
+            items,
+            now=self.clock(),
+            source=Path(filename).name,
+            created_by=created_by,
+            source_file=source_file,
         )
         pay = batch_rate(settings.reward, settings.seconds_per_task, None, 0, self.min_hourly_rate)
         return Imported(batch_id, len(items) - gold, gold, settings, pay)
@@ -126,9 +146,12 @@ class BatchService:
         await self.batches.set_status(batch_id, target, self.clock())
         return target
 
-    async def announce(self, text: str, *, by: int | None = None) -> int:
-        """Queues a message from a coordinator to every active worker."""
-        return await self.batches.announce(text, self.clock(), by=by)
+    async def announce(
+        self, text: str, *, by: int | None = None, source: str | None = None
+    ) -> bool:
+        """Queues a message from a coordinator to every active worker; False when the same
+        request (`source`) queued it already."""
+        return await self.batches.announce(text, self.clock(), by=by, source=source)
 
     async def workers(self, limit: int = 10_000) -> list[WorkerRow]:
         return await self.batches.worker_rows(None, limit)

@@ -125,6 +125,7 @@ class Submission:
     worker_id: int
     option: int | None = None
     text: str | None = None
+    source: str | None = None  # the worker's message a typed answer came in, if any
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,6 +31,7 @@ class BatchStore:
         now: float,
         source: str | None = None,
         created_by: int | None = None,
+        source_file: str | None = None,
     ) -> int:
         """Stores a batch and all its items in one transaction; returns the batch id.
 
@@ -41,8 +42,8 @@ class BatchStore:
         async with self.db.atomic() as conn:
             cursor = await conn.execute(
                 "INSERT INTO batches (name, question, options, overlap, gold_ratio, reward,"
-                " instructions, source, created_by, created_at, settings, gold_items)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " instructions, source, created_by, created_at, settings, gold_items,"
+                " source_file) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     settings.name,
                     settings.question,
@@ -56,6 +57,7 @@ class BatchStore:
                     now,
                     settings.model_dump_json(),
                     len(gold_positions) - len(exam),
+                    source_file,
                 ),
             )
             batch_id = cursor.lastrowid
@@ -82,6 +84,13 @@ class BatchStore:
                 ),
             )
             return batch_id
+
+    async def by_source_file(self, source_file: str) -> int | None:
+        """The batch made from this uploaded file, if one was."""
+        value = await self.db.fetchval(
+            "SELECT id FROM batches WHERE source_file = ?", (source_file,)
+        )
+        return None if value is None else int(value)
 
     async def get(self, batch_id: int) -> StoredBatch:
         row = await self.db.fetchone(
@@ -126,14 +135,19 @@ class BatchStore:
                 )
             return previous
 
-    async def announce(self, text: str, now: float, *, by: int | None = None) -> int:
+    async def announce(
+        self, text: str, now: float, *, by: int | None = None, source: str | None = None
+    ) -> bool:
+        """Queues an announcement; False when `source` (the message that asked for it) has
+        queued one already."""
         async with self.db.atomic() as conn:
             cursor = await conn.execute(
-                "INSERT INTO broadcasts (text, created_at, created_by) VALUES (?, ?, ?)",
-                (text, now, by),
+                "INSERT INTO broadcasts (text, created_at, created_by, source_message)"
+                " VALUES (?, ?, ?, ?) ON CONFLICT (source_message)"
+                " WHERE source_message IS NOT NULL DO NOTHING",
+                (text, now, by, source),
             )
-            assert cursor.lastrowid is not None
-            return cursor.lastrowid
+            return cursor.rowcount == 1
 
     async def summaries(self, batch_id: int | None = None) -> list[BatchSummary]:
         rows = await self.db.fetchall(

@@ -106,8 +106,10 @@ class TaskStore:
                 "INSERT INTO workers (id, name, language, created_at, last_seen_at)"
                 " VALUES (?, ?, ?, ?, ?)"
                 " ON CONFLICT (id) DO UPDATE SET name = excluded.name,"
-                " language = excluded.language, last_seen_at = excluded.last_seen_at,"
-                " notify = 1, reachable = 1",
+                " language = excluded.language, notify = 1, reachable = 1"
+                # Only a real change writes: a redelivered /start leaves the row as it was.
+                " WHERE (name, language, notify, reachable)"
+                "  IS NOT (excluded.name, excluded.language, 1, 1)",
                 (profile.telegram_id, profile.name, profile.language, now, now),
             )
 
@@ -157,6 +159,10 @@ class TaskStore:
         """Records an answer, applies the quality rules and issues the next task, all in one
         transaction. A rejected submission writes nothing."""
         async with self.db.atomic() as conn:
+            if submission.source is not None and await conn.execute_fetchall(
+                "SELECT 1 FROM answers WHERE source = ?", (submission.source,)
+            ):
+                return Outcome(Verdict.DUPLICATE)  # the same message, delivered again
             state, extra = await self._state(conn, submission.assignment_id)
             verdict = judge(state, submission, now)
             if verdict is not Verdict.ACCEPTED:
@@ -171,7 +177,8 @@ class TaskStore:
             fast = is_fast(duration_ms, median_ms, settings.fast_ratio)
             inserted = await conn.execute(
                 "INSERT INTO answers (assignment_id, item_id, batch_id, worker_id, value,"
-                " duration_ms, created_at, correct, fast) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " duration_ms, created_at, correct, fast, source)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     state.assignment_id,
                     state.item_id,
@@ -182,6 +189,7 @@ class TaskStore:
                     now,
                     correct,
                     int(fast),
+                    submission.source,
                 ),
             )
             await conn.execute(

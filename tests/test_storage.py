@@ -226,7 +226,7 @@ async def test_an_old_database_is_upgraded_with_its_data(tmp_path: Path) -> None
                 [(1, "a", None), (2, "b", "yes")],
             )
         await workers(db, 1)
-        assert await db.migrate() == [2, 3]
+        assert await db.migrate() == [version for version, _, _ in migrations()][1:]
         stored = await BatchStore(db).get(1)
         assert stored.settings.options == ("yes", "no") and stored.settings.overlap == 2
         assert await db.fetchall("SELECT target, wanted FROM items ORDER BY id") == [

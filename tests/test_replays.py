@@ -1,0 +1,88 @@
+"""Any update delivered again leaves the database as the first delivery left it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+
+from bot.sandbox import SandboxUser
+from handlers.cards import SKIP
+from tests.harness import Harness, settle
+
+BOSS = 500
+BATCH = "text\nfirst\nsecond\nthird\n"
+
+
+@pytest.fixture
+async def office(tmp_path: Path) -> AsyncIterator[Harness]:
+    async with Harness(tmp_path / "replay.db", coordinator_ids=str(BOSS)) as running:
+        yield running
+
+
+async def delivered(harness: Harness, user: SandboxUser, act: Callable[[], int]) -> int:
+    """Performs an action and waits until the bot has answered it; returns its update id."""
+    calls = sum(harness.sandbox.calls.values()) - harness.sandbox.calls["get_updates"]
+    update_id = act()
+    await settle(
+        lambda: sum(harness.sandbox.calls.values()) - harness.sandbox.calls["get_updates"] > calls
+    )
+    await user.wait_for(lambda u: True, 0.1)
+    return update_id
+
+
+async def broadcasts_done(harness: Harness) -> None:
+    """Waits until the notifier has finished every broadcast queued so far."""
+    for _ in range(500):
+        if not await harness.query("SELECT 1 FROM broadcasts WHERE finished_at IS NULL"):
+            return
+        await asyncio.sleep(0.02)
+    raise TimeoutError("a broadcast did not finish")
+
+
+async def replayed_changes_nothing(harness: Harness, user: SandboxUser, update_id: int) -> None:
+    before = await harness.snapshot()
+    calls = sum(harness.sandbox.calls.values()) - harness.sandbox.calls["get_updates"]
+    harness.sandbox.replay(update_id)
+    await settle(
+        lambda: sum(harness.sandbox.calls.values()) - harness.sandbox.calls["get_updates"] > calls
+    )
+    assert await harness.snapshot() == before
+
+
+@pytest.mark.parametrize("options", ["yes,no", None])
+async def test_worker_updates_replayed(office: Harness, options: str | None) -> None:
+    await office.add_batch(BATCH, options=options, overlap=1, gold_ratio=0)
+    worker = office.user(1)
+    for act in (
+        lambda: worker.send("/start"),
+        lambda: worker.send("/next"),
+        (lambda: worker.press("yes")[0]) if options else (lambda: worker.send("a cat")),
+        lambda: worker.press(SKIP)[0],
+        lambda: worker.send("/stats"),
+        lambda: worker.send("/stop"),
+    ):
+        update_id = await delivered(office, worker, act)
+        await replayed_changes_nothing(office, worker, update_id)
+    assert len(await office.query("SELECT * FROM answers")) == 1
+
+
+async def test_coordinator_updates_replayed(office: Harness) -> None:
+    boss = office.user(BOSS)
+    await office.join(2)
+    caption = "question: q?\noptions: yes, no"
+    for act in (
+        lambda: boss.send_document("b.csv", BATCH.encode(), caption),
+        lambda: boss.send("/publish 1"),
+        lambda: boss.send("/broadcast hello"),
+        lambda: boss.send("/ban 2 spam"),
+        lambda: boss.send("/promote 3"),
+        lambda: boss.send("/pause 1"),
+    ):
+        update_id = await delivered(office, boss, act)
+        await broadcasts_done(office)
+        await replayed_changes_nothing(office, boss, update_id)
+    assert len(await office.query("SELECT * FROM batches")) == 1
+    assert len(await office.query("SELECT * FROM broadcasts")) == 2
