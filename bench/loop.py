@@ -23,6 +23,8 @@ sys.path.insert(0, str(ROOT))
 
 from bench.process import (  # noqa: E402
     cpu_seconds,
+    labelbot_command,
+    labelbot_env,
     peak_rss_mb,
     start,
     stop,
@@ -128,26 +130,19 @@ async def prepare_database(path: Path, items: int) -> int:
 async def phase(name: str, workers: int, seconds: float, warmup: float, database: Path) -> Run:
     sandbox = Sandbox(SANDBOX_TOKEN)
     async with SandboxServer(sandbox) as server:
+        # Simulated workers tap as fast as the bot answers: flood control is lifted.
+        env = labelbot_env(server, database, user_rate=1000, user_burst=1000)
+        command = labelbot_command()
         if name == "bare":
+            bare = ROOT / "bench" / "bare_bot.py"
             command = [
                 sys.executable,
-                str(ROOT / "bench" / "bare_bot.py"),
+                str(bare),
                 "--token",
                 SANDBOX_TOKEN,
                 "--base-url",
                 server.base_url,
             ]
-            env: dict[str, str] = {}
-        else:
-            command = [sys.executable, "-m", "bot", "run"]
-            env = {
-                "TELEGRAM_BOT_TOKEN": SANDBOX_TOKEN,
-                "TELEGRAM_BASE_URL": server.base_url,
-                "TELEGRAM_BASE_FILE_URL": server.base_file_url,
-                "DATABASE_PATH": str(database),
-                "LOG_LEVEL": "WARNING",
-                "PYTHONPATH": str(ROOT),
-            }
         run = await measure(name, command, env, workers, seconds, warmup, sandbox)
         calls = sum(v for k, v in sandbox.calls.items() if k != "get_updates")
         print(

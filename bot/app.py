@@ -7,14 +7,16 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
-from telegram import BotCommand
+from telegram import BotCommand, Update
+from telegram.error import Forbidden
 from telegram.ext import ApplicationBuilder, ContextTypes
 
 from bot.notifier import Notifier
 from bot.retry import RetryingLimiter
 from bot.settings import Settings
-from handlers import coordinator, worker
+from handlers import coordinator, guard, worker
 from handlers.context import BotData, LabelApplication, LabelContext, Services
+from handlers.guard import FloodGuard
 from labeling.admin import AdminService
 from labeling.batches import BatchService
 from labeling.work import WorkService
@@ -110,6 +112,7 @@ def build_application(
         .post_shutdown(post_shutdown)
         .build()
     )
+    guard.register(application, FloodGuard(settings.user_rate, settings.user_burst))
     coordinator.register(application)  # before the workers' catch-all for unknown commands
     worker.register(application)
     application.add_error_handler(on_error)
@@ -117,9 +120,19 @@ def build_application(
 
 
 async def on_error(update: object, context: LabelContext) -> None:
-    """Logs what a handler raised; the worker's update is dropped, never the bot."""
+    """Logs what a handler raised, with its reason; the update is dropped, never the bot.
+    A user who blocked the bot is marked unreachable, so nothing more is sent to them."""
+    if isinstance(context.error, Forbidden) and isinstance(update, Update):
+        user = update.effective_user
+        if user is not None:
+            await context.services.work.mark_unreachable(user.id)
+            log.info("user %s blocked the bot; marked unreachable", user.id)
+            return
     log.error(
-        "handler failed on update %s", getattr(update, "update_id", "?"), exc_info=context.error
+        "handler failed on update %s: %s",
+        getattr(update, "update_id", "?"),
+        context.error,
+        exc_info=context.error,
     )
 
 

@@ -42,6 +42,9 @@ class WorkService:
     async def is_registered(self, worker_id: int) -> bool:
         return await self.tasks.is_registered(worker_id)
 
+    async def mark_unreachable(self, worker_id: int) -> None:
+        await self.tasks.mark_unreachable(worker_id)
+
     async def pause_notifications(self, worker_id: int) -> bool:
         return await self.tasks.set_notify(worker_id, False)
 

@@ -125,6 +125,10 @@ class TaskStore:
             )
             return cursor.rowcount == 1
 
+    async def mark_unreachable(self, worker_id: int) -> None:
+        async with self.db.atomic() as conn:
+            await conn.execute("UPDATE workers SET reachable = 0 WHERE id = ?", (worker_id,))
+
     async def open_task(self, worker_id: int, now: float) -> Task | None:
         """The worker's open task, if it is still theirs to answer; issues nothing."""
         row = await self.db.fetchone(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from bot.local import LocalBot
@@ -14,6 +15,13 @@ TABLES = ("workers", "batches", "items", "assignments", "answers", "broadcasts",
 
 
 class Harness(LocalBot):
+    """Tests act faster than people: flood control is lifted unless a test sets it."""
+
+    def __init__(self, database: Path, **settings: Any) -> None:
+        settings.setdefault("user_rate", 1000.0)
+        settings.setdefault("user_burst", 1000)
+        super().__init__(database, **settings)
+
     async def add_batch(
         self,
         content: str | bytes,
