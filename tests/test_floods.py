@@ -32,8 +32,12 @@ def test_the_bucket_refills_at_its_rate() -> None:
 
 
 async def test_a_flooder_is_slowed_and_others_keep_their_speed(guarded: Harness) -> None:
-    await guarded.add_batch("text\n" + "".join(f"item {i}\n" for i in range(40)),
-                            options="yes,no", overlap=1, gold_ratio=0)
+    await guarded.add_batch(
+        "text\n" + "".join(f"item {i}\n" for i in range(40)),
+        options="yes,no",
+        overlap=1,
+        gold_ratio=0,
+    )
     flooder = await guarded.join(66)
     honest = await guarded.join(77)
     await guarded.first_task(flooder)

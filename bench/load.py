@@ -1,0 +1,188 @@
+"""Load and fault test: simulated workers label through the sandbox while Telegram misbehaves
+and the bot is killed (SIGKILL) and started again.
+
+It prints the answers confirmed to workers (the card turned into "✓ Saved" after their tap),
+the answers stored, how many confirmed answers were lost (target 0) and how many were stored
+twice (target 0), p99 from tap to the next task, and the bot's peak memory.
+
+    python bench/load.py [--workers 500] [--seconds 60]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.process import labelbot_command, labelbot_env, peak_rss_mb, start, stop  # noqa: E402
+from bot.local import SANDBOX_TOKEN  # noqa: E402
+from bot.sandbox import Sandbox, SandboxServer, SandboxUser  # noqa: E402
+from handlers.callbacks import AnswerTap, decode  # noqa: E402
+from labeling.batch import BatchSettings  # noqa: E402
+from labeling.batches import BatchService  # noqa: E402
+from storage.batches import BatchStore  # noqa: E402
+from storage.db import Database  # noqa: E402
+
+SAVED = "✓ Saved"
+
+
+@dataclass
+class Report:
+    confirmed: set[int] = field(default_factory=set)  # assignment ids the workers saw saved
+    latencies: list[float] = field(default_factory=list)
+    taps: int = 0
+    stored: int = 0
+    distinct: int = 0
+    lost: int = 0
+    peak_mb: float = 0.0
+    restarts: int = 0
+    faults: int = 0
+
+    @property
+    def duplicated(self) -> int:
+        return self.stored - self.distinct
+
+    def p99_ms(self) -> float:
+        if not self.latencies:
+            return float("nan")
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))] * 1000
+
+
+async def prepare(database: Path, workers: int) -> None:
+    items = max(2000, workers * 60)
+    content = ("text\n" + "".join(f"Review {i}: it works\n" for i in range(items))).encode()
+    settings = BatchSettings(
+        name="Load", question="Positive?", options="yes,no", overlap=1, gold_ratio=0.0
+    )
+    async with Database(database) as db:
+        await db.migrate()
+        service = BatchService(BatchStore(db))
+        imported = await service.import_file(content, "load.csv", settings)
+        await service.publish(imported.batch_id)
+
+
+async def worker(user: SandboxUser, report: Report, until: float, rng: random.Random) -> None:
+    """Taps the first option of the card, again and again; resyncs with /next when the bot
+    does not answer (it may be dead for a moment)."""
+    user.send("/start")
+    card = None
+    while time.monotonic() < until:
+        if card is None or not card.buttons or "yes" not in card.buttons[0]:
+            before = len(user.bot_messages)
+            user.send("/next")
+            try:
+                await user.wait_for(lambda u, b=before: len(u.bot_messages) > b, 5)
+            except TimeoutError:
+                continue
+            card = user.bot_messages[-1]
+            continue
+        button = card.find_button("yes")
+        tap = decode(button["callback_data"]) if button else None
+        if not isinstance(tap, AnswerTap):
+            card = None
+            continue
+        edits = card.edits
+        tapped = time.monotonic()
+        user.press("yes", message_id=card.message_id)
+        report.taps += 1
+        try:
+            await user.wait_for(lambda u, e=edits, c=card: c.edits > e, 5)
+        except TimeoutError:
+            card = None  # the bot was down: ask again
+            continue
+        if card.shown.startswith(SAVED):
+            report.confirmed.add(tap.assignment_id)
+            report.latencies.append(time.monotonic() - tapped)
+        await asyncio.sleep(rng.uniform(0.0, 0.2))  # a worker reads the next item
+
+
+async def faults(sandbox: Sandbox, report: Report, until: float, rng: random.Random) -> None:
+    """A 429 or a 5xx on some Bot API call every few hundred milliseconds."""
+    methods = ["answer_callback_query", "edit_message_text", "send_message"]
+    while time.monotonic() < until:
+        await asyncio.sleep(rng.uniform(0.2, 0.6))
+        if rng.random() < 0.5:
+            sandbox.inject(429, method=rng.choice(methods), retry_after=1)
+        else:
+            sandbox.inject(rng.choice([500, 502]), method=rng.choice(methods))
+        report.faults += 1
+
+
+async def run_load(workers: int, seconds: float, kill_at: float | None, seed: int = 5) -> Report:
+    rng = random.Random(seed)
+    report = Report()
+    with tempfile.TemporaryDirectory() as folder:
+        database = Path(folder) / "load.db"
+        await prepare(database, workers)
+        sandbox = Sandbox(SANDBOX_TOKEN)
+        async with SandboxServer(sandbox) as server:
+            env = labelbot_env(
+                server, database, user_rate=1000, user_burst=1000, concurrent_updates=256
+            )
+            bot = await start(labelbot_command(), env, sandbox)
+            until = time.monotonic() + seconds
+            users = [sandbox.user(200_000 + i) for i in range(workers)]
+            crowd = asyncio.gather(
+                *(worker(u, report, until, random.Random(seed + i)) for i, u in enumerate(users)),
+                faults(sandbox, report, until, rng),
+            )
+            try:
+                if kill_at is not None:
+                    await asyncio.sleep(kill_at)
+                    report.peak_mb = peak_rss_mb(bot.pid)
+                    bot.kill()  # SIGKILL: no cleanup, no flush, as a crash would
+                    await bot.wait()
+                    sandbox.release_polls()
+                    await asyncio.sleep(0.5)
+                    bot = await start(labelbot_command(), env, sandbox)
+                    report.restarts += 1
+                await crowd
+                report.peak_mb = max(report.peak_mb, peak_rss_mb(bot.pid))
+            finally:
+                await stop(bot, sandbox)
+        async with Database(database) as db:
+            report.stored, report.distinct = await db.fetchone(
+                "SELECT COUNT(*), COUNT(DISTINCT assignment_id) FROM answers"
+            ) or (0, 0)
+            stored_ids = {row[0] for row in await db.fetchall("SELECT assignment_id FROM answers")}
+    report.lost = len(report.confirmed - stored_ids)
+    return report
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workers", type=int, default=500)
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument(
+        "--kill-at",
+        type=float,
+        default=None,
+        help="when to SIGKILL the bot (default: a third of the way)",
+    )
+    args = parser.parse_args()
+    kill_at = args.kill_at if args.kill_at is not None else args.seconds / 3
+    report = await run_load(args.workers, args.seconds, kill_at)
+    print(
+        f"\nload test: {args.workers} workers for {args.seconds:g}s, {report.faults} injected"
+        f" faults (429 and 5xx), {report.restarts} SIGKILL and restart"
+    )
+    print(f"taps sent:          {report.taps}")
+    print(f"answers confirmed:  {len(report.confirmed)}")
+    print(f"answers stored:     {report.stored}")
+    print(f"lost:               {report.lost} (target 0)")
+    print(f"duplicated:         {report.duplicated} (target 0)")
+    print(f"p99 tap to next:    {report.p99_ms():.0f} ms")
+    print(f"bot peak memory:    {report.peak_mb:.1f} MB")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
