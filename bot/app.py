@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 from telegram import BotCommand, Update
 from telegram.error import Forbidden
@@ -28,6 +29,9 @@ from storage.exams import ExamStore
 from storage.tasks import TaskStore
 
 log = logging.getLogger(__name__)
+
+ALLOWED_UPDATES = ["message", "callback_query"]
+WEBHOOK_PATH = "telegram"
 
 WORKER_COMMANDS = [
     BotCommand("next", "Show your next task"),
@@ -136,24 +140,47 @@ async def on_error(update: object, context: LabelContext) -> None:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Webhook:
+    """Where PTB's webhook server listens, and the secret every request must carry."""
+
+    listen: str
+    port: int
+    url: str
+    secret: str
+
+
 @contextlib.asynccontextmanager
-async def polling(
-    application: LabelApplication, *, timeout: int = 10
+async def serving(
+    application: LabelApplication, *, timeout: int = 10, webhook: Webhook | None = None
 ) -> AsyncIterator[LabelApplication]:
     """Runs the application inside an event loop that someone else owns (the demo, tests),
-    with the same lifecycle hooks `run_polling` calls."""
-    assert application.updater is not None
+    with the same lifecycle hooks `run_polling` and `run_webhook` call."""
+    updater = application.updater
+    assert updater is not None
     await application.initialize()
     try:
         if application.post_init:
             await application.post_init(application)
         await application.start()
-        await application.updater.start_polling(poll_interval=0, timeout=timeout)
+        if webhook is None:
+            await updater.start_polling(
+                poll_interval=0, timeout=timeout, allowed_updates=ALLOWED_UPDATES
+            )
+        else:
+            await updater.start_webhook(
+                listen=webhook.listen,
+                port=webhook.port,
+                url_path=WEBHOOK_PATH,
+                webhook_url=webhook.url,
+                secret_token=webhook.secret,
+                allowed_updates=ALLOWED_UPDATES,
+            )
         try:
             yield application
         finally:
-            if application.updater.running:
-                await application.updater.stop()
+            if updater.running:
+                await updater.stop()
             await application.stop()
             if application.post_stop:
                 await application.post_stop(application)

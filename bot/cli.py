@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sqlite3
 import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -22,6 +23,7 @@ from labeling.batchfile import BatchFileError
 from labeling.export import FORMATS, WHATS
 from labeling.models import BatchNotFound
 from labeling.report import format_standing, format_status
+from storage.backup import backup
 from storage.batches import BatchStore
 from storage.db import Database
 from storage.tasks import TaskStore
@@ -46,6 +48,8 @@ def _parser() -> argparse.ArgumentParser:
         help="folder for the demo's database and exports",
     )
     commands.add_parser("migrate", help="bring the database schema up to date")
+    backup = commands.add_parser("backup", help="copy the live database, safely while it runs")
+    backup.add_argument("path", type=Path, help="where to write the copy")
 
     batch = commands.add_parser("import", help="create a batch from a CSV or JSON Lines file")
     batch.add_argument("file", type=Path)
@@ -88,6 +92,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings()
         if args.command == "run":
             return run_bot(settings)
+        if args.command == "backup":
+            return backup_database(settings, args.path)
         if args.command == "demo":
             from bot.demo import run_demo  # the demo's simulation is not needed elsewhere
 
@@ -104,13 +110,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
+def backup_database(settings: Settings, path: Path) -> int:
+    try:
+        size = backup(Path(settings.database_path), path)
+    except (OSError, sqlite3.Error) as error:
+        raise CommandError(f"backup failed: {error}") from None
+    print(f"backed up {settings.database_path} to {path} ({size / 1e6:.1f} MB)")
+    return 0
+
+
 def run_bot(settings: Settings) -> int:
-    from bot.app import build_application
+    from bot.app import ALLOWED_UPDATES, WEBHOOK_PATH, build_application
 
     token = settings.token()
     setup_logging(settings.log_level, token)
     application = build_application(settings)
-    application.run_polling(allowed_updates=["message", "callback_query"])
+    if settings.webhook_url and settings.webhook_secret:
+        application.run_webhook(
+            listen=settings.webhook_listen,
+            port=settings.webhook_port,
+            url_path=WEBHOOK_PATH,
+            webhook_url=settings.webhook_url,
+            secret_token=settings.webhook_secret.get_secret_value(),
+            allowed_updates=ALLOWED_UPDATES,
+        )
+    else:
+        application.run_polling(allowed_updates=ALLOWED_UPDATES)
     return 0
 
 

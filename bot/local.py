@@ -6,7 +6,7 @@ from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
-from bot.app import build_application, polling
+from bot.app import Webhook, build_application, serving
 from bot.sandbox import Sandbox, SandboxServer, SandboxUser
 from bot.settings import Settings, load_settings
 from handlers.context import LabelApplication, Services
@@ -38,12 +38,16 @@ class LocalBot:
         )
 
     async def start_bot(
-        self, *, notify_every: float = 0.5, upkeep_every: float = 1.0
+        self,
+        *,
+        notify_every: float = 0.5,
+        upkeep_every: float = 1.0,
+        webhook: Webhook | None = None,
     ) -> LabelApplication:
         self.app = build_application(
             self.settings, notify_every=notify_every, upkeep_every=upkeep_every
         )
-        self._running = polling(self.app, timeout=1)
+        self._running = serving(self.app, timeout=1, webhook=webhook)
         await self._running.__aenter__()
         return self.app
 

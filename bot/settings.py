@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -41,6 +42,31 @@ class Settings(BaseSettings):
     # SQLite's synchronous mode: NORMAL survives a crash of the bot; FULL also a power cut.
     sqlite_synchronous: Literal["NORMAL", "FULL"] = "NORMAL"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # Webhook mode: Telegram posts updates to WEBHOOK_URL; PTB's server listens on
+    # WEBHOOK_LISTEN:WEBHOOK_PORT and refuses any request without WEBHOOK_SECRET in Telegram's
+    # X-Telegram-Bot-Api-Secret-Token header. Unset URL: long polling.
+    webhook_url: str | None = None
+    webhook_secret: SecretStr | None = None
+    webhook_listen: str = "127.0.0.1"
+    webhook_port: int = Field(default=8443, ge=1, le=65535)
+
+    @field_validator("webhook_url", "webhook_secret", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+    @model_validator(mode="after")
+    def _webhook_needs_a_secret(self) -> Settings:
+        if self.webhook_url is None:
+            return self
+        if not self.webhook_url.startswith("https://"):
+            raise ValueError("WEBHOOK_URL must be an https:// address Telegram can reach")
+        secret = self.webhook_secret.get_secret_value() if self.webhook_secret else ""
+        if not re.fullmatch(r"[A-Za-z0-9_-]{16,256}", secret):
+            raise ValueError(
+                "WEBHOOK_SECRET must be set with WEBHOOK_URL: 16 to 256 letters, digits, _ or -"
+            )
+        return self
 
     @field_validator("coordinator_ids", mode="before")
     @classmethod
@@ -78,6 +104,6 @@ def load_settings(**overrides: Any) -> Settings:
     except ValidationError as error:
         problems = []
         for detail in error.errors():
-            name = str(detail["loc"][0]).upper() if detail["loc"] else "settings"
+            name = str(detail["loc"][0]).upper() if detail["loc"] else "WEBHOOK"
             problems.append(f"{name}: {detail['msg'].removeprefix('Value error, ')}")
         raise SettingsError("; ".join(problems)) from None

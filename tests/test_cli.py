@@ -264,3 +264,38 @@ def test_trust_lists_standings_and_reinstate_lets_a_worker_back(
     assert "[active]" in run(capsys, "trust", "1")[1]
     code, _, err = run(capsys, "reinstate", "1", "1")
     assert code == 2 and "worker 1 is not suspended from batch 1" in err
+
+
+async def test_backup_copies_the_live_database_while_the_bot_labels(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+    import sqlite3
+
+    from tests.harness import Harness
+
+    database = tmp_path / "live.db"
+    monkeypatch.setenv("DATABASE_PATH", str(database))
+    async with Harness(database) as live:
+        await live.add_batch(
+            "text\n" + "".join(f"r{i}\n" for i in range(200)),
+            options="yes,no",
+            overlap=1,
+            gold_ratio=0,
+        )
+        worker = await live.join(1)
+        await live.first_task(worker)
+        card = worker.last
+        assert card is not None
+        for step in range(30):  # keep writing while the backup runs
+            worker.press("yes", message_id=card.message_id)
+            if step == 10:
+                code = await asyncio.to_thread(main, ["backup", str(tmp_path / "copy.db")])
+                assert code == 0
+            await worker.wait_for(lambda u, s=step: card.edits > s)
+    assert "backed up" in capsys.readouterr().out
+    with sqlite3.connect(tmp_path / "copy.db") as copy:
+        assert copy.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        answers = copy.execute("SELECT COUNT(*) FROM answers").fetchone()[0]
+    assert 10 <= answers <= 30
+    assert main(["backup", str(tmp_path / "missing-dir" / "x.db")]) == 2

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import re
 import time
 from collections import Counter, deque
 from collections.abc import Callable
@@ -225,6 +226,7 @@ class Sandbox:
         self.files: dict[str, StoredFile] = {}
         self._url_files: dict[str, StoredFile] = {}
         self.commands: list[dict[str, Any]] = []
+        self.webhook: tuple[str, str | None] | None = None
         self.faults: list[Fault] = []
         self.calls: Counter[str] = Counter()
         self.calls_by_chat: Counter[tuple[str, int]] = Counter()
@@ -297,6 +299,20 @@ class Sandbox:
         return self.bot_user
 
     def delete_webhook(self, params: Params) -> bool:
+        self.webhook = None
+        return True
+
+    def set_webhook(self, params: Params) -> bool:
+        url = params.str("url") or ""
+        if not url:
+            self.webhook = None
+            return True
+        if not url.startswith("https://"):
+            raise bad_request("bad webhook: An HTTPS URL must be provided for webhook")
+        secret = params.str("secret_token")
+        if secret is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", secret):
+            raise bad_request("secret token contains unallowed characters")
+        self.webhook = (url, secret)
         return True
 
     def set_my_commands(self, params: Params) -> bool:
@@ -304,6 +320,12 @@ class Sandbox:
         return True
 
     async def get_updates(self, params: Params) -> list[dict[str, Any]]:
+        if self.webhook is not None:
+            raise ApiError(
+                409,
+                "Conflict: can't use getUpdates method while webhook is active;"
+                " use deleteWebhook to delete the webhook first",
+            )
         offset = params.int("offset", 0) or 0
         limit = min(max(params.int("limit", 100) or 100, 1), 100)
         timeout = max(params.int("timeout", 0) or 0, 0)
@@ -699,6 +721,7 @@ _METHODS: dict[str, Callable[[Sandbox, Params], Any]] = {
         "get_me",
         "get_updates",
         "delete_webhook",
+        "set_webhook",
         "set_my_commands",
         "send_message",
         "send_photo",
