@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+from typing import TextIO
 
 # Bot API URLs carry the token (…/bot<token>/method); httpx logs every URL at INFO.
 _TOKEN = re.compile(r"\d{3,}:[A-Za-z0-9_-]{20,}")
@@ -37,8 +38,12 @@ def redact(text: str, token: str | None = None) -> str:
     return text.replace(token, "<token>") if token else text
 
 
-def setup_logging(level: str = "INFO", token: str | None = None) -> None:
-    handler = logging.StreamHandler()
+def setup_logging(
+    level: str = "INFO", token: str | None = None, stream: TextIO | None = None
+) -> None:
+    """Logs to stderr (or `stream`) through the token filter; quiets httpx, whose INFO lines
+    carry every request URL, token included."""
+    handler = logging.StreamHandler(stream)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(RedactTokens(token))
     root = logging.getLogger()

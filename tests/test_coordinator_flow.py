@@ -92,6 +92,10 @@ async def test_a_good_upload_is_summarised_and_stored(office: Harness) -> None:
             "overlap: Input should be a valid integer",
         ),
         ("huge.csv", b"text\n" + b"x" * (20 * 1024 * 1024), CAPTION, "over Telegram's 20 MB limit"),
+        ("wide.csv", b",".join([b"text"] + [b"c%d" % i for i in range(1_000_000)]) + b"\n",
+         CAPTION, "line 1: the header has 1000001 columns; at most 200 are allowed"),
+        ("blob.csv", bytes(range(256)) * 100, CAPTION, "the file is not UTF-8 text"),
+        ("nul.csv", b"text\nok\x00ok\n", CAPTION, "line 2: the file is binary, not text"),
     ],
 )
 async def test_a_bad_upload_says_why_and_stores_nothing(
@@ -149,6 +153,8 @@ async def test_wrong_arguments_get_the_usage_line(office: Harness) -> None:
         ("/status 12", "There is no batch 12."),
         ("/publish 1 paid", "Paid broadcasts are off"),
         ("/status \u0661", "Usage: /status N"),
+        ("/status " + "9" * 3000, "Usage: /status N"),
+        ("/ban " + "x" * 3000, "Usage: /ban WORKER_ID"),
     ):
         assert usage in await say(boss, command, usage.split(" ")[0])
 
