@@ -120,7 +120,7 @@ async def help_coordinator(update: Update, context: LabelContext) -> None:
 @coordinators_only
 async def batches_command(update: Update, context: LabelContext) -> None:
     """Lists batches with their state."""
-    summaries = await context.services.batches.status()
+    summaries = await context.services.batches.overview()
     lines = [format_batch_line(summary) for summary in summaries]
     await reply(update, "\n".join(lines) or "No batches yet. Send a batch file to upload one.")
 

@@ -156,6 +156,10 @@ class BatchService:
     async def workers(self, limit: int = 10_000) -> list[WorkerRow]:
         return await self.batches.worker_rows(None, limit)
 
+    async def overview(self) -> list[BatchSummary]:
+        """Every batch's counts, without agreement and pay: cheap enough for a list."""
+        return await self.batches.summaries()
+
     async def status(self, batch_id: int | None = None) -> list[BatchSummary]:
         """Each batch's progress and quality, with its agreement (Krippendorff's alpha)."""
         summaries = []
