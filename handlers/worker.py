@@ -48,10 +48,11 @@ REFUSALS = {
 }
 ALERT = {Verdict.NOT_YOURS, Verdict.EXPIRED, Verdict.BATCH_NOT_OPEN, Verdict.INVALID}
 STALE = {Verdict.EXPIRED, Verdict.BATCH_NOT_OPEN, Verdict.SKIPPED}
+# Said the same whichever rule stopped the worker (gold accuracy or speed): polite, and no
+# help to someone probing the rules.
 SUSPENDED = (
-    "Your answers to {batch}'s check questions matched the known answers too rarely, so this "
-    "batch is closed to you now. Your answers are kept for review, and a coordinator may "
-    "let you back in."
+    "Your answers in {batch} did not pass its quality checks, so this batch is closed to you "
+    "now. Your answers are kept for review, and a coordinator may let you back in."
 )
 
 
