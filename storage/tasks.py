@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import aiosqlite
@@ -63,8 +64,9 @@ _PICK_GOLD = """
 """
 # The open batches in order, with this worker's standing in each.
 _STANDINGS = """
-    SELECT b.id, b.gold_ratio, b.gold_items, wb.status, COALESCE(wb.tasks, 0),
-           COALESCE(wb.gold_issued, 0)
+    SELECT b.id, b.name, b.gold_ratio, b.gold_items, wb.status, COALESCE(wb.tasks, 0),
+           COALESCE(wb.gold_issued, 0), COALESCE(wb.answers, 0), COALESCE(wb.gold_answers, 0),
+           COALESCE(wb.gold_correct, 0), COALESCE(wb.fast_answers, 0), COALESCE(wb.judged, 0)
     FROM batches b INDEXED BY batches_open
     LEFT JOIN worker_batches wb ON wb.batch_id = b.id AND wb.worker_id = :w
     WHERE b.status = 'open'
@@ -91,6 +93,15 @@ def _task(row: Sequence[Any]) -> Task:
         image_file_id=row[9],
         expires_at=row[10],
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Answered:
+    """The answer just stored, whose batch's trust rules run before the next task is picked."""
+
+    batch_id: int
+    item_id: int
+    kind: str
 
 
 class TaskStore:
@@ -157,7 +168,7 @@ class TaskStore:
                 await self._close(
                     conn, task.assignment_id, task.item_id, row[11], AssignmentStatus.EXPIRED, now
                 )
-            return await self._issue(conn, worker_id, now, ttl)
+            return (await self._issue(conn, worker_id, now, ttl))[0]
 
     async def submit(self, submission: Submission, now: float, ttl: float) -> Outcome:
         """Records an answer, applies the quality rules and issues the next task, all in one
@@ -179,7 +190,7 @@ class TaskStore:
             duration_ms = max(0, round((now - state.issued_at) * 1000))
             correct = None if gold is None else int(is_correct(value, gold))
             fast = is_fast(duration_ms, median_ms, settings.fast_ratio)
-            inserted = await conn.execute(
+            await conn.execute(
                 "INSERT INTO answers (assignment_id, item_id, batch_id, worker_id, value,"
                 " duration_ms, created_at, correct, fast, source)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -196,30 +207,11 @@ class TaskStore:
                     submission.source,
                 ),
             )
-            await conn.execute(
-                "UPDATE assignments SET status = 'answered', closed_at = ? WHERE id = ?",
-                (now, state.assignment_id),
-            )
-            await conn.execute(
-                "INSERT INTO ledger (worker_id, batch_id, answer_id, amount, created_at)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (state.worker_id, state.batch_id, inserted.lastrowid, settings.reward, now),
-            )
-            if kind == "task":
-                await conn.execute(
-                    "UPDATE items SET answers = answers + 1 WHERE id = ?", (state.item_id,)
-                )
-            trust = await self._count(
-                conn, state.worker_id, state.batch_id, correct, fast, median_ms is not None
-            )
-            suspended = None
-            reason = suspension(trust, settings)
-            if reason is not None:
-                await self._suspend(conn, state.worker_id, state.batch_id, reason, now)
-                suspended = await self._batch_name(conn, state.batch_id)
-            elif kind == "task" and settings.dynamic_overlap:
-                await self._maybe_widen(conn, state.item_id, settings)
-            task = await self._issue(conn, submission.worker_id, now, ttl)
+            # The answers_bookkeeping trigger closes the assignment, pays the reward, counts the
+            # answer on its item and in the worker's trust counters (migration 0005); the next
+            # task's query reads those counters back to apply the trust rules.
+            answered = Answered(state.batch_id, state.item_id, kind)
+            task, suspended = await self._issue(conn, submission.worker_id, now, ttl, answered)
             return Outcome(verdict, task, suspended)
 
     async def skip(self, assignment_id: int, worker_id: int, now: float, ttl: float) -> Outcome:
@@ -235,7 +227,7 @@ class TaskStore:
             await self._close(
                 conn, assignment_id, state.item_id, extra[0], AssignmentStatus.SKIPPED, now
             )
-            return Outcome(verdict, await self._issue(conn, worker_id, now, ttl))
+            return Outcome(verdict, (await self._issue(conn, worker_id, now, ttl))[0])
 
     async def expire(self, now: float) -> int:
         """Returns every task left unanswered past its time to the pool."""
@@ -344,11 +336,6 @@ class TaskStore:
         return settings
 
     @staticmethod
-    async def _batch_name(conn: aiosqlite.Connection, batch_id: int) -> str:
-        rows = await conn.execute_fetchall("SELECT name FROM batches WHERE id = ?", (batch_id,))
-        return str(next(iter(rows))[0])
-
-    @staticmethod
     async def _state(
         conn: aiosqlite.Connection, assignment_id: int
     ) -> tuple[AssignmentState | None, tuple[str, str | None, int | None] | None]:
@@ -380,33 +367,6 @@ class TaskStore:
             options=_options(row[8]),
         )
         return state, (row[9], row[10], row[11])
-
-    @staticmethod
-    async def _count(
-        conn: aiosqlite.Connection,
-        worker_id: int,
-        batch_id: int,
-        correct: int | None,
-        fast: bool,
-        judged: bool,
-    ) -> Trust:
-        rows = await conn.execute_fetchall(
-            "INSERT INTO worker_batches (worker_id, batch_id, answers, gold_answers,"
-            " gold_correct, fast_answers, judged) VALUES (:w, :b, 1, :g, :c, :f, :j)"
-            " ON CONFLICT (worker_id, batch_id) DO UPDATE SET answers = answers + 1,"
-            " gold_answers = gold_answers + :g, gold_correct = gold_correct + :c,"
-            " fast_answers = fast_answers + :f, judged = judged + :j"
-            " RETURNING answers, gold_answers, gold_correct, fast_answers, judged",
-            {
-                "w": worker_id,
-                "b": batch_id,
-                "g": int(correct is not None),
-                "c": correct or 0,
-                "f": int(fast),
-                "j": int(judged),
-            },
-        )
-        return Trust(*next(iter(rows)))
 
     @staticmethod
     async def _suspend(
@@ -473,13 +433,30 @@ class TaskStore:
             await conn.execute("UPDATE items SET wanted = wanted + 1 WHERE id = ?", (item_id,))
 
     async def _issue(
-        self, conn: aiosqlite.Connection, worker_id: int, now: float, ttl: float
-    ) -> Task | None:
+        self,
+        conn: aiosqlite.Connection,
+        worker_id: int,
+        now: float,
+        ttl: float,
+        answered: Answered | None = None,
+    ) -> tuple[Task | None, str | None]:
         """Hands the worker their next task: gold when the schedule says so, else the next
-        item of the first open batch they may work on."""
+        item of the first open batch they may work on. After an answer, first applies the
+        trust rules to its batch (and dynamic overlap to its item); returns the task and the
+        name of the batch the worker was suspended from, if they were."""
         standings = await conn.execute_fetchall(_STANDINGS, {"w": worker_id})
-        for batch_id, ratio, gold_items, status, tasks, gold_issued in standings:
+        suspended = None
+        for row in standings:
+            batch_id, name, ratio, gold_items, status, tasks, gold_issued = row[:7]
             settings = await self._batch_settings(conn, batch_id)
+            if answered is not None and answered.batch_id == batch_id:
+                reason = suspension(Trust(*row[7:12]), settings)
+                if reason is not None:
+                    await self._suspend(conn, worker_id, batch_id, reason, now)
+                    suspended = name
+                    continue
+                if answered.kind == "task" and settings.dynamic_overlap:
+                    await self._maybe_widen(conn, answered.item_id, settings)
             admitted = status == "active" or (status is None and settings.exam_size == 0)
             if not admitted:
                 continue
@@ -499,8 +476,9 @@ class TaskStore:
                 )
                 kind = "task"
             if picked:
-                return await self._assign(conn, worker_id, next(iter(picked)), kind, now, ttl)
-        return None
+                task = await self._assign(conn, worker_id, next(iter(picked)), kind, now, ttl)
+                return task, suspended
+        return None, suspended
 
     @staticmethod
     async def _assign(
@@ -517,12 +495,6 @@ class TaskStore:
             " VALUES (?, ?, ?, ?, ?, ?)",
             (item_id, batch_id, worker_id, now, now + ttl, kind),
         )
-        if kind == "task":
-            await conn.execute("UPDATE items SET wanted = wanted - 1 WHERE id = ?", (item_id,))
-        await conn.execute(
-            "INSERT INTO worker_batches (worker_id, batch_id, tasks, gold_issued)"
-            " VALUES (:w, :b, 1, :g) ON CONFLICT (worker_id, batch_id) DO UPDATE SET"
-            " tasks = tasks + 1, gold_issued = gold_issued + :g",
-            {"w": worker_id, "b": batch_id, "g": int(kind == "gold")},
-        )
+        # The assignments_bookkeeping trigger takes the item out of the pool and counts the
+        # task towards the worker's gold schedule (migration 0005).
         return _task((cursor.lastrowid, *row, now + ttl))

@@ -43,8 +43,12 @@ async def test_a_whole_run_with_faults_never_shows_the_token(
         worker.press("yes", message_id=card.message_id)
         await worker.wait_for(lambda u: card.edits == 1, 15)
         worker.tap(card, "a:999999:0")  # a forged tap
-        h.sandbox.inject(400, method="send_message", times=3,
-                         description=f"Bad Request: boom for bot{SANDBOX_TOKEN}")
+        h.sandbox.inject(
+            400,
+            method="send_message",
+            times=3,
+            description=f"Bad Request: boom for bot{SANDBOX_TOKEN}",
+        )
         worker.send("/stats")  # fails: the handler's error goes to the log
         boss = h.user(500)
         boss.send("/export 1 answers")
@@ -65,8 +69,14 @@ async def test_a_whole_run_with_faults_never_shows_the_token(
 def test_settings_and_their_errors_hide_the_token() -> None:
     settings = load_settings(telegram_bot_token=SANDBOX_TOKEN)
     assert SECRET_PART not in repr(settings) and SECRET_PART not in str(settings)
-    record = logging.LogRecord("x", logging.ERROR, __file__, 1,
-                               "GET https://api.telegram.org/bot%s/getMe", (SANDBOX_TOKEN,),
-                               None)
+    record = logging.LogRecord(
+        "x",
+        logging.ERROR,
+        __file__,
+        1,
+        "GET https://api.telegram.org/bot%s/getMe",
+        (SANDBOX_TOKEN,),
+        None,
+    )
     RedactTokens().filter(record)
     assert record.getMessage() == "GET https://api.telegram.org/bot<token>/getMe"

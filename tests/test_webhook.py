@@ -26,7 +26,9 @@ def update(update_id: int, text: str) -> dict[str, object]:
     return {
         "update_id": update_id,
         "message": {
-            "message_id": update_id, "date": 0, "text": text,
+            "message_id": update_id,
+            "date": 0,
+            "text": text,
             "chat": {"id": 9, "type": "private", "first_name": "Ann"},
             "from": {"id": 9, "is_bot": False, "first_name": "Ann"},
             "entities": [{"type": "bot_command", "offset": 0, "length": len(text)}],
@@ -38,8 +40,9 @@ async def test_the_webhook_takes_updates_only_with_the_secret(tmp_path: Path) ->
     harness = Harness(tmp_path / "hook.db")
     port = free_port()
     await harness.server.start()
-    await harness.start_bot(webhook=Webhook("127.0.0.1", port, "https://bot.example/telegram",
-                                            SECRET))
+    await harness.start_bot(
+        webhook=Webhook("127.0.0.1", port, "https://bot.example/telegram", SECRET)
+    )
     try:
         assert harness.sandbox.webhook == ("https://bot.example/telegram", SECRET)
         ann = harness.user(9, "Ann")
@@ -48,12 +51,14 @@ async def test_the_webhook_takes_updates_only_with_the_secret(tmp_path: Path) ->
             body = json.dumps(update(1, "/help"))
             headers = {"Content-Type": "application/json"}
             refused = await client.post(url, content=body, headers=headers)
-            wrong = await client.post(url, content=body, headers={
-                **headers, "X-Telegram-Bot-Api-Secret-Token": "guess"})
+            wrong = await client.post(
+                url, content=body, headers={**headers, "X-Telegram-Bot-Api-Secret-Token": "guess"}
+            )
             assert (refused.status_code, wrong.status_code) == (403, 403)
             assert not ann.bot_messages
-            accepted = await client.post(url, content=body, headers={
-                **headers, "X-Telegram-Bot-Api-Secret-Token": SECRET})
+            accepted = await client.post(
+                url, content=body, headers={**headers, "X-Telegram-Bot-Api-Secret-Token": SECRET}
+            )
             assert accepted.status_code == 200
         await ann.wait_for(lambda u: u.last is not None and "/stats" in u.last.shown)
     finally:
@@ -65,8 +70,10 @@ async def test_the_webhook_takes_updates_only_with_the_secret(tmp_path: Path) ->
     ("settings", "message"),
     [
         ({"webhook_url": "https://bot.example/t"}, "WEBHOOK_SECRET must be set"),
-        ({"webhook_url": "https://bot.example/t", "webhook_secret": "short"},
-         "WEBHOOK_SECRET must be set"),
+        (
+            {"webhook_url": "https://bot.example/t", "webhook_secret": "short"},
+            "WEBHOOK_SECRET must be set",
+        ),
         ({"webhook_url": "http://bot.example/t", "webhook_secret": SECRET}, "https://"),
     ],
 )
