@@ -20,7 +20,13 @@ from labeling.export import (
     write_labels,
     write_workers,
 )
-from labeling.models import BatchStatus, BatchSummary, WorkerRow, WorkerStanding
+from labeling.models import (
+    RATE_WINDOW,
+    BatchStatus,
+    BatchSummary,
+    WorkerRow,
+    WorkerStanding,
+)
 from labeling.pay import PayRate, batch_rate
 from labeling.ports import BatchRepository
 from labeling.work import Clock
@@ -163,7 +169,8 @@ class BatchService:
     async def status(self, batch_id: int | None = None) -> list[BatchSummary]:
         """Each batch's progress and quality, with its agreement (Krippendorff's alpha)."""
         summaries = []
-        for summary in await self.batches.summaries(batch_id):
+        since = self.clock() - RATE_WINDOW
+        for summary in await self.batches.summaries(batch_id, since=since):
             answers = [
                 (a.item_id, a.worker_id, a.value)
                 async for a in self.batches.answers(summary.batch_id)

@@ -11,6 +11,9 @@ if TYPE_CHECKING:
     from labeling.pay import PayRate
 
 
+RATE_WINDOW = 900.0  # a batch's current rate is its answers over the last 15 minutes
+
+
 class BatchStatus(StrEnum):
     DRAFT = "draft"
     OPEN = "open"
@@ -187,6 +190,19 @@ class BatchSummary:
     method: str = ""
     alpha: float | None = None
     pay: PayRate | None = None
+    recent_answers: int = 0  # answers on ordinary items within the last RATE_WINDOW seconds
+
+    @property
+    def rate_per_hour(self) -> float:
+        return self.recent_answers * 3600 / RATE_WINDOW
+
+    @property
+    def seconds_to_finish(self) -> float | None:
+        """At the current rate; None when nothing is coming in."""
+        remaining = max(0, self.answers_needed - self.answers_counted)
+        if remaining == 0:
+            return 0.0
+        return remaining / self.rate_per_hour * 3600 if self.recent_answers else None
 
     @property
     def progress(self) -> float:

@@ -23,11 +23,24 @@ def format_status(summary: BatchSummary) -> str:
         f"  answers: {summary.answers_counted}/{summary.answers_needed} counted"
         f" ({summary.progress:.0%}), {summary.answers} stored, from {summary.workers} workers;"
         f" {summary.open_tasks} tasks open now\n"
+        f"  pace: {pace(summary)}\n"
         f"  quality: {gold}; {summary.suspended} workers suspended;"
         f" {summary.fast_answers} fast answers flagged\n"
         f"  labels by {summary.method}; agreement (Krippendorff's alpha): {alpha}"
         + (f"\n  pay: {summary.reward:g} per task, {summary.pay.describe()}" if summary.pay else "")
     )
+
+
+def pace(summary: BatchSummary) -> str:
+    """The current rate and, at that rate, the time left."""
+    left = summary.seconds_to_finish
+    if left == 0:
+        return "every item has its answers"
+    if left is None:
+        return "no answers in the last 15 minutes"
+    hours, minutes = divmod(round(left / 60), 60)
+    eta = f"{hours} h {minutes} min" if hours else f"{max(minutes, 1)} min"
+    return f"{summary.rate_per_hour:.0f} answers per hour lately; about {eta} to finish"
 
 
 def format_batch_line(summary: BatchSummary) -> str:

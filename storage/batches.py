@@ -149,12 +149,20 @@ class BatchStore:
             )
             return cursor.rowcount == 1
 
-    async def summaries(self, batch_id: int | None = None) -> list[BatchSummary]:
+    async def summaries(
+        self, batch_id: int | None = None, *, since: float | None = None
+    ) -> list[BatchSummary]:
+        """Each batch's counts; with `since`, also the answers on ordinary items from then on,
+        for the batch's current rate."""
         rows = await self.db.fetchall(
             """
             SELECT b.id, b.name, b.status, b.question, b.options, b.overlap, b.reward,
                    b.created_at, b.published_at, b.median_ms,
                    b.aggregation,
+                   CASE WHEN :since IS NULL THEN 0 ELSE
+                     (SELECT COUNT(*) FROM answers a JOIN items i ON i.id = a.item_id
+                      WHERE a.batch_id = b.id AND a.created_at >= :since AND i.gold IS NULL)
+                   END,
                    i.items, i.gold, i.done, i.counted, i.needed,
                    (SELECT COUNT(*) FROM answers a WHERE a.batch_id = b.id),
                    (SELECT COUNT(DISTINCT worker_id) FROM answers a WHERE a.batch_id = b.id),
@@ -173,10 +181,10 @@ class BatchStore:
                               SUM(gold_answers) AS gold_answers,
                               SUM(gold_correct) AS gold_correct, SUM(fast_answers) AS fast
                        FROM worker_batches GROUP BY batch_id) w ON w.batch_id = b.id
-            WHERE ? IS NULL OR b.id = ?
+            WHERE :batch IS NULL OR b.id = :batch
             ORDER BY b.id
             """,
-            (batch_id, batch_id),
+            {"batch": batch_id, "since": since},
         )
         if batch_id is not None and not rows:
             raise BatchNotFound(batch_id)
@@ -193,18 +201,19 @@ class BatchStore:
                 published_at=row[8],
                 median_ms=row[9],
                 method=row[10] or "",
-                items=row[11] or 0,
-                gold_items=row[12] or 0,
-                items_done=row[13] or 0,
-                answers_counted=row[14] or 0,
-                answers_needed=row[15] or 0,
-                answers=row[16],
-                workers=row[17],
-                open_tasks=row[18],
-                suspended=row[19] or 0,
-                gold_answers=row[20] or 0,
-                gold_correct=row[21] or 0,
-                fast_answers=row[22] or 0,
+                recent_answers=row[11],
+                items=row[12] or 0,
+                gold_items=row[13] or 0,
+                items_done=row[14] or 0,
+                answers_counted=row[15] or 0,
+                answers_needed=row[16] or 0,
+                answers=row[17],
+                workers=row[18],
+                open_tasks=row[19],
+                suspended=row[20] or 0,
+                gold_answers=row[21] or 0,
+                gold_correct=row[22] or 0,
+                fast_answers=row[23] or 0,
             )
             for row in rows
         ]

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from labeling.batch import BatchSettings
+from labeling.models import BatchStatus, BatchSummary
 from labeling.quality import (
     Trust,
     exam_passed,
@@ -17,6 +20,7 @@ from labeling.quality import (
     suspension,
     wants_gold,
 )
+from labeling.report import pace
 
 SETTINGS = BatchSettings(name="b", question="q", options="a,b,c,d")
 
@@ -117,3 +121,29 @@ def test_settings_check_their_quality_fields() -> None:
     assert BatchSettings(name="b", question="q").aggregation == "weighted_vote"
     with pytest.raises(ValidationError, match="Dawid-Skene needs options"):
         BatchSettings(name="b", question="q", aggregation="dawid_skene")
+
+
+def test_pace_reports_the_rate_and_the_time_left() -> None:
+    summary = BatchSummary(
+        1,
+        "b",
+        BatchStatus.OPEN,
+        "q",
+        None,
+        3,
+        0.0,
+        items=100,
+        gold_items=0,
+        items_done=10,
+        answers=75,
+        answers_counted=75,
+        answers_needed=300,
+        workers=5,
+        open_tasks=2,
+        created_at=0.0,
+        recent_answers=75,
+    )
+    assert summary.rate_per_hour == 300
+    assert pace(summary) == "300 answers per hour lately; about 45 min to finish"
+    assert pace(replace(summary, recent_answers=0)) == "no answers in the last 15 minutes"
+    assert pace(replace(summary, answers_counted=300)) == "every item has its answers"
