@@ -106,14 +106,18 @@ async def worker(user: SandboxUser, report: Report, until: float, rng: random.Ra
 
 
 async def faults(sandbox: Sandbox, report: Report, until: float, rng: random.Random) -> None:
-    """A 429 or a 5xx on some Bot API call every few hundred milliseconds."""
+    """A 429, a 5xx or a dropped connection on some Bot API call every few hundred
+    milliseconds."""
     methods = ["answer_callback_query", "edit_message_text", "send_message"]
     while time.monotonic() < until:
         await asyncio.sleep(rng.uniform(0.2, 0.6))
-        if rng.random() < 0.5:
+        roll = rng.random()
+        if roll < 0.4:
             sandbox.inject(429, method=rng.choice(methods), retry_after=1)
-        else:
+        elif roll < 0.8:
             sandbox.inject(rng.choice([500, 502]), method=rng.choice(methods))
+        else:
+            sandbox.inject(0, method=rng.choice(methods))  # a dropped connection
         report.faults += 1
 
 
@@ -173,7 +177,7 @@ async def main() -> None:
     report = await run_load(args.workers, args.seconds, kill_at)
     print(
         f"\nload test: {args.workers} workers for {args.seconds:g}s, {report.faults} injected"
-        f" faults (429 and 5xx), {report.restarts} SIGKILL and restart"
+        f" faults (429, 5xx, dropped connections), {report.restarts} SIGKILL and restart"
     )
     print(f"taps sent:          {report.taps}")
     print(f"answers confirmed:  {len(report.confirmed)}")

@@ -145,10 +145,11 @@ async def test_the_retrying_limiter_obeys_retry_after_and_backs_off(
     async with bot:
         box.inject(429, method="send_message", retry_after=1)
         box.inject(500, method="send_message", times=2)
+        box.inject(0, method="send_message")  # the connection drops: a network error
         started = asyncio.get_running_loop().time()
         assert (await bot.send_message(5, "eventually")).text == "eventually"
         assert asyncio.get_running_loop().time() - started >= 1.0
-        assert box.calls["send_message"] == 4
+        assert box.calls["send_message"] == 5
         box.inject(500, method="send_message", times=10)
         with pytest.raises(NetworkError):
             await bot.send_message(5, "never")

@@ -23,6 +23,10 @@ MAX_UPLOAD = 50 * 1024 * 1024  # and upload up to 50 MB
 CALLBACK_TTL = 60.0  # a callback query must be answered within this time
 
 
+class Disconnect(Exception):
+    """Drop the connection without an answer, as a network failure would."""
+
+
 class ApiError(Exception):
     """An error as the Bot API reports it."""
 
@@ -148,7 +152,8 @@ class Chat:
 
 @dataclass(slots=True)
 class Fault:
-    """An error to answer instead of doing the call, `times` times."""
+    """An error to answer instead of doing the call, `times` times; code 0 drops the
+    connection without any answer."""
 
     code: int
     method: str | None = None
@@ -160,7 +165,9 @@ class Fault:
     def matches(self, method: str, chat_id: int | None) -> bool:
         return (self.method in (None, method)) and (self.chat_id in (None, chat_id))
 
-    def error(self) -> ApiError:
+    def error(self) -> Exception:
+        if self.code == 0:
+            return Disconnect()
         if self.code == 429:
             return ApiError(
                 429, f"Too Many Requests: retry after {self.retry_after}", self.retry_after
@@ -586,7 +593,8 @@ class Sandbox:
         return SandboxUser(self, user_id)
 
     def inject(self, code: int, **kwargs: Any) -> Fault:
-        """Answers the next matching call(s) with an error: 429, 403 or 5xx."""
+        """Answers the next matching call(s) with an error: 429, 403 or 5xx, or with a dropped
+        connection (code 0)."""
         fault = Fault(code, **kwargs)
         self.faults.append(fault)
         return fault

@@ -9,7 +9,7 @@ from typing import Any
 
 from aiohttp import BodyPartReader, web
 
-from bot.sandbox.core import ApiError, Params, Sandbox, UploadedFile
+from bot.sandbox.core import ApiError, Disconnect, Params, Sandbox, UploadedFile
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +99,10 @@ class SandboxServer:
             result = await self.sandbox.call(request.match_info["method"], params)
         except ApiError as error:
             return web.json_response(error.payload(), status=error.code, dumps=_dumps)
+        except Disconnect:
+            if request.transport is not None:
+                request.transport.close()
+            raise ConnectionResetError("the sandbox dropped the connection") from None
         except Exception as error:  # a sandbox bug still answers in the Bot API's shape
             log.exception("sandbox failed on %s", request.match_info["method"])
             failure = ApiError(500, f"Internal Server Error: sandbox: {error!r}")
