@@ -33,11 +33,6 @@ class RedactTokens(logging.Filter):
         return True
 
 
-def redact(text: str, token: str | None = None) -> str:
-    text = _TOKEN.sub("<token>", text)
-    return text.replace(token, "<token>") if token else text
-
-
 def setup_logging(
     level: str = "INFO", token: str | None = None, stream: TextIO | None = None
 ) -> None:

@@ -33,11 +33,6 @@ class Canvas:
         self.height = height
         self.pixels = bytearray(bytes(background) * (width * height))
 
-    def dot(self, x: int, y: int, color: Color) -> None:
-        if 0 <= x < self.width and 0 <= y < self.height:
-            offset = (y * self.width + x) * 3
-            self.pixels[offset : offset + 3] = bytes(color)
-
     def rect(self, x0: int, y0: int, x1: int, y1: int, color: Color) -> None:
         x0, x1 = sorted((max(0, x0), min(self.width - 1, x1)))
         y0, y1 = sorted((max(0, y0), min(self.height - 1, y1)))

@@ -39,9 +39,6 @@ class WorkService:
     async def register(self, profile: WorkerProfile) -> None:
         await self.tasks.upsert_worker(profile, self.clock())
 
-    async def is_registered(self, worker_id: int) -> bool:
-        return await self.tasks.is_registered(worker_id)
-
     async def mark_unreachable(self, worker_id: int) -> None:
         await self.tasks.mark_unreachable(worker_id)
 

@@ -32,24 +32,6 @@ class BroadcastStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def create(
-        self,
-        text: str,
-        now: float,
-        *,
-        batch_id: int | None = None,
-        created_by: int | None = None,
-        paid: bool = False,
-    ) -> int:
-        async with self.db.atomic() as conn:
-            cursor = await conn.execute(
-                "INSERT INTO broadcasts (batch_id, text, created_at, created_by, paid)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (batch_id, text, now, created_by, int(paid)),
-            )
-            assert cursor.lastrowid is not None
-            return cursor.lastrowid
-
     async def unfinished(self) -> list[Broadcast]:
         rows = await self.db.fetchall(
             "SELECT id, batch_id, text, created_by, paid, progress_message_id FROM broadcasts"

@@ -124,10 +124,6 @@ class TaskStore:
                 (profile.telegram_id, profile.name, profile.language, now, now),
             )
 
-    async def is_registered(self, worker_id: int) -> bool:
-        found = await self.db.fetchval("SELECT 1 FROM workers WHERE id = ?", (worker_id,))
-        return found is not None
-
     async def set_notify(self, worker_id: int, enabled: bool) -> bool:
         """Returns False when the worker is unknown."""
         async with self.db.atomic() as conn:

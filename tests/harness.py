@@ -62,8 +62,3 @@ async def settle(condition: Callable[[], bool], timeout: float = 10.0) -> None:
     async with asyncio.timeout(timeout):
         while not condition():  # noqa: ASYNC110 - the state lives in another component
             await asyncio.sleep(0.01)
-
-
-def card_changed(worker: SandboxUser, message_id: int, edits: int) -> bool:
-    message = worker.chat.messages[message_id]
-    return message.edits > edits

@@ -703,11 +703,6 @@ class SandboxUser:
             while not condition(self):
                 await self.chat.changed()
 
-    async def wait_change(self, version: int, timeout: float = 10.0) -> None:
-        async with asyncio.timeout(timeout):
-            while self.chat.version <= version:
-                await self.chat.changed()
-
     def _message_with(self, text: str, message_id: int | None) -> Message:
         if message_id is not None:
             candidates = [self.chat.messages[message_id]]
