@@ -138,11 +138,9 @@ class Chat:
     messages: dict[int, Message] = field(default_factory=dict)
     notices: list[Notice] = field(default_factory=list)
     blocked: bool = False
-    version: int = 0
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     def touch(self) -> None:
-        self.version += 1
         self._changed.set()
         self._changed = asyncio.Event()
 
