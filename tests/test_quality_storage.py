@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 
 from labeling.batch import BatchSettings
-from labeling.batchfile import parse_batch_file
-from labeling.models import BatchStatus, Submission, Task, Verdict, WorkerProfile
+from labeling.models import BatchStatus, Submission, Task, Verdict
 from storage.batches import BatchStore
 from storage.db import Database
 from storage.exams import ExamStore
 from storage.tasks import TaskStore
+from tests.factories import open_batch, registered
 
 TTL = 600.0
 OPTIONS = ("a", "b", "c", "d")
@@ -32,20 +32,9 @@ async def batch(db: Database, regular: int, gold: int, **settings: Any) -> int:
     rows = [f"item {i}," for i in range(regular)]
     rows += [f"gold {i},a" for i in range(gold)]  # every gold item's answer is "a"
     content = ("text,gold\n" + "\n".join(rows) + "\n").encode()
-    batch_settings = BatchSettings(name="b", question="q?", options=OPTIONS, **settings)
-    store = BatchStore(db)
-    batch_id = await store.create(
-        batch_settings, parse_batch_file(content, "b.csv", batch_settings), now=0.0
+    return await open_batch(
+        db, content, BatchSettings(name="b", question="q?", options=OPTIONS, **settings)
     )
-    await store.set_status(batch_id, BatchStatus.OPEN, 0.0)
-    return batch_id
-
-
-async def store_with(db: Database, *workers: int) -> TaskStore:
-    tasks = TaskStore(db)
-    for worker in workers:
-        await tasks.upsert_worker(WorkerProfile(worker, f"w{worker}"), 0.0)
-    return tasks
 
 
 async def is_gold(db: Database, task: Task) -> bool:
@@ -60,7 +49,7 @@ async def answer(tasks: TaskStore, task: Task, worker: int, option: int, now: fl
 
 async def test_gold_comes_early_then_at_the_ratio_and_never_twice(db: Database) -> None:
     await batch(db, regular=40, gold=5, gold_ratio=0.1)
-    tasks = await store_with(db, 1)
+    tasks = await registered(db, 1)
     task = await tasks.current_or_next(1, 1.0, TTL)
     kinds, gold_items = [], []
     while task is not None:
@@ -76,7 +65,7 @@ async def test_gold_comes_early_then_at_the_ratio_and_never_twice(db: Database) 
 
 async def test_gold_cards_look_like_any_other(db: Database) -> None:
     await batch(db, regular=3, gold=3)
-    tasks = await store_with(db, 1)
+    tasks = await registered(db, 1)
     first = await tasks.current_or_next(1, 1.0, TTL)
     assert first is not None and await is_gold(db, first)
     second = (await answer(tasks, first, 1, 0)).next_task
@@ -89,7 +78,7 @@ async def test_gold_cards_look_like_any_other(db: Database) -> None:
 async def test_when_gold_runs_out_the_batch_decides(db: Database) -> None:
     for policy in ("stop", "continue"):
         await batch(db, regular=6, gold=2, gold_ratio=0.5, gold_exhausted=policy)
-    tasks = await store_with(db, 1)
+    tasks = await registered(db, 1)
     done = {}
     for batch_id in (1, 2):
         await BatchStore(db).set_status(3 - batch_id, BatchStatus.PAUSED, 0.0)
@@ -107,7 +96,7 @@ async def test_a_random_worker_is_suspended_and_their_items_return_to_the_pool(
     db: Database,
 ) -> None:
     await batch(db, regular=10, gold=6, overlap=1)
-    tasks = await store_with(db, 1, 2)
+    tasks = await registered(db, 1, 2)
     task = await tasks.current_or_next(1, 1.0, TTL)
     suspended_at = None
     for number in range(1, 13):
@@ -132,7 +121,7 @@ async def test_a_random_worker_is_suspended_and_their_items_return_to_the_pool(
 
 async def test_reinstating_counts_the_answers_again(db: Database) -> None:
     await batch(db, regular=10, gold=6, overlap=1)
-    tasks = await store_with(db, 1)
+    tasks = await registered(db, 1)
     task = await tasks.current_or_next(1, 1.0, TTL)
     while task is not None:
         outcome = await answer(tasks, task, 1, 3)
@@ -146,7 +135,7 @@ async def test_reinstating_counts_the_answers_again(db: Database) -> None:
 
 async def test_fast_answers_are_flagged_against_the_batch_median(db: Database) -> None:
     await batch(db, regular=60, gold=0, overlap=1, fast_suspend=None)
-    tasks = await store_with(db, 1)
+    tasks = await registered(db, 1)
     task = await tasks.current_or_next(1, 0.0, TTL)
     clock = 0.0
     for _ in range(30):  # typical answers take two seconds
@@ -163,7 +152,7 @@ async def test_fast_answers_are_flagged_against_the_batch_median(db: Database) -
 
 async def test_a_worker_racing_through_is_suspended(db: Database) -> None:
     await batch(db, regular=60, gold=0, overlap=1)
-    tasks = await store_with(db, 1, 2)
+    tasks = await registered(db, 1, 2)
     task = await tasks.current_or_next(2, 0.0, TTL)
     for step in range(30):
         assert task is not None
@@ -186,7 +175,7 @@ async def test_dynamic_overlap_asks_more_workers_only_where_they_disagree(db: Da
     await batch(
         db, regular=2, gold=0, overlap=2, max_overlap=4, confidence_target=0.95, gold_ratio=0.0
     )
-    tasks = await store_with(db, 1, 2, 3, 4, 5)
+    tasks = await registered(db, 1, 2, 3, 4, 5)
     # Item 1: everyone says "a". Item 2: workers split between "a" and "b".
     choice = {1: {1: 0, 2: 0, 3: 0, 4: 0, 5: 0}, 2: {1: 0, 2: 1, 3: 0, 4: 1, 5: 0}}
     answered: dict[int, list[int]] = {1: [], 2: []}
@@ -204,7 +193,7 @@ async def test_dynamic_overlap_asks_more_workers_only_where_they_disagree(db: Da
 
 async def test_the_exam_admits_those_who_pass_and_bars_the_rest(db: Database) -> None:
     await batch(db, regular=4, gold=4, exam_size=2, exam_pass=1.0, exam_retry_minutes=1.0)
-    tasks, exams = await store_with(db, 1, 2), ExamStore(db)
+    tasks, exams = await registered(db, 1, 2), ExamStore(db)
     assert await tasks.current_or_next(1, 1.0, TTL) is None  # not admitted before the exam
     first = await exams.next_question(1, 1.0)
     assert first is not None and not hasattr(first, "verdict")

@@ -12,10 +12,10 @@ import pytest
 from labeling.answering import Verdict
 from labeling.batch import BatchSettings
 from labeling.batchfile import parse_batch_file
-from labeling.models import BatchStatus, Submission, WorkerProfile
+from labeling.models import BatchStatus, Submission
 from storage.batches import BatchStore
 from storage.db import Database, migrations
-from storage.tasks import TaskStore
+from tests.factories import open_batch, registered
 
 TTL = 60.0
 SETTINGS = BatchSettings(name="b", question="q?", options="yes,no", overlap=2)
@@ -30,18 +30,7 @@ async def db(tmp_path: Path) -> AsyncIterator[Database]:
 
 async def make_batch(db: Database, rows: int = 3, settings: BatchSettings = SETTINGS) -> int:
     content = ("text\n" + "".join(f"item {i}\n" for i in range(rows))).encode()
-    items = parse_batch_file(content, "b.csv", settings)
-    store = BatchStore(db)
-    batch_id = await store.create(settings, items, now=0.0)
-    await store.set_status(batch_id, BatchStatus.OPEN, 0.0)
-    return batch_id
-
-
-async def workers(db: Database, *ids: int) -> TaskStore:
-    tasks = TaskStore(db)
-    for worker_id in ids:
-        await tasks.upsert_worker(WorkerProfile(worker_id, f"w{worker_id}"), 0.0)
-    return tasks
+    return await open_batch(db, content, settings)
 
 
 async def test_migrations_are_recorded_and_applied_once(tmp_path: Path) -> None:
@@ -99,7 +88,7 @@ async def test_concurrent_transactions_do_not_interleave(db: Database) -> None:
 
 async def test_an_answer_cannot_be_stored_twice_even_by_sql(db: Database) -> None:
     await make_batch(db)
-    tasks = await workers(db, 1)
+    tasks = await registered(db, 1)
     task = await tasks.current_or_next(1, 1.0, TTL)
     assert task is not None
     verdict = (await tasks.submit(Submission(task.assignment_id, 1, option=0), 2.0, TTL)).verdict
@@ -115,7 +104,7 @@ async def test_an_answer_cannot_be_stored_twice_even_by_sql(db: Database) -> Non
 
 async def test_each_item_collects_overlap_answers_from_distinct_workers(db: Database) -> None:
     await make_batch(db, rows=3)
-    tasks = await workers(db, 1, 2, 3)
+    tasks = await registered(db, 1, 2, 3)
     answered: dict[int, list[int]] = {}
     for worker_id in (1, 2, 3):
         task = await tasks.current_or_next(worker_id, 1.0, TTL)
@@ -132,7 +121,7 @@ async def test_each_item_collects_overlap_answers_from_distinct_workers(db: Data
 
 async def test_a_worker_holds_one_open_task_and_gets_it_again(db: Database) -> None:
     await make_batch(db)
-    tasks = await workers(db, 1)
+    tasks = await registered(db, 1)
     first = await tasks.current_or_next(1, 1.0, TTL)
     again = await tasks.current_or_next(1, 2.0, TTL)
     assert first is not None and again is not None
@@ -147,7 +136,7 @@ async def test_a_worker_holds_one_open_task_and_gets_it_again(db: Database) -> N
 
 async def test_expired_tasks_return_to_the_pool_and_count_right(db: Database) -> None:
     await make_batch(db, rows=1, settings=SETTINGS.model_copy(update={"overlap": 3}))
-    tasks = await workers(db, 1, 2, 3)
+    tasks = await registered(db, 1, 2, 3)
     for worker_id in (1, 2):
         assert await tasks.current_or_next(worker_id, 0.0, 10.0) is not None
     assert await db.fetchval("SELECT wanted FROM items") == 1
@@ -161,7 +150,7 @@ async def test_expired_tasks_return_to_the_pool_and_count_right(db: Database) ->
 
 async def test_a_stale_open_task_is_replaced_on_next(db: Database) -> None:
     await make_batch(db, rows=2)
-    tasks = await workers(db, 1)
+    tasks = await registered(db, 1)
     first = await tasks.current_or_next(1, 0.0, 10.0)
     second = await tasks.current_or_next(1, 20.0, 10.0)
     assert first is not None and second is not None
@@ -172,7 +161,7 @@ async def test_a_stale_open_task_is_replaced_on_next(db: Database) -> None:
 
 async def test_paused_batches_hand_out_nothing_and_take_no_answers(db: Database) -> None:
     batch_id = await make_batch(db)
-    tasks = await workers(db, 1, 2)
+    tasks = await registered(db, 1, 2)
     task = await tasks.current_or_next(1, 1.0, TTL)
     assert task is not None
     await BatchStore(db).set_status(batch_id, BatchStatus.PAUSED, 2.0)
@@ -225,7 +214,7 @@ async def test_an_old_database_is_upgraded_with_its_data(tmp_path: Path) -> None
                 "INSERT INTO items (batch_id, position, text, gold, wanted) VALUES (1, ?, ?, ?, 2)",
                 [(1, "a", None), (2, "b", "yes")],
             )
-        await workers(db, 1)
+        await registered(db, 1)
         assert await db.migrate() == [version for version, _, _ in migrations()][1:]
         stored = await BatchStore(db).get(1)
         assert stored.settings.options == ("yes", "no") and stored.settings.overlap == 2
