@@ -20,12 +20,14 @@ from handlers.context import BotData, LabelApplication, LabelContext, Services
 from handlers.guard import FloodGuard
 from labeling.admin import AdminService
 from labeling.batches import BatchService
+from labeling.review import ReviewService
 from labeling.work import WorkService
 from storage.admin import AdminStore
 from storage.batches import BatchStore
 from storage.broadcasts import BroadcastStore
 from storage.db import Database
 from storage.exams import ExamStore
+from storage.reviews import ReviewStore
 from storage.tasks import TaskStore
 
 log = logging.getLogger(__name__)
@@ -41,15 +43,18 @@ WORKER_COMMANDS = [
 ]
 
 
-async def upkeep(work: WorkService, every: float) -> None:
-    """Returns tasks left unanswered past their time to the pool and refreshes each batch's
-    typical answer time, over and over."""
+async def upkeep(work: WorkService, review: ReviewService, every: float) -> None:
+    """Returns tasks left unanswered past their time to the pool, refreshes each batch's
+    typical answer time and flags gold that trusted workers miss, over and over."""
     while True:
         try:
             returned = await work.expire_stale()
             if returned:
                 log.info("returned %d expired tasks to the pool", returned)
             await work.refresh_medians()
+            flagged = await review.sweep()
+            if flagged:
+                log.warning("%d gold items flagged as suspect; see /reports", flagged)
         except Exception:
             log.exception("upkeep round failed")
         await asyncio.sleep(every)
@@ -68,8 +73,10 @@ def build_application(
         work = WorkService(
             TaskStore(db), ExamStore(db), assignment_ttl=settings.assignment_timeout_seconds
         )
+        review = ReviewService(ReviewStore(db))
         application.bot_data.services = Services(
             work=work,
+            review=review,
             batches=BatchService(BatchStore(db), min_hourly_rate=settings.min_hourly_rate),
             admin=AdminService(AdminStore(db), frozenset(settings.coordinator_ids)),
             paid_broadcasts=settings.paid_broadcast_rate is not None,
@@ -85,7 +92,7 @@ def build_application(
         background.extend(
             [
                 asyncio.create_task(notifier.run(notify_every), name="notifier"),
-                asyncio.create_task(upkeep(work, sweep_every), name="upkeep"),
+                asyncio.create_task(upkeep(work, review, sweep_every), name="upkeep"),
             ]
         )
 

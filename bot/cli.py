@@ -23,9 +23,11 @@ from labeling.batchfile import BatchFileError
 from labeling.export import FORMATS, WHATS
 from labeling.models import BatchNotFound
 from labeling.report import format_standing, format_status
+from labeling.review import ItemNotFound, ReviewError, ReviewService, format_problem
 from storage.backup import backup
 from storage.batches import BatchStore
 from storage.db import Database
+from storage.reviews import ReviewStore
 from storage.tasks import TaskStore
 
 
@@ -79,6 +81,22 @@ def _parser() -> argparse.ArgumentParser:
 
     trust = commands.add_parser("trust", help="each worker's gold accuracy and standing")
     trust.add_argument("batch", type=int)
+
+    reports = commands.add_parser(
+        "reports", help="items workers reported, broken items and suspect gold"
+    )
+    reports.add_argument("batch", type=int)
+    gold = commands.add_parser("gold", help="correct a gold item's answer, or drop it from gold")
+    gold.add_argument("batch", type=int)
+    gold.add_argument("item", help="the item's id from the batch file, or #number")
+    action = gold.add_mutually_exclusive_group(required=True)
+    action.add_argument("--answer", help="the right answer")
+    action.add_argument("--drop", action="store_true", help="make it an ordinary item")
+    restore = commands.add_parser(
+        "restore", help="put a broken item or suspect gold back into circulation"
+    )
+    restore.add_argument("batch", type=int)
+    restore.add_argument("item", help="the item's id from the batch file, or #number")
 
     reinstate = commands.add_parser("reinstate", help="let a suspended worker back into a batch")
     reinstate.add_argument("batch", type=int)
@@ -149,6 +167,15 @@ async def _with_database(settings: Settings, args: argparse.Namespace) -> int:
             return 0
         if args.command == "reinstate":
             return await _reinstate(db, args)
+        if args.command in _REVIEWS:
+            try:
+                return await _REVIEWS[args.command](ReviewService(ReviewStore(db)), args)
+            except BatchNotFound as error:
+                raise CommandError(f"there is no batch {error.args[0]}") from None
+            except ItemNotFound as error:
+                raise CommandError(f"batch {args.batch} has no item {error.args[0]}") from None
+            except ReviewError as error:
+                raise CommandError(str(error)) from None
         service = BatchService(BatchStore(db), min_hourly_rate=settings.min_hourly_rate)
         handler = _COMMANDS[args.command]
         try:
@@ -230,12 +257,45 @@ async def _reinstate(db: Database, args: argparse.Namespace) -> int:
 
 
 async def _trust(service: BatchService, args: argparse.Namespace) -> int:
+    settings = (await service.batches.get(args.batch)).settings
     standings = await service.standings(args.batch)
     if not standings:
         print(f"batch {args.batch}: no worker has had a task yet")
     for standing in standings:
-        print(format_standing(standing))
+        print(format_standing(standing, settings))
     return 0
+
+
+async def _reports(review: ReviewService, args: argparse.Namespace) -> int:
+    problems = await review.problems(args.batch)
+    if not problems:
+        print(f"batch {args.batch}: no reports and no suspect gold")
+    for problem in problems:
+        print(format_problem(problem))
+    return 0
+
+
+async def _gold(review: ReviewService, args: argparse.Namespace) -> int:
+    if args.drop:
+        done = await review.drop_gold(args.batch, args.item)
+        print(f"{args.item} is an ordinary item now; {done.describe()}")
+    else:
+        done = await review.correct_gold(args.batch, args.item, args.answer)
+        print(f"gold answer of {args.item} corrected; {done.describe()}")
+    return 0
+
+
+async def _restore(review: ReviewService, args: argparse.Namespace) -> int:
+    done = await review.restore(args.batch, args.item)
+    print(f"{args.item} is back in circulation; {done.describe()}")
+    return 0
+
+
+_REVIEWS: dict[str, Callable[[ReviewService, argparse.Namespace], Awaitable[int]]] = {
+    "reports": _reports,
+    "gold": _gold,
+    "restore": _restore,
+}
 
 
 _COMMANDS: dict[str, Callable[[BatchService, argparse.Namespace], Awaitable[int]]] = {

@@ -22,11 +22,20 @@ from telegram.ext import ExtBot
 
 from bot.retry import NO_RETRY_ON_429, retry_after_seconds
 from handlers.callbacks import NextTap, encode
+from handlers.worker import SUSPENDED
 from storage.broadcasts import Broadcast, BroadcastStore, Delivery
 
 log = logging.getLogger(__name__)
 
 START = "Start labeling ▶"
+NOTICES = {
+    "reinstated": (
+        "Good news: a check question in {batch} turned out to be wrong, and without it your"
+        " answers pass. You are back in the batch, your answers count again, and /next has"
+        " tasks for you."
+    ),
+    "suspended": SUSPENDED,
+}
 
 
 class Pacer:
@@ -94,8 +103,26 @@ class Notifier:
             await asyncio.sleep(every)
 
     async def send_pending(self) -> None:
+        await self._send_notices()
         for broadcast in await self.store.unfinished():
             await self._broadcast(broadcast)
+
+    async def _send_notices(self) -> None:
+        """Tells single workers about their standing; each notice is sent at most once."""
+        while notices := await self.store.claim_notices(time.time()):
+            for notice in notices:
+                text = NOTICES[notice.kind].format(batch=notice.batch_name)
+                status = "sent"
+                try:
+                    await self.bot.send_message(notice.worker_id, text)
+                except Forbidden:
+                    status = "failed"
+                except TelegramError as error:
+                    log.warning(
+                        "notice %d to %d failed: %s", notice.notice_id, notice.worker_id, error
+                    )
+                    status = "failed"
+                await self.store.record_notice(notice.notice_id, status, time.time())
 
     async def _broadcast(self, broadcast: Broadcast) -> None:
         paid = broadcast.paid and self.paid_rate is not None

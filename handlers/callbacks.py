@@ -1,9 +1,10 @@
 """The callback data on task buttons: compact, versionless, and never trusted.
 
-`a:<assignment>:<option>` answers, `s:<assignment>` skips, `n` asks for the next task, and
-`x:<attempt>:<item>:<option>` answers an exam question. A task's data names only the assignment
-and the option's place, so it tells nothing about the item (gold or not); whether the
-assignment is the tapper's and still open is checked on every tap.
+`a:<assignment>:<option>` answers, `s:<assignment>` skips, `r:<assignment>` opens the list of
+problems to report and `r:<assignment>:<n>` reports the n-th (0 goes back to the task), `n` asks
+for the next task, and `x:<attempt>:<item>:<option>` answers an exam question. A task's data
+names only the assignment and the option's place, so it tells nothing about the item (gold or
+not); whether the assignment is the tapper's and still open is checked on every tap.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 MAX_ID = 2**53
 _PATTERN = re.compile(
     r"a:([0-9]{1,16}):([0-9]{1,3})|s:([0-9]{1,16})|n|x:([0-9]{1,16}):([0-9]{1,16}):([0-9]{1,3})"
+    r"|r:([0-9]{1,16})(?::([0-9]))?"
 )
 
 
@@ -29,6 +31,14 @@ class SkipTap:
 
 
 @dataclass(frozen=True, slots=True)
+class ReportTap:
+    """`choice` None opens the list of problems; 0 goes back to the task; n reports the n-th."""
+
+    assignment_id: int
+    choice: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class NextTap:
     pass
 
@@ -40,7 +50,7 @@ class ExamTap:
     option: int
 
 
-Tap = AnswerTap | SkipTap | NextTap | ExamTap
+Tap = AnswerTap | SkipTap | ReportTap | NextTap | ExamTap
 
 
 def encode(tap: Tap) -> str:
@@ -49,6 +59,10 @@ def encode(tap: Tap) -> str:
             return f"a:{assignment_id}:{option}"
         case SkipTap(assignment_id):
             return f"s:{assignment_id}"
+        case ReportTap(assignment_id, None):
+            return f"r:{assignment_id}"
+        case ReportTap(assignment_id, choice):
+            return f"r:{assignment_id}:{choice}"
         case NextTap():
             return "n"
         case ExamTap(attempt_id, item_id, option):
@@ -69,6 +83,10 @@ def decode(data: str | None) -> Tap | None:
     if match[3] is not None:
         assignment_id = int(match[3])
         return SkipTap(assignment_id) if assignment_id < MAX_ID else None
+    if match[7] is not None:
+        assignment_id = int(match[7])
+        choice = None if match[8] is None else int(match[8])
+        return ReportTap(assignment_id, choice) if assignment_id < MAX_ID else None
     if match[4] is not None:
         attempt_id, item_id = int(match[4]), int(match[5])
         if attempt_id < MAX_ID and item_id < MAX_ID:

@@ -17,16 +17,25 @@ from telegram import (
 from telegram.error import BadRequest
 from telegram.ext import ExtBot
 
-from handlers.callbacks import AnswerTap, ExamTap, NextTap, SkipTap, Tap, encode
-from labeling.models import ExamQuestion, ExamResult, Task
+from handlers.callbacks import AnswerTap, ExamTap, NextTap, ReportTap, SkipTap, Tap, encode
+from labeling.models import Closed, ExamQuestion, ExamResult, Problem, Task
 from labeling.work import Shown, WorkService
 
 log = logging.getLogger(__name__)
 
 SKIP = "Skip ⏭"
+REPORT = "Report problem ⚠"
+BACK = "« Back to the task"
+# The problems a worker can report, in the order of their buttons (callback choice 1, 2, 3).
+PROBLEMS = {
+    Problem.UNCLEAR: "Unclear: I cannot tell",
+    Problem.BROKEN: "Broken or not loading",
+    Problem.OFFENSIVE: "Offensive",
+}
 NEXT = "Next task ▶"
 CONTINUE = "Continue ▶"
 NOTHING_LEFT = "Nothing left to label right now. I will message you when a new batch opens."
+CLOSED = "That is all of {batch} for you. Thank you for your work!"
 
 Item = Task | ExamQuestion
 
@@ -65,8 +74,29 @@ def card_keyboard(item: Item) -> InlineKeyboardMarkup:
             ]
         )
     if isinstance(item, Task):
-        rows.append([InlineKeyboardButton(SKIP, callback_data=encode(SkipTap(item.assignment_id)))])
+        rows.append(
+            [
+                InlineKeyboardButton(SKIP, callback_data=encode(SkipTap(item.assignment_id))),
+                InlineKeyboardButton(REPORT, callback_data=encode(ReportTap(item.assignment_id))),
+            ]
+        )
     return InlineKeyboardMarkup(rows)
+
+
+def problem_keyboard(assignment_id: int) -> InlineKeyboardMarkup:
+    """The problems a worker can report about the task, one per row, and a way back."""
+    rows = [
+        [InlineKeyboardButton(label, callback_data=encode(ReportTap(assignment_id, choice)))]
+        for choice, label in enumerate(PROBLEMS.values(), start=1)
+    ]
+    rows.append([InlineKeyboardButton(BACK, callback_data=encode(ReportTap(assignment_id, 0)))])
+    return InlineKeyboardMarkup(rows)
+
+
+def reported_problem(choice: int) -> Problem | None:
+    """The problem a report button's choice names, or None for anything else."""
+    problems = list(PROBLEMS)
+    return problems[choice - 1] if 1 <= choice <= len(problems) else None
 
 
 def _tap(item: Item, option: int) -> Tap:
@@ -92,6 +122,15 @@ def exam_feedback(result: ExamResult) -> str:
     if result.finished:
         parts.append(exam_verdict(result))
     return "\n\n".join(parts)
+
+
+def no_task_text(shown: ExamResult | Closed | None) -> str:
+    """Why there is no task to show."""
+    if isinstance(shown, Closed):
+        return f"{CLOSED.format(batch=shown.batch_name)}\n\n{NOTHING_LEFT}"
+    if isinstance(shown, ExamResult):
+        return exam_verdict(shown)
+    return NOTHING_LEFT
 
 
 def exam_verdict(result: ExamResult) -> str:
@@ -125,8 +164,8 @@ async def show_task(
 ) -> None:
     """Shows a task or exam question by turning `card` into it when the kinds match (one
     call), else sends a new card and clears the old one's buttons; or says why there is none."""
-    if shown is None or isinstance(shown, ExamResult):
-        text = NOTHING_LEFT if shown is None else exam_verdict(shown)
+    if shown is None or isinstance(shown, ExamResult | Closed):
+        text = no_task_text(shown)
         text = escape(f"{header}\n\n{text}" if header else text)
         await show_text(bot, chat_id, text, next_keyboard(), card=card)
         return

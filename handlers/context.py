@@ -8,6 +8,7 @@ from telegram.ext import Application, CallbackContext, ExtBot
 
 from labeling.admin import AdminService
 from labeling.batches import BatchService
+from labeling.review import ReviewService
 from labeling.work import WorkService
 
 
@@ -16,6 +17,7 @@ class Services:
     work: WorkService
     batches: BatchService
     admin: AdminService
+    review: ReviewService
     paid_broadcasts: bool = False
 
 

@@ -26,6 +26,7 @@ from labeling.caption import CaptionError, parse_caption
 from labeling.export import FORMATS, WHATS
 from labeling.models import BatchNotFound
 from labeling.report import format_batch_line, format_status, format_worker
+from labeling.review import ItemNotFound, ReviewError, format_problem
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,10 @@ USAGE = {
     "unban": "/unban WORKER_ID [reason] - let them work again",
     "promote": "/promote USER_ID - make someone a coordinator",
     "demote": "/demote USER_ID - take that back",
+    "reports": "/reports N - items workers reported, broken items and suspect gold in batch N",
+    "gold": "/gold N ITEM ANSWER - correct a gold item's answer (ITEM: your id, or #number)",
+    "dropgold": "/dropgold N ITEM - make a gold item an ordinary one",
+    "restore": "/restore N ITEM - put a broken item or suspect gold back into circulation",
 }
 HELP = (
     "Coordinator commands. To upload a batch, send a .csv, .jsonl or .json file with its"
@@ -85,6 +90,10 @@ def coordinators_only(handler: Handler) -> Handler:
         except BatchNotFound as error:
             await reply(update, f"There is no batch {error.args[0]}.")
         except BatchStateError as error:
+            await reply(update, f"Cannot do that: {error}.")
+        except ItemNotFound as error:
+            await reply(update, f"That batch has no item {error.args[0]}.")
+        except ReviewError as error:
             await reply(update, f"Cannot do that: {error}.")
 
     return guarded
@@ -291,6 +300,53 @@ async def demote_command(update: Update, context: LabelContext) -> None:
 
 
 @coordinators_only
+async def reports_command(update: Update, context: LabelContext) -> None:
+    """Lists the items workers reported, broken items and suspect gold of a batch."""
+    batch_id, _ = batch_argument(context)
+    problems = await context.services.review.problems(batch_id)
+    if not problems:
+        await reply(update, f"Batch {batch_id}: no reports and no suspect gold.")
+        return
+    lines = [format_problem(problem) for problem in problems[:40]]
+    more = f"\n… and {len(problems) - 40} more: labelbot reports" if len(problems) > 40 else ""
+    await reply(
+        update,
+        f"Batch {batch_id}, items with problems:\n" + "\n".join(lines) + more + "\n\n"
+        "Act with /gold, /dropgold or /restore.",
+    )
+
+
+@coordinators_only
+async def gold_command(update: Update, context: LabelContext) -> None:
+    """Corrects a gold item's answer; every worker's record is recomputed."""
+    batch_id, rest = batch_argument(context, extra=50)
+    if len(rest) < 2:
+        raise Usage
+    review = await context.services.review.correct_gold(batch_id, rest[0], " ".join(rest[1:]))
+    await reply(update, f"Gold answer of {rest[0]} corrected; {review.describe()}.")
+
+
+@coordinators_only
+async def dropgold_command(update: Update, context: LabelContext) -> None:
+    """Turns a gold item into an ordinary one; every worker's record is recomputed."""
+    batch_id, rest = batch_argument(context, extra=1)
+    if len(rest) != 1:
+        raise Usage
+    review = await context.services.review.drop_gold(batch_id, rest[0])
+    await reply(update, f"{rest[0]} is an ordinary item now; {review.describe()}.")
+
+
+@coordinators_only
+async def restore_command(update: Update, context: LabelContext) -> None:
+    """Puts a broken item or suspect gold back into circulation."""
+    batch_id, rest = batch_argument(context, extra=1)
+    if len(rest) != 1:
+        raise Usage
+    review = await context.services.review.restore(batch_id, rest[0])
+    await reply(update, f"{rest[0]} is back in circulation; {review.describe()}.")
+
+
+@coordinators_only
 async def upload(update: Update, context: LabelContext) -> None:
     """Validates a batch file sent as a document and stores it as a draft batch."""
     message = update.effective_message
@@ -348,6 +404,10 @@ COMMANDS: dict[str, Handler] = {
     "unban": unban_command,
     "promote": promote_command,
     "demote": demote_command,
+    "reports": reports_command,
+    "gold": gold_command,
+    "dropgold": dropgold_command,
+    "restore": restore_command,
     "coordinator": help_coordinator,
 }
 assert set(COMMANDS) - {"coordinator"} == set(USAGE) and set(TRANSITIONS) <= set(USAGE)

@@ -6,7 +6,7 @@ import asyncio
 import logging
 from html import escape
 
-from telegram import CallbackQuery, Message, Update, User
+from telegram import CallbackQuery, InlineKeyboardMarkup, Message, Update, User
 from telegram.constants import ParseMode
 from telegram.error import BadRequest
 from telegram.ext import (
@@ -16,8 +16,17 @@ from telegram.ext import (
     filters,
 )
 
-from handlers.callbacks import AnswerTap, ExamTap, NextTap, SkipTap, decode
-from handlers.cards import CONTINUE, exam_feedback, next_keyboard, show_task, show_text
+from handlers.callbacks import AnswerTap, ExamTap, NextTap, ReportTap, SkipTap, decode
+from handlers.cards import (
+    CONTINUE,
+    card_keyboard,
+    exam_feedback,
+    next_keyboard,
+    problem_keyboard,
+    reported_problem,
+    show_task,
+    show_text,
+)
 from handlers.context import LabelApplication, LabelContext
 from labeling.answering import Verdict
 from labeling.models import Submission, WorkerProfile
@@ -127,6 +136,19 @@ async def tap(update: Update, context: LabelContext) -> None:
             header = "✓ Saved. Next task:"
         case SkipTap(assignment_id):
             outcome = await work.skip(assignment_id, worker_id)
+        case ReportTap(assignment_id, None):
+            await asyncio.gather(_answer(query), _keyboard(query, problem_keyboard(assignment_id)))
+            return
+        case ReportTap(assignment_id, 0):
+            task = await work.open_task(worker_id)
+            keyboard = card_keyboard(task) if task is not None else next_keyboard()
+            if task is not None and task.assignment_id != assignment_id:
+                keyboard = next_keyboard()  # a stale card: offer the current task instead
+            await asyncio.gather(_answer(query), _keyboard(query, keyboard))
+            return
+        case ReportTap(assignment_id, choice) if (problem := reported_problem(choice or 0)):
+            outcome = await work.report(assignment_id, worker_id, problem)
+            header = "Thank you: reported. Next task:"
         case NextTap():
             await work.register(profile(query.from_user))
             shown = await work.next_task(worker_id)
@@ -144,12 +166,12 @@ async def tap(update: Update, context: LabelContext) -> None:
         header = SUSPENDED.format(batch=outcome.suspended)
         await asyncio.gather(
             _answer(query, header[:200], alert=True),
-            _show(context, query, outcome.next_task, header),
+            _show(context, query, outcome.shown, header),
         )
         return
     if outcome.saved:
         # The answer is committed, so the worker may be told: both calls go out together.
-        await asyncio.gather(_answer(query), _show(context, query, outcome.next_task, header))
+        await asyncio.gather(_answer(query), _show(context, query, outcome.shown, header))
         return
     refusal = _answer(query, REFUSALS[outcome.verdict], alert=outcome.verdict in ALERT)
     if outcome.verdict in STALE and isinstance(query.message, Message):
@@ -206,7 +228,7 @@ async def free_text(update: Update, context: LabelContext) -> None:
     header = "✓ Saved."
     if outcome.suspended is not None:
         header = SUSPENDED.format(batch=outcome.suspended)
-    await show_task(context.bot, work, message.chat_id, outcome.next_task, header=header)
+    await show_task(context.bot, work, message.chat_id, outcome.shown, header=header)
 
 
 async def unknown(update: Update, context: LabelContext) -> None:
@@ -241,6 +263,16 @@ async def _offer_next(context: LabelContext, card: Message) -> None:
         )
     except BadRequest as error:  # already offered: the same stale card tapped twice
         log.debug("card %s kept its buttons: %s", card.message_id, error)
+
+
+async def _keyboard(query: CallbackQuery, keyboard: InlineKeyboardMarkup) -> None:
+    """Swaps the buttons under the tapped card."""
+    if not isinstance(query.message, Message):
+        return
+    try:
+        await query.message.edit_reply_markup(reply_markup=keyboard)
+    except BadRequest as error:  # the same buttons already: a double tap
+        log.debug("card %s kept its buttons: %s", query.message.message_id, error)
 
 
 def register(application: LabelApplication) -> None:

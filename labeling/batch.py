@@ -25,7 +25,6 @@ MAX_OPTION = 64
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 Instructions = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)]
-Instructions = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)]
 Question = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_QUESTION)
 ]
@@ -67,11 +66,15 @@ class BatchSettings(BaseModel):
     confidence_target: float | None = Field(default=None, gt=0.5, lt=1.0)
     max_overlap: int | None = Field(default=None, ge=1, le=100)
 
-    # Trust: suspend a worker from the batch once `min_gold` gold answers are in and their
-    # accuracy on gold is below `min_accuracy` (0 turns the rule off).
+    # Trust. Gold comes early: the first `min_gold` gold items within `2 x min_gold` tasks on
+    # average, then `gold_ratio` of the tasks. A worker is suspended only when their gold record
+    # is strong evidence of an accuracy below `min_accuracy` (0 turns the rule off): a worker
+    # `MARGIN` (10 points) above it is suspended with probability at most `suspend_risk`, ever.
     min_gold: int = Field(default=3, ge=1, le=100)
     min_accuracy: float = Field(default=0.6, ge=0.0, le=1.0)
-    # When a worker has seen every gold item: keep working without checks, or stop.
+    suspend_risk: float = Field(default=0.02, ge=0.001, le=0.2)
+    # When a worker already judged on `min_gold` gold answers has seen every gold item: keep
+    # working without checks, or stop. A worker not yet judged is never let through unchecked.
     gold_exhausted: Literal["continue", "stop"] = "continue"
 
     # Training: an exam of `exam_size` gold items (the batch's first ones) before real work;

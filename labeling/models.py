@@ -132,17 +132,52 @@ class Submission:
 
 
 @dataclass(frozen=True, slots=True)
+class Closed:
+    """A batch that has nothing more for this worker: gold was due and they had seen every
+    gold item before giving enough gold answers to be judged."""
+
+    batch_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Issued:
+    """What handing out the next task did: the task (None when nothing is left), the batch the
+    worker was just suspended from, and a batch that closed to them, if any."""
+
+    task: Task | None = None
+    suspended: str | None = None
+    closed: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Outcome:
     """What a submission did: the verdict, the task to show next (None when nothing is left),
-    and the batch's name if this answer got the worker suspended from it."""
+    the batch's name if this answer got the worker suspended from it, and a batch that closed
+    to them."""
 
     verdict: Verdict
     next_task: Task | None = None
     suspended: str | None = None
+    closed: str | None = None
 
     @property
     def saved(self) -> bool:
         return self.verdict is Verdict.ACCEPTED
+
+    @property
+    def shown(self) -> Task | Closed | None:
+        """What the worker sees next."""
+        if self.next_task is None and self.closed is not None:
+            return Closed(self.closed)
+        return self.next_task
+
+
+class Problem(StrEnum):
+    """What a worker may report about an item, instead of answering it."""
+
+    UNCLEAR = "unclear"
+    BROKEN = "broken"
+    OFFENSIVE = "offensive"
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,4 @@
-"""Quality rules: when gold is shown, how trust is judged, what is too fast, when an item has
+"""Quality rules: how trust is judged, what is too fast, when an item has
 enough answers, and whether an exam is passed. Pure functions, so each rule is tested alone."""
 
 from __future__ import annotations
@@ -8,21 +8,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from labeling.batch import BatchSettings, normalize_answer
+from labeling.gold import evidence
 
 Z95 = 1.959964
-
-
-def wants_gold(tasks_issued: int, gold_issued: int, gold_ratio: float, warmup: int) -> bool:
-    """Whether a worker's next task should be gold.
-
-    A new worker meets gold early: every other task is gold until `warmup` gold items are in
-    (the trust rule's minimum), so a careless worker is judged within the first few tasks.
-    After that, gold keeps pace with `gold_ratio` of the tasks handed out.
-    """
-    if gold_ratio <= 0:
-        return False
-    due = max(math.ceil(gold_ratio * (tasks_issued + 1)), min(warmup, (tasks_issued + 2) // 2))
-    return gold_issued < due
 
 
 def is_correct(value: str, gold: str) -> bool:
@@ -69,25 +57,33 @@ class Trust:
         return max(0.0, centre - half), min(1.0, centre + half)
 
 
-def suspension(trust: Trust, settings: BatchSettings) -> str | None:
-    """Why this worker should be suspended from the batch, or None."""
-    accuracy = trust.accuracy
-    if (
-        settings.min_accuracy > 0
-        and accuracy is not None
-        and trust.gold_answers >= settings.min_gold
-        and accuracy < settings.min_accuracy
-    ):
-        return (
-            f"gold accuracy {accuracy:.0%} on {trust.gold_answers} control tasks,"
-            f" below {settings.min_accuracy:.0%}"
-        )
+@dataclass(frozen=True, slots=True)
+class Suspension:
+    """Which rule stops a worker ('gold' or 'fast'), and why, for the log."""
+
+    cause: str
+    reason: str
+
+
+def suspension(trust: Trust, settings: BatchSettings, options: int | None) -> Suspension | None:
+    """Why this worker should be suspended from the batch, or None. Gold accuracy is judged
+    by the sequential test of `labeling.gold.evidence`, never by a point estimate."""
+    if settings.min_accuracy > 0 and trust.gold_answers >= settings.min_gold:
+        record = evidence(trust.gold_answers, trust.gold_correct, settings, options)
+        if record.conclusive:
+            return Suspension(
+                "gold",
+                f"gold accuracy {trust.gold_correct}/{trust.gold_answers}: below"
+                f" {settings.min_accuracy:.0%} at odds {record.odds:.0f} to 1",
+            )
     if (
         settings.fast_suspend is not None
         and trust.fast_answers >= settings.fast_suspend
         and trust.fast_answers * 2 >= trust.judged
     ):
-        return f"{trust.fast_answers} of {trust.judged} answers far faster than usual"
+        return Suspension(
+            "fast", f"{trust.fast_answers} of {trust.judged} answers far faster than usual"
+        )
     return None
 
 

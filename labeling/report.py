@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import math
+
+from labeling.batch import BatchSettings
+from labeling.gold import evidence
 from labeling.models import BatchSummary, WorkerRow, WorkerStanding
 from labeling.quality import Trust
 
@@ -50,24 +54,33 @@ def format_batch_line(summary: BatchSummary) -> str:
     )
 
 
-def format_standing(standing: WorkerStanding) -> str:
+def format_standing(standing: WorkerStanding, settings: BatchSettings) -> str:
+    """A worker's record in a batch with the evidence the suspension test weighs: how many
+    times likelier the gold record is from a worker below the threshold than from a careful
+    one, against the odds that suspend."""
     trust = Trust(
         standing.answers, standing.gold_answers, standing.gold_correct, standing.fast_answers
     )
     interval = trust.interval()
-    accuracy = (
-        "no gold yet"
-        if trust.accuracy is None or interval is None
-        else (
-            f"{trust.accuracy:.0%} of {trust.gold_answers} gold"
-            f" (95% CI {interval[0]:.0%}-{interval[1]:.0%})"
+    if trust.accuracy is None or interval is None:
+        accuracy = "no gold yet"
+    else:
+        options = len(settings.options) if settings.options else None
+        record = evidence(trust.gold_answers, trust.gold_correct, settings, options)
+        accuracy = (
+            f"{trust.gold_correct}/{trust.gold_answers} gold right ({trust.accuracy:.0%},"
+            f" 95% CI {interval[0]:.0%}-{interval[1]:.0%}); evidence {_odds(record.odds)}"
+            f" of {_odds(math.exp(record.limit))} to suspend"
         )
-    )
     line = (
         f"worker {standing.worker_id} {standing.name!r} [{standing.status}]:"
         f" {standing.answers} answers, {accuracy}, {standing.fast_answers} fast"
     )
     return line + (f"; {standing.reason}" if standing.reason else "")
+
+
+def _odds(value: float) -> str:
+    return f"{value:.0f}:1" if value >= 1 else f"1:{1 / value:.0f}"
 
 
 def format_worker(row: WorkerRow) -> str:

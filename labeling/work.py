@@ -6,9 +6,11 @@ import time
 from collections.abc import Callable
 
 from labeling.models import (
+    Closed,
     ExamQuestion,
     ExamResult,
     Outcome,
+    Problem,
     Submission,
     Task,
     WorkerProfile,
@@ -19,7 +21,7 @@ from labeling.ports import ExamRepository, TaskRepository
 Clock = Callable[[], float]
 
 
-Shown = Task | ExamQuestion | ExamResult | None
+Shown = Task | ExamQuestion | ExamResult | Closed | None
 
 
 class WorkService:
@@ -47,11 +49,15 @@ class WorkService:
 
     async def next_task(self, worker_id: int) -> Shown:
         """The worker's open or next task; else the next question of an exam that stands
-        between them and a batch (or why they must wait to retry one); else None."""
-        task = await self.tasks.current_or_next(worker_id, self.clock(), self.assignment_ttl)
-        if task is not None:
-            return task
-        return await self.exams.next_question(worker_id, self.clock())
+        between them and a batch (or why they must wait to retry one); else a batch that
+        closed to them, or None."""
+        issued = await self.tasks.current_or_next(worker_id, self.clock(), self.assignment_ttl)
+        if issued.task is not None:
+            return issued.task
+        question = await self.exams.next_question(worker_id, self.clock())
+        if question is None and issued.closed is not None:
+            return Closed(issued.closed)
+        return question
 
     async def answer_exam(self, submission: Submission, item_id: int) -> ExamResult:
         return await self.exams.answer(submission, item_id, self.clock())
@@ -64,6 +70,13 @@ class WorkService:
 
     async def skip(self, assignment_id: int, worker_id: int) -> Outcome:
         return await self.tasks.skip(assignment_id, worker_id, self.clock(), self.assignment_ttl)
+
+    async def report(self, assignment_id: int, worker_id: int, problem: Problem) -> Outcome:
+        """Gives the task back like a skip, with the worker's report of what is wrong with it.
+        A report never counts against the worker who made it."""
+        return await self.tasks.report(
+            assignment_id, worker_id, problem, self.clock(), self.assignment_ttl
+        )
 
     async def expire_stale(self) -> int:
         return await self.tasks.expire(self.clock())

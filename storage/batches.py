@@ -6,6 +6,7 @@ import json
 from collections.abc import AsyncIterator, Sequence
 
 from labeling.batch import BatchSettings, ItemRow
+from labeling.gold import new_seed
 from labeling.models import (
     BatchNotFound,
     BatchStatus,
@@ -43,7 +44,7 @@ class BatchStore:
             cursor = await conn.execute(
                 "INSERT INTO batches (name, question, options, overlap, gold_ratio, reward,"
                 " instructions, source, created_by, created_at, settings, gold_items,"
-                " source_file) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " source_file, gold_seed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     settings.name,
                     settings.question,
@@ -58,6 +59,7 @@ class BatchStore:
                     settings.model_dump_json(),
                     len(gold_positions) - len(exam),
                     source_file,
+                    new_seed(),
                 ),
             )
             batch_id = cursor.lastrowid

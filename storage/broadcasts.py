@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from storage.db import Database
+from storage.db import Database, records
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +28,16 @@ class Delivery:
     unreachable: bool = False  # the worker blocked the bot
 
 
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """A message to one worker about their standing in a batch."""
+
+    notice_id: int
+    worker_id: int
+    kind: str
+    batch_name: str
+
+
 class BroadcastStore:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -48,7 +58,11 @@ class BroadcastStore:
                 "UPDATE deliveries SET status = 'unknown', updated_at = ? WHERE status = 'sending'",
                 (now,),
             )
-            return cursor.rowcount
+            notices = await conn.execute(
+                "UPDATE notices SET status = 'unknown', updated_at = ? WHERE status = 'sending'",
+                (now,),
+            )
+            return cursor.rowcount + notices.rowcount
 
     async def audience(self, broadcast_id: int) -> int:
         """Workers this broadcast reaches: those told already and those still to tell."""
@@ -127,3 +141,26 @@ class BroadcastStore:
             (broadcast_id,),
         )
         return {row[0]: row[1] for row in rows}
+
+    async def claim_notices(self, now: float, limit: int = 50) -> list[Notice]:
+        """Queued notices, marked as being sent before anything is sent (as with claim)."""
+        async with self.db.atomic() as conn:
+            rows = await records(
+                conn,
+                "SELECT n.id, n.worker_id, n.kind, COALESCE(b.name, '') AS name FROM notices n"
+                " LEFT JOIN batches b ON b.id = n.batch_id WHERE n.status = 'queued'"
+                " ORDER BY n.id LIMIT ?",
+                (limit,),
+            )
+            await conn.executemany(
+                "UPDATE notices SET status = 'sending', updated_at = ? WHERE id = ?",
+                [(now, row["id"]) for row in rows],
+            )
+            return [Notice(row["id"], row["worker_id"], row["kind"], row["name"]) for row in rows]
+
+    async def record_notice(self, notice_id: int, status: str, now: float) -> None:
+        async with self.db.atomic() as conn:
+            await conn.execute(
+                "UPDATE notices SET status = ?, updated_at = ? WHERE id = ? AND status = 'sending'",
+                (status, now, notice_id),
+            )

@@ -18,6 +18,7 @@ import aiosqlite
 log = logging.getLogger(__name__)
 
 Params = Sequence[Any] | dict[str, Any]
+Record = dict[str, Any]
 _MIGRATION_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 
 # The task inside a transaction, so that nested atomic() calls become savepoints instead of
@@ -188,6 +189,14 @@ class Database:
 
     async def schema_version(self) -> int:
         return int(await self.fetchval("SELECT COALESCE(MAX(version), 0) FROM schema_migrations"))
+
+
+async def records(conn: aiosqlite.Connection, sql: str, params: Params = ()) -> list[Record]:
+    """The rows of a query as dicts by column name, so a reordered SELECT cannot fill the
+    wrong field."""
+    async with conn.execute(sql, params) as cursor:
+        names = [column[0] for column in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in await cursor.fetchall()]
 
 
 def migrations() -> Iterable[tuple[int, str, str]]:

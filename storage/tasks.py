@@ -11,11 +11,14 @@ import aiosqlite
 
 from labeling.answering import answer_value, judge
 from labeling.batch import BatchSettings
+from labeling.gold import Exhausted, Schedule, draw, evidence, gold_order, stream, when_exhausted
 from labeling.models import (
     AssignmentState,
     AssignmentStatus,
     BatchStatus,
+    Issued,
     Outcome,
+    Problem,
     Submission,
     Task,
     Verdict,
@@ -30,9 +33,11 @@ from labeling.quality import (
     median,
     needs_more_answers,
     suspension,
-    wants_gold,
 )
-from storage.db import Database
+from labeling.review import withdrawn
+from storage.db import Database, Record, records
+from storage.reviews import recompute_trust, regrade, set_item_state
+from storage.standing import reinstate, suspend
 
 _TASK_COLUMNS = """
     a.id, a.batch_id, b.name, b.question, b.options, b.instructions,
@@ -46,27 +51,30 @@ _PICK_TASK = """
     SELECT i.batch_id, b.name, b.question, b.options, b.instructions,
            i.id, i.text, i.image, i.image_file_id
     FROM items i INDEXED BY items_pool JOIN batches b ON b.id = i.batch_id
-    WHERE i.batch_id = :batch AND i.wanted > 0
+    WHERE i.batch_id = :batch AND i.wanted > 0 AND i.state = 'ok'
       AND NOT EXISTS (SELECT 1 FROM assignments x WHERE x.item_id = i.id AND x.worker_id = :w)
     ORDER BY i.id
     LIMIT 1
 """
-# A gold item of the batch the worker has never seen, in an order of the worker's own, so
-# workers cannot trade "the first check question is ...".
+# A gold item of the batch the worker has never seen, in an order of the worker's own (keyed by
+# the batch's secret), so workers cannot trade "the first check question is ...".
 _PICK_GOLD = """
     SELECT i.batch_id, b.name, b.question, b.options, b.instructions,
            i.id, i.text, i.image, i.image_file_id
     FROM items i INDEXED BY items_gold JOIN batches b ON b.id = i.batch_id
-    WHERE i.batch_id = :batch AND i.gold IS NOT NULL AND i.exam = 0
+    WHERE i.batch_id = :batch AND i.gold IS NOT NULL AND i.exam = 0 AND i.state = 'ok'
       AND NOT EXISTS (SELECT 1 FROM assignments x WHERE x.item_id = i.id AND x.worker_id = :w)
-    ORDER BY (i.id * 2654435761 + :w * 40503) % 4294967291
+    ORDER BY (i.id * 2654435761 + :order) % 4294967291
     LIMIT 1
 """
-# The open batches in order, with this worker's standing in each.
+# The open batches in order, with this worker's standing and place in the gold stream in each.
 _STANDINGS = """
-    SELECT b.id, b.name, b.gold_ratio, b.gold_items, wb.status, COALESCE(wb.tasks, 0),
-           COALESCE(wb.gold_issued, 0), COALESCE(wb.answers, 0), COALESCE(wb.gold_answers, 0),
-           COALESCE(wb.gold_correct, 0), COALESCE(wb.fast_answers, 0), COALESCE(wb.judged, 0)
+    SELECT b.id AS batch_id, b.name, b.gold_items, b.gold_seed, wb.status,
+           COALESCE(wb.answers, 0) AS answers, COALESCE(wb.gold_answers, 0) AS gold_answers,
+           COALESCE(wb.gold_correct, 0) AS gold_correct,
+           COALESCE(wb.fast_answers, 0) AS fast_answers, COALESCE(wb.judged, 0) AS judged,
+           COALESCE(wb.draws, 0) AS draws, COALESCE(wb.gold_drawn, 0) AS gold_drawn,
+           COALESCE(wb.gold_owed, 0) AS gold_owed
     FROM batches b INDEXED BY batches_open
     LEFT JOIN worker_batches wb ON wb.batch_id = b.id AND wb.worker_id = :w
     WHERE b.status = 'open'
@@ -147,8 +155,8 @@ class TaskStore:
         )
         return None if row is None else _task(row)
 
-    async def current_or_next(self, worker_id: int, now: float, ttl: float) -> Task | None:
-        """The worker's open task if there is one, else a newly issued one, else None."""
+    async def current_or_next(self, worker_id: int, now: float, ttl: float) -> Issued:
+        """The worker's open task if there is one, else a newly issued one."""
         async with self.db.atomic() as conn:
             rows = await conn.execute_fetchall(
                 f"SELECT {_TASK_COLUMNS}, a.kind, b.status FROM assignments a"
@@ -159,12 +167,12 @@ class TaskStore:
             for row in rows:
                 task = _task(row)
                 if task.expires_at > now and row[12] == BatchStatus.OPEN:
-                    return task
+                    return Issued(task)
                 # A stale task blocks the worker's single open slot: hand it back first.
                 await self._close(
                     conn, task.assignment_id, task.item_id, row[11], AssignmentStatus.EXPIRED, now
                 )
-            return (await self._issue(conn, worker_id, now, ttl))[0]
+            return await self._issue(conn, worker_id, now, ttl)
 
     async def submit(self, submission: Submission, now: float, ttl: float) -> Outcome:
         """Records an answer, applies the quality rules and issues the next task, all in one
@@ -179,12 +187,13 @@ class TaskStore:
             if verdict is not Verdict.ACCEPTED:
                 return Outcome(verdict)
             assert state is not None and extra is not None
-            kind, gold, median_ms = extra
+            kind, gold, median_ms, counts = extra
             settings = await self._batch_settings(conn, state.batch_id)
             value = answer_value(state, submission)
             assert value is not None
             duration_ms = max(0, round((now - state.issued_at) * 1000))
-            correct = None if gold is None else int(is_correct(value, gold))
+            # Gold that is suspect or broken counts in no one's record.
+            correct = None if gold is None or not counts else int(is_correct(value, gold))
             fast = is_fast(duration_ms, median_ms, settings.fast_ratio)
             await conn.execute(
                 "INSERT INTO answers (assignment_id, item_id, batch_id, worker_id, value,"
@@ -207,23 +216,48 @@ class TaskStore:
             # answer on its item and in the worker's trust counters (migration 0005); the next
             # task's query reads those counters back to apply the trust rules.
             answered = Answered(state.batch_id, state.item_id, kind)
-            task, suspended = await self._issue(conn, submission.worker_id, now, ttl, answered)
-            return Outcome(verdict, task, suspended)
+            issued = await self._issue(conn, submission.worker_id, now, ttl, answered)
+            return Outcome(verdict, issued.task, issued.suspended, issued.closed)
 
     async def skip(self, assignment_id: int, worker_id: int, now: float, ttl: float) -> Outcome:
         """Gives a task back to the pool (never to this worker again) and issues the next."""
         async with self.db.atomic() as conn:
-            state, extra = await self._state(conn, assignment_id)
-            verdict = judge(state, Submission(assignment_id, worker_id), now)
-            if verdict is Verdict.INVALID:  # a skip carries no answer to be invalid
-                verdict = Verdict.ACCEPTED
+            verdict, _ = await self._give_back(conn, assignment_id, worker_id, now)
             if verdict is not Verdict.ACCEPTED:
                 return Outcome(verdict)
-            assert state is not None and extra is not None
-            await self._close(
-                conn, assignment_id, state.item_id, extra[0], AssignmentStatus.SKIPPED, now
+            issued = await self._issue(conn, worker_id, now, ttl)
+            return Outcome(verdict, issued.task, closed=issued.closed)
+
+    async def report(
+        self, assignment_id: int, worker_id: int, problem: Problem, now: float, ttl: float
+    ) -> Outcome:
+        """Gives a task back like a skip, recording the worker's report; an item enough workers
+        report broken is handed out no more (and, if gold, counts in no one's record)."""
+        async with self.db.atomic() as conn:
+            verdict, state = await self._give_back(conn, assignment_id, worker_id, now)
+            if verdict is not Verdict.ACCEPTED:
+                return Outcome(verdict)
+            assert state is not None
+            await conn.execute(
+                "INSERT INTO reports (item_id, batch_id, worker_id, reason, created_at)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (item_id, worker_id) DO NOTHING",
+                (state.item_id, state.batch_id, worker_id, problem.value, now),
             )
-            return Outcome(verdict, (await self._issue(conn, worker_id, now, ttl))[0])
+            reports = await records(
+                conn,
+                "SELECT COUNT(*) AS workers, (SELECT state FROM items WHERE id = :i) AS state,"
+                " (SELECT gold IS NOT NULL FROM items WHERE id = :i) AS gold"
+                " FROM reports WHERE item_id = :i AND reason = :r",
+                {"i": state.item_id, "r": problem.value},
+            )
+            found = reports[0]
+            if found["state"] == "ok" and withdrawn(problem, found["workers"]):
+                await set_item_state(conn, state.item_id, "broken")
+                if found["gold"]:
+                    await regrade(conn, state.item_id)
+                    await recompute_trust(conn, state.batch_id, now)
+            issued = await self._issue(conn, worker_id, now, ttl)
+            return Outcome(verdict, issued.task, closed=issued.closed)
 
     async def expire(self, now: float) -> int:
         """Returns every task left unanswered past its time to the pool."""
@@ -299,23 +333,16 @@ class TaskStore:
         )
 
     async def reinstate(self, worker_id: int, batch_id: int, now: float) -> bool:
-        """Lets a suspended worker back into a batch; their answers count again."""
+        """A coordinator lets a suspended worker back into a batch: their answers count again
+        and their record starts afresh."""
         async with self.db.atomic() as conn:
-            cursor = await conn.execute(
-                "UPDATE worker_batches SET status = 'active', reason = 'reinstated',"
-                " changed_at = ?, gold_answers = 0, gold_correct = 0, fast_answers = 0,"
-                " answers = 0, judged = 0"
-                " WHERE worker_id = ? AND batch_id = ? AND status = 'suspended'",
-                (now, worker_id, batch_id),
-            )
-            if cursor.rowcount != 1:
+            if not await reinstate(conn, worker_id, batch_id, "coordinator", now):
                 return False
             await conn.execute(
-                "UPDATE items SET answers = answers + 1, wanted = MAX(wanted - 1, 0)"
-                " WHERE id IN (SELECT a.item_id FROM answers a JOIN assignments s"
-                "  ON s.id = a.assignment_id WHERE a.worker_id = ? AND a.batch_id = ?"
-                "  AND s.kind = 'task')",
-                (worker_id, batch_id),
+                "UPDATE worker_batches SET gold_answers = 0, gold_correct = 0,"
+                " fast_answers = 0, answers = 0, judged = 0, trust_since = ?"
+                " WHERE worker_id = ? AND batch_id = ?",
+                (now, worker_id, batch_id),
             )
             return True
 
@@ -331,14 +358,29 @@ class TaskStore:
             self._settings[batch_id] = settings
         return settings
 
+    async def _give_back(
+        self, conn: aiosqlite.Connection, assignment_id: int, worker_id: int, now: float
+    ) -> tuple[Verdict, AssignmentState | None]:
+        """Closes the worker's open assignment as skipped, if it is theirs to give back."""
+        state, extra = await self._state(conn, assignment_id)
+        verdict = judge(state, Submission(assignment_id, worker_id), now)
+        if verdict is Verdict.INVALID:  # giving back carries no answer to be invalid
+            verdict = Verdict.ACCEPTED
+        if verdict is Verdict.ACCEPTED:
+            assert state is not None and extra is not None
+            await self._close(
+                conn, assignment_id, state.item_id, extra[0], AssignmentStatus.SKIPPED, now
+            )
+        return verdict, state
+
     @staticmethod
     async def _state(
         conn: aiosqlite.Connection, assignment_id: int
-    ) -> tuple[AssignmentState | None, tuple[str, str | None, int | None] | None]:
+    ) -> tuple[AssignmentState | None, tuple[str, str | None, int | None, bool] | None]:
         rows = await conn.execute_fetchall(
             "SELECT a.id, a.worker_id, a.item_id, a.batch_id, a.status, a.issued_at,"
             " a.expires_at, b.status, b.options, a.kind, i.gold, b.median_ms,"
-            " COALESCE(wb.status, 'active')"
+            " COALESCE(wb.status, 'active'), i.state = 'ok'"
             " FROM assignments a JOIN batches b ON b.id = a.batch_id"
             " JOIN items i ON i.id = a.item_id"
             " LEFT JOIN worker_batches wb ON wb.worker_id = a.worker_id"
@@ -362,26 +404,7 @@ class TaskStore:
             batch_status=batch_status,
             options=_options(row[8]),
         )
-        return state, (row[9], row[10], row[11])
-
-    @staticmethod
-    async def _suspend(
-        conn: aiosqlite.Connection, worker_id: int, batch_id: int, reason: str, now: float
-    ) -> None:
-        """Stops a worker in one batch. Their answers stay stored (flagged in the export) but
-        no longer count, so the items they answered go back to the pool."""
-        await conn.execute(
-            "UPDATE worker_batches SET status = 'suspended', reason = ?, changed_at = ?"
-            " WHERE worker_id = ? AND batch_id = ?",
-            (reason, now, worker_id, batch_id),
-        )
-        await conn.execute(
-            "UPDATE items SET answers = answers - 1, wanted = wanted + 1"
-            " WHERE id IN (SELECT a.item_id FROM answers a JOIN assignments s"
-            "  ON s.id = a.assignment_id WHERE a.worker_id = ? AND a.batch_id = ?"
-            "  AND s.kind = 'task')",
-            (worker_id, batch_id),
-        )
+        return state, (row[9], row[10], row[11], bool(row[13]))
 
     @staticmethod
     async def _maybe_widen(
@@ -435,57 +458,78 @@ class TaskStore:
         now: float,
         ttl: float,
         answered: Answered | None = None,
-    ) -> tuple[Task | None, str | None]:
-        """Hands the worker their next task: gold when the schedule says so, else the next
-        item of the first open batch they may work on. After an answer, first applies the
-        trust rules to its batch (and dynamic overlap to its item); returns the task and the
-        name of the batch the worker was suspended from, if they were."""
-        standings = await conn.execute_fetchall(_STANDINGS, {"w": worker_id})
-        suspended = None
-        for row in standings:
-            batch_id, name, ratio, gold_items, status, tasks, gold_issued = row[:7]
+    ) -> Issued:
+        """Hands the worker their next task: gold when their gold stream says so (or while they
+        owe gold), else the next item of the first open batch they may work on. After an
+        answer, first applies the trust rules to its batch (and dynamic overlap to its item)."""
+        suspended = closed = None
+        for row in await records(conn, _STANDINGS, {"w": worker_id}):
+            batch_id = row["batch_id"]
             settings = await self._batch_settings(conn, batch_id)
+            options = len(settings.options) if settings.options else None
+            trust = Trust(
+                row["answers"],
+                row["gold_answers"],
+                row["gold_correct"],
+                row["fast_answers"],
+                row["judged"],
+            )
             if answered is not None and answered.batch_id == batch_id:
-                reason = suspension(Trust(*row[7:12]), settings)
-                if reason is not None:
-                    await self._suspend(conn, worker_id, batch_id, reason, now)
-                    suspended = name
+                verdict = suspension(trust, settings, options)
+                if verdict is not None:
+                    await suspend(conn, worker_id, batch_id, verdict, now)
+                    suspended = row["name"]
                     continue
                 if answered.kind == "task" and settings.dynamic_overlap:
                     await self._maybe_widen(conn, answered.item_id, settings)
-            admitted = status == "active" or (status is None and settings.exam_size == 0)
-            if not admitted:
+            status = row["status"]
+            if not (status == "active" or (status is None and settings.exam_size == 0)):
                 continue
-            picked = None
+            schedule = Schedule(row["draws"], row["gold_drawn"], bool(row["gold_owed"]))
+            if row["gold_items"]:
+                record = evidence(trust.gold_answers, trust.gold_correct, settings, options)
+                u = stream(row["gold_seed"], worker_id, schedule.draws)
+                schedule = draw(schedule, settings, record.doubtful, u)
+            picked: list[Record] = []
             kind = "task"
-            gold_left = gold_issued < gold_items
-            if gold_left and wants_gold(tasks, gold_issued, ratio, settings.min_gold):
-                picked = await conn.execute_fetchall(
-                    _PICK_GOLD, {"batch": batch_id, "w": worker_id}
+            if schedule.owed:
+                order = gold_order(row["gold_seed"], worker_id)
+                picked = await records(
+                    conn, _PICK_GOLD, {"batch": batch_id, "w": worker_id, "order": order}
                 )
                 kind = "gold"
+                if not picked:
+                    exhausted = when_exhausted(trust.gold_answers, row["gold_items"], settings)
+                    if exhausted is Exhausted.CLOSED:
+                        closed = closed or row["name"]
+                    if exhausted is not Exhausted.CONTINUE:
+                        continue
+                    schedule = schedule.settled()
+                    kind = "task"
             if not picked:
-                if gold_items and not gold_left and settings.gold_exhausted == "stop":
-                    continue
-                picked = await conn.execute_fetchall(
-                    _PICK_TASK, {"batch": batch_id, "w": worker_id}
-                )
-                kind = "task"
+                picked = await records(conn, _PICK_TASK, {"batch": batch_id, "w": worker_id})
             if picked:
-                task = await self._assign(conn, worker_id, next(iter(picked)), kind, now, ttl)
-                return task, suspended
-        return None, suspended
+                task = await self._assign(conn, worker_id, picked[0], kind, now, ttl)
+                # The stream moves on only when a task was handed out: the same draw decides
+                # again next time, so asking twice changes nothing.
+                await conn.execute(
+                    "UPDATE worker_batches SET draws = ?, gold_drawn = ?, gold_owed = ?"
+                    " WHERE worker_id = ? AND batch_id = ?",
+                    (schedule.draws, schedule.drawn, int(schedule.owed), worker_id, batch_id),
+                )
+                return Issued(task, suspended, closed)
+        return Issued(None, suspended, closed)
 
     @staticmethod
     async def _assign(
         conn: aiosqlite.Connection,
         worker_id: int,
-        row: Sequence[Any],
+        row: Record,
         kind: str,
         now: float,
         ttl: float,
     ) -> Task:
-        batch_id, item_id = row[0], row[5]
+        batch_id, item_id = row["batch_id"], row["id"]
         cursor = await conn.execute(
             "INSERT INTO assignments (item_id, batch_id, worker_id, issued_at, expires_at, kind)"
             " VALUES (?, ?, ?, ?, ?, ?)",
@@ -493,4 +537,4 @@ class TaskStore:
         )
         # The assignments_bookkeeping trigger takes the item out of the pool and counts the
         # task towards the worker's gold schedule (migration 0005).
-        return _task((cursor.lastrowid, *row, now + ttl))
+        return _task((cursor.lastrowid, *row.values(), now + ttl))

@@ -237,7 +237,7 @@ async def _suspend_worker(database: Path) -> None:
     async with Database(database) as db:
         tasks = TaskStore(db)
         await tasks.upsert_worker(WorkerProfile(1, "Ann"), 0.0)
-        task = await tasks.current_or_next(1, 1.0, 600.0)
+        task = (await tasks.current_or_next(1, 1.0, 600.0)).task
         while task is not None:
             outcome = await tasks.submit(Submission(task.assignment_id, 1, option=1), 2.0, 600.0)
             task = outcome.next_task
@@ -248,17 +248,20 @@ def test_trust_lists_standings_and_reinstate_lets_a_worker_back(
 ) -> None:
     import asyncio
 
-    rows = "".join(f"g{i},gold {i},yes\n" for i in range(4))
-    rows += "".join(f"r{i},plain {i},\n" for i in range(6))
+    rows = "".join(f"g{i},gold {i},a\n" for i in range(8))
+    rows += "".join(f"r{i},plain {i},\n" for i in range(20))
     (workdir / "gold.csv").write_text("id,text,gold\n" + rows)
-    run(capsys, "import", "gold.csv", "--question", "q", "--options", "yes,no")
+    run(capsys, "import", "gold.csv", "--question", "q", "--options", "a,b,c,d")
     run(capsys, "publish", "1")
     assert run(capsys, "trust", "1")[1].strip() == "batch 1: no worker has had a task yet"
     asyncio.run(_suspend_worker(workdir / "cli.db"))
-    out = run(capsys, "trust", "1")[1]
-    assert out.strip() == (
-        "worker 1 'Ann' [suspended]: 5 answers, 0% of 3 gold (95% CI 0%-56%), 0 fast;"
-        " gold accuracy 0% on 3 control tasks, below 60%"
+    out = run(capsys, "trust", "1")[1].strip()
+    assert out.startswith("worker 1 'Ann' [suspended]: ")
+    # Six misses in a row on four options: 244 times likelier from a guesser than from a
+    # careful worker, past the 100:1 that suspends.
+    assert out.endswith(
+        "0/6 gold right (0%, 95% CI 0%-39%); evidence 244:1 of 100:1 to suspend, 0 fast;"
+        " gold accuracy 0/6: below 60% at odds 244 to 1"
     )
     assert run(capsys, "reinstate", "1", "1")[0] == 0
     assert "[active]" in run(capsys, "trust", "1")[1]

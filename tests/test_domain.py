@@ -7,19 +7,33 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from handlers.callbacks import MAX_ID, AnswerTap, NextTap, SkipTap, decode, encode
+from handlers.callbacks import (
+    MAX_ID,
+    AnswerTap,
+    ExamTap,
+    NextTap,
+    ReportTap,
+    SkipTap,
+    Tap,
+    decode,
+    encode,
+)
 from labeling.answering import MAX_FREE_TEXT, Verdict, judge
 from labeling.batch import BatchSettings, normalize_answer
 from labeling.models import AssignmentState, AssignmentStatus, BatchStatus, Submission
 
 ids = st.integers(min_value=0, max_value=MAX_ID - 1)
 taps = st.one_of(
-    st.builds(AnswerTap, ids, st.integers(0, 999)), st.builds(SkipTap, ids), st.just(NextTap())
+    st.builds(AnswerTap, ids, st.integers(0, 999)),
+    st.builds(SkipTap, ids),
+    st.builds(ReportTap, ids, st.none() | st.integers(0, 9)),
+    st.just(NextTap()),
+    st.builds(ExamTap, ids, ids, st.integers(0, 999)),
 )
 
 
 @given(taps)
-def test_callback_data_round_trips_within_64_bytes(tap: AnswerTap | SkipTap | NextTap) -> None:
+def test_callback_data_round_trips_within_64_bytes(tap: Tap) -> None:
     data = encode(tap)
     assert 1 <= len(data.encode()) <= 64
     assert decode(data) == tap

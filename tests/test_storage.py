@@ -89,7 +89,7 @@ async def test_concurrent_transactions_do_not_interleave(db: Database) -> None:
 async def test_an_answer_cannot_be_stored_twice_even_by_sql(db: Database) -> None:
     await make_batch(db)
     tasks = await registered(db, 1)
-    task = await tasks.current_or_next(1, 1.0, TTL)
+    task = (await tasks.current_or_next(1, 1.0, TTL)).task
     assert task is not None
     verdict = (await tasks.submit(Submission(task.assignment_id, 1, option=0), 2.0, TTL)).verdict
     assert verdict is Verdict.ACCEPTED
@@ -107,7 +107,7 @@ async def test_each_item_collects_overlap_answers_from_distinct_workers(db: Data
     tasks = await registered(db, 1, 2, 3)
     answered: dict[int, list[int]] = {}
     for worker_id in (1, 2, 3):
-        task = await tasks.current_or_next(worker_id, 1.0, TTL)
+        task = (await tasks.current_or_next(worker_id, 1.0, TTL)).task
         while task is not None:
             answered.setdefault(task.item_id, []).append(worker_id)
             outcome = await tasks.submit(
@@ -115,15 +115,15 @@ async def test_each_item_collects_overlap_answers_from_distinct_workers(db: Data
             )
             task = outcome.next_task
     assert sorted(answered.values()) == [[1, 2], [1, 2], [1, 2]]
-    assert await tasks.current_or_next(3, 3.0, TTL) is None
+    assert (await tasks.current_or_next(3, 3.0, TTL)).task is None
     assert await db.fetchall("SELECT answers, wanted FROM items") == [(2, 0)] * 3
 
 
 async def test_a_worker_holds_one_open_task_and_gets_it_again(db: Database) -> None:
     await make_batch(db)
     tasks = await registered(db, 1)
-    first = await tasks.current_or_next(1, 1.0, TTL)
-    again = await tasks.current_or_next(1, 2.0, TTL)
+    first = (await tasks.current_or_next(1, 1.0, TTL)).task
+    again = (await tasks.current_or_next(1, 2.0, TTL)).task
     assert first is not None and again is not None
     assert again.assignment_id == first.assignment_id
     with pytest.raises(sqlite3.IntegrityError):  # the schema itself forbids a second one
@@ -138,21 +138,21 @@ async def test_expired_tasks_return_to_the_pool_and_count_right(db: Database) ->
     await make_batch(db, rows=1, settings=SETTINGS.model_copy(update={"overlap": 3}))
     tasks = await registered(db, 1, 2, 3)
     for worker_id in (1, 2):
-        assert await tasks.current_or_next(worker_id, 0.0, 10.0) is not None
+        assert (await tasks.current_or_next(worker_id, 0.0, 10.0)).task is not None
     assert await db.fetchval("SELECT wanted FROM items") == 1
     assert await tasks.expire(now=5.0) == 0
     assert await tasks.expire(now=10.0) == 2
     assert await db.fetchval("SELECT wanted FROM items") == 3
     # The workers whose tasks expired never get that item again; a third worker does.
-    assert await tasks.current_or_next(1, 11.0, 10.0) is None
-    assert await tasks.current_or_next(3, 11.0, 10.0) is not None
+    assert (await tasks.current_or_next(1, 11.0, 10.0)).task is None
+    assert (await tasks.current_or_next(3, 11.0, 10.0)).task is not None
 
 
 async def test_a_stale_open_task_is_replaced_on_next(db: Database) -> None:
     await make_batch(db, rows=2)
     tasks = await registered(db, 1)
-    first = await tasks.current_or_next(1, 0.0, 10.0)
-    second = await tasks.current_or_next(1, 20.0, 10.0)
+    first = (await tasks.current_or_next(1, 0.0, 10.0)).task
+    second = (await tasks.current_or_next(1, 20.0, 10.0)).task
     assert first is not None and second is not None
     assert second.item_id != first.item_id
     verdict = (await tasks.submit(Submission(first.assignment_id, 1, option=0), 21.0, 10.0)).verdict
@@ -162,10 +162,10 @@ async def test_a_stale_open_task_is_replaced_on_next(db: Database) -> None:
 async def test_paused_batches_hand_out_nothing_and_take_no_answers(db: Database) -> None:
     batch_id = await make_batch(db)
     tasks = await registered(db, 1, 2)
-    task = await tasks.current_or_next(1, 1.0, TTL)
+    task = (await tasks.current_or_next(1, 1.0, TTL)).task
     assert task is not None
     await BatchStore(db).set_status(batch_id, BatchStatus.PAUSED, 2.0)
-    assert await tasks.current_or_next(2, 3.0, TTL) is None
+    assert (await tasks.current_or_next(2, 3.0, TTL)).task is None
     verdict = (await tasks.submit(Submission(task.assignment_id, 1, option=0), 3.0, TTL)).verdict
     assert verdict is Verdict.BATCH_NOT_OPEN
     assert await db.fetchval("SELECT COUNT(*) FROM answers") == 0
@@ -175,7 +175,7 @@ async def test_picking_a_task_uses_the_pool_and_gold_indexes(db: Database) -> No
     from storage.tasks import _PICK_GOLD, _PICK_TASK
 
     for sql, index in ((_PICK_TASK, "items_pool"), (_PICK_GOLD, "items_gold")):
-        plan = await db.fetchall("EXPLAIN QUERY PLAN " + sql, {"w": 1, "batch": 1})
+        plan = await db.fetchall("EXPLAIN QUERY PLAN " + sql, {"w": 1, "batch": 1, "order": 7})
         details = " ".join(row[3] for row in plan)
         assert f"SEARCH i USING INDEX {index} (batch_id=?)" in details
     plan = await db.fetchall("EXPLAIN QUERY PLAN " + _PICK_TASK, {"w": 1, "batch": 1})

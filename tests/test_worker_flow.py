@@ -6,7 +6,7 @@ import csv
 import io
 
 from bot.sandbox import SandboxUser
-from handlers.cards import NOTHING_LEFT, SKIP
+from handlers.cards import NOTHING_LEFT, REPORT, SKIP
 from tests.harness import Harness
 
 REVIEWS = "id,text\nr1,Great phone\nr2,Broke in a day\nr3,It is fine\n"
@@ -78,7 +78,7 @@ async def test_card_shows_item_question_options_and_skip(harness: Harness) -> No
     assert card is not None
     assert "<b>Tom & Jerry</b> rocks" in card.shown  # item text escaped, shown verbatim
     assert "Is this review positive?" in card.shown and "Be quick." in card.shown
-    assert card.buttons == [["yes", "no"], ["not sure"], [SKIP]]
+    assert card.buttons == [["yes", "no"], ["not sure"], [SKIP, REPORT]]
 
 
 async def test_skip_gives_the_item_to_someone_else_never_back(harness: Harness) -> None:

@@ -1,0 +1,143 @@
+"""Gold: where control items fall in each worker's stream, and what a worker's record on them
+says. Pure functions over small values, so each rule is tested alone and every engine shares
+them.
+
+The schedule is a random stream per worker and batch, keyed by a secret the batch keeps: the
+same worker meets the same stream after a restart, and no worker can tell from their own
+stream, or anyone else's, which task is gold.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import secrets
+from dataclasses import dataclass, replace
+from enum import StrEnum
+
+from labeling.batch import BatchSettings
+
+# While a worker's record leans towards "below the threshold", gold comes this often, so the
+# decision either way arrives within a few dozen tasks instead of a few hundred.
+DOUBT_RATE = 0.5
+# The "careful" and "below" hypotheses of the sequential test sit this far either side of the
+# batch's threshold: a worker at `min_accuracy` is exactly as likely to drift either way.
+MARGIN = 0.1
+
+
+def new_seed() -> str:
+    """A batch's secret for its workers' gold streams."""
+    return secrets.token_hex(16)
+
+
+def stream(seed: str, worker_id: int, draw: int) -> float:
+    """The `draw`-th number in [0, 1) of the worker's gold stream in a batch."""
+    digest = hashlib.blake2b(
+        f"{worker_id}:{draw}".encode(), key=bytes.fromhex(seed), digest_size=8
+    ).digest()
+    return int.from_bytes(digest, "big") / 2**64
+
+
+def gold_order(seed: str, worker_id: int) -> int:
+    """A number that shuffles the batch's gold items into the worker's own order."""
+    return 1 + int(stream(seed, worker_id, -1) * 2**31)
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    """Where a worker is in a batch's gold stream."""
+
+    draws: int = 0  # tasks the schedule has decided on
+    drawn: int = 0  # of those, gold
+    owed: bool = False  # gold was drawn and not answered yet: skipping never settles it
+
+    def settled(self) -> Schedule:
+        """After the worker answered the gold they owed."""
+        return replace(self, owed=False)
+
+
+def draw(schedule: Schedule, settings: BatchSettings, doubtful: bool, u: float) -> Schedule:
+    """Decides whether the worker's next task is gold (the result's `owed`).
+
+    Gold that is owed stays owed: a skipped or expired gold task is followed by another gold
+    task. Otherwise the stream decides: during the warm-up (the first `min_gold` gold items)
+    every task is gold with probability one half, and the i-th gold item is forced by task
+    `min_gold + 2(i-1)` at the latest, so a worker meets at most `min_gold` ordinary tasks
+    before their first gold and all `min_gold` within `3 x min_gold` tasks. After the warm-up
+    gold comes at `gold_ratio` on average, and at DOUBT_RATE while the record is doubtful.
+    """
+    if schedule.owed:
+        return schedule
+    warm = schedule.drawn < settings.min_gold
+    forced = warm and schedule.draws >= settings.min_gold + 2 * schedule.drawn
+    rate = DOUBT_RATE if warm or doubtful else settings.gold_ratio
+    gold = settings.gold_ratio > 0 and (forced or u < rate)
+    return Schedule(schedule.draws + 1, schedule.drawn + gold, gold)
+
+
+class Exhausted(StrEnum):
+    """What happens when gold is due and the worker has seen every gold item."""
+
+    CONTINUE = "continue"  # ordinary tasks go on, unchecked
+    STOP = "stop"  # the batch has nothing more for this worker
+    CLOSED = "closed"  # too few gold answers to judge the worker: the batch closes to them
+
+
+def when_exhausted(gold_answers: int, gold_items: int, settings: BatchSettings) -> Exhausted:
+    """A worker who never answered enough gold is not let through unchecked, whatever the
+    batch's `gold_exhausted` says: it applies to workers already judged."""
+    if gold_answers < min(settings.min_gold, gold_items):
+        return Exhausted.CLOSED
+    return Exhausted(settings.gold_exhausted)
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """What a worker's gold answers in a batch say, as log-likelihood ratios against the
+    "careful" hypothesis (accuracy `min_accuracy + MARGIN`): `below` for accuracy
+    `min_accuracy - MARGIN`, `guessing` for picking options at random (None for free text)."""
+
+    below: float
+    guessing: float | None
+    limit: float  # either ratio reaching this suspends
+
+    @property
+    def doubtful(self) -> bool:
+        """The record leans towards a worker who should not be labeling this batch."""
+        return self.below > 0 or (self.guessing is not None and self.guessing > 0)
+
+    @property
+    def conclusive(self) -> bool:
+        return self.below >= self.limit or (
+            self.guessing is not None and self.guessing >= self.limit
+        )
+
+    @property
+    def odds(self) -> float:
+        """How many times likelier the record is under the worse hypothesis than "careful"."""
+        worst = max(self.below, self.guessing if self.guessing is not None else -math.inf)
+        return math.exp(worst)
+
+
+def _log_ratio(right: int, wrong: int, bad: float, good: float) -> float:
+    return right * math.log(bad / good) + wrong * math.log((1 - bad) / (1 - good))
+
+
+def evidence(
+    gold_answers: int, gold_correct: int, settings: BatchSettings, options: int | None
+) -> Evidence:
+    """Two sequential probability ratio tests (Wald), each at half of `suspend_risk`.
+
+    By Ville's inequality, a worker whose accuracy is `min_accuracy + MARGIN` or better
+    reaches either limit with probability at most `suspend_risk`, however many gold answers
+    they give; a worker below the threshold drifts towards it with every answer.
+    """
+    good = min(settings.min_accuracy + MARGIN, 0.99)
+    bad = min(max(settings.min_accuracy - MARGIN, 0.01), good - 0.01)
+    right, wrong = gold_correct, gold_answers - gold_correct
+    guessing = None
+    if options is not None and 1 / options < bad:
+        guessing = _log_ratio(right, wrong, 1 / options, good)
+    return Evidence(
+        _log_ratio(right, wrong, bad, good), guessing, math.log(2 / settings.suspend_risk)
+    )

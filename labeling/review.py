@@ -1,0 +1,170 @@
+"""Reports and suspect gold: the rules that take a problem item out of circulation, and the
+coordinator's review of them (correct a gold answer, drop it from gold, restore an item)."""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from labeling.batch import BatchSettings
+from labeling.models import Problem
+from labeling.quality import Trust, suspension
+from labeling.work import Clock
+
+BROKEN_AFTER = 2  # workers who report an item broken take it out of circulation
+TRUSTED_ACCURACY = 0.8  # a worker this accurate on the other gold items is trusted on this one
+TRUSTED_EVIDENCE = 3  # gold answers elsewhere before a worker's accuracy is trusted
+SUSPECT_AFTER = 3  # trusted answers on a gold item before it can be judged suspect
+
+
+def withdrawn(problem: Problem, reports: int) -> bool:
+    """Whether an item reported as `problem` by `reports` workers stops being handed out."""
+    return problem is Problem.BROKEN and reports >= BROKEN_AFTER
+
+
+@dataclass(frozen=True, slots=True)
+class GoldAnswer:
+    """One answer on a counting gold item, with the answering worker's record (which includes
+    this answer)."""
+
+    item_id: int
+    correct: bool
+    gold_answers: int
+    gold_correct: int
+
+    @property
+    def trusted(self) -> bool:
+        """Judged on the worker's other gold answers, so a wrong gold item cannot make its own
+        critics look untrustworthy."""
+        answers = self.gold_answers - 1
+        correct = self.gold_correct - self.correct
+        return answers >= TRUSTED_EVIDENCE and correct >= TRUSTED_ACCURACY * answers
+
+
+def suspect_gold(answers: Iterable[GoldAnswer]) -> set[int]:
+    """Gold items that trusted workers miss at least half the time: the known answer is
+    likely wrong, or the item is ambiguous."""
+    trusted: dict[int, int] = defaultdict(int)
+    missed: dict[int, int] = defaultdict(int)
+    for answer in answers:
+        if answer.trusted:
+            trusted[answer.item_id] += 1
+            missed[answer.item_id] += not answer.correct
+    return {
+        item
+        for item, count in trusted.items()
+        if count >= SUSPECT_AFTER and missed[item] * 2 >= count
+    }
+
+
+Change = Literal["reinstate", "suspend"]
+
+
+def restanding(
+    status: str, cause: str | None, trust: Trust, settings: BatchSettings, options: int | None
+) -> Change | None:
+    """After a worker's record is recomputed (gold corrected, dropped or found suspect): a
+    worker whom gold suspended is let back in when the record no longer says so, and an active
+    worker whom the corrected record condemns is suspended."""
+    verdict = suspension(trust, settings, options)
+    if status == "suspended" and cause == "gold" and verdict is None:
+        return "reinstate"
+    if status == "active" and verdict is not None and verdict.cause == "gold":
+        return "suspend"
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class ItemReport:
+    """One item with problems, for the coordinator."""
+
+    item_id: int
+    external_id: str | None
+    text: str | None
+    state: str  # 'ok', 'broken' or 'suspect'
+    gold: str | None
+    reports: dict[str, int]  # reason -> workers
+    gold_answers: int = 0  # answers counted on this gold item while it counted
+    gold_misses: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Review:
+    """What a coordinator's review changed: workers let back in, workers suspended."""
+
+    reinstated: int = 0
+    suspended: int = 0
+    recomputed: bool = True  # False when no gold changed, so no record did
+
+    def describe(self) -> str:
+        if not self.recomputed:
+            return "no worker's record depends on it"
+        return (
+            f"every worker's record was recomputed: {self.reinstated} reinstated,"
+            f" {self.suspended} suspended"
+        )
+
+
+class ItemNotFound(LookupError):
+    """No item of the batch has the id a coordinator gave."""
+
+
+class ReviewError(ValueError):
+    """A review action the item's state does not allow (the message says why)."""
+
+
+class ReviewRepository(Protocol):
+    async def problems(self, batch_id: int) -> list[ItemReport]: ...
+    async def find_item(self, batch_id: int, key: str) -> int: ...
+    async def correct_gold(
+        self, batch_id: int, item_id: int, answer: str, now: float
+    ) -> Review: ...
+    async def drop_gold(self, batch_id: int, item_id: int, now: float) -> Review: ...
+    async def restore(self, batch_id: int, item_id: int, now: float) -> Review: ...
+    async def sweep(self, now: float) -> int: ...
+
+
+class ReviewService:
+    """The coordinator's review of reports and suspect gold; also the background sweep that
+    flags suspect gold."""
+
+    def __init__(self, store: ReviewRepository, *, clock: Clock = time.time) -> None:
+        self.store = store
+        self.clock = clock
+
+    async def problems(self, batch_id: int) -> list[ItemReport]:
+        return await self.store.problems(batch_id)
+
+    async def correct_gold(self, batch_id: int, key: str, answer: str) -> Review:
+        item_id = await self.store.find_item(batch_id, key)
+        return await self.store.correct_gold(batch_id, item_id, answer, self.clock())
+
+    async def drop_gold(self, batch_id: int, key: str) -> Review:
+        item_id = await self.store.find_item(batch_id, key)
+        return await self.store.drop_gold(batch_id, item_id, self.clock())
+
+    async def restore(self, batch_id: int, key: str) -> Review:
+        item_id = await self.store.find_item(batch_id, key)
+        return await self.store.restore(batch_id, item_id, self.clock())
+
+    async def sweep(self) -> int:
+        """Flags suspect gold in every open batch; returns how many items were flagged."""
+        return await self.store.sweep(self.clock())
+
+
+def format_problem(report: ItemReport) -> str:
+    """One line per problem item, the same in the terminal and in Telegram."""
+    name = report.external_id or f"#{report.item_id}"
+    text = (report.text or "(image)").replace("\n", " ")
+    text = text if len(text) <= 60 else text[:57] + "..."
+    parts = [f"{name} [{report.state}]"]
+    if report.reports:
+        parts.append(", ".join(f"{count} {why}" for why, count in sorted(report.reports.items())))
+    if report.gold is not None:
+        parts.append(
+            f"gold {report.gold!r}, missed by {report.gold_misses} of {report.gold_answers}"
+        )
+    return f"{' · '.join(parts)}: {text}"

@@ -1,0 +1,255 @@
+"""Reports, suspect gold and the coordinator's review: item states, regrading gold answers and
+recomputing every worker's record in one transaction."""
+
+from __future__ import annotations
+
+import aiosqlite
+
+from labeling.batch import BatchSettings
+from labeling.models import BatchNotFound
+from labeling.quality import Suspension, Trust, is_correct
+from labeling.review import (
+    GoldAnswer,
+    ItemNotFound,
+    ItemReport,
+    Review,
+    ReviewError,
+    restanding,
+    suspect_gold,
+)
+from storage.db import Database, Record, records
+from storage.standing import reinstate, suspend
+
+
+async def set_item_state(conn: aiosqlite.Connection, item_id: int, state: str) -> None:
+    """Changes an item's state and keeps its batch's count of gold that counts."""
+    await conn.execute("UPDATE items SET state = ? WHERE id = ?", (state, item_id))
+    await conn.execute(
+        "UPDATE batches SET gold_items = (SELECT COUNT(*) FROM items i"
+        "  WHERE i.batch_id = batches.id AND i.gold IS NOT NULL AND i.exam = 0"
+        "  AND i.state = 'ok')"
+        " WHERE id = (SELECT batch_id FROM items WHERE id = ?)",
+        (item_id,),
+    )
+
+
+async def regrade(conn: aiosqlite.Connection, item_id: int) -> None:
+    """Marks each answer on a gold item right or wrong against its gold answer now; answers on
+    an item that is not counting gold are graded nothing."""
+    rows = await records(conn, "SELECT gold, state FROM items WHERE id = ?", (item_id,))
+    gold, counts = rows[0]["gold"], rows[0]["state"] == "ok"
+    answers = await records(conn, "SELECT id, value FROM answers WHERE item_id = ?", (item_id,))
+    await conn.executemany(
+        "UPDATE answers SET correct = ? WHERE id = ?",
+        [
+            (None if gold is None or not counts else int(is_correct(a["value"], gold)), a["id"])
+            for a in answers
+        ],
+    )
+
+
+async def recompute_trust(conn: aiosqlite.Connection, batch_id: int, now: float) -> Review:
+    """Rebuilds every worker's gold record in the batch from their graded answers (since they
+    were last reinstated by a coordinator), then applies what the new records say; each worker
+    whose standing changes is sent a notice."""
+    await conn.execute(
+        "UPDATE worker_batches SET"
+        " gold_answers = (SELECT COUNT(a.correct) FROM answers a"
+        "  WHERE a.worker_id = worker_batches.worker_id AND a.batch_id = worker_batches.batch_id"
+        "  AND a.created_at >= worker_batches.trust_since),"
+        " gold_correct = (SELECT COALESCE(SUM(a.correct), 0) FROM answers a"
+        "  WHERE a.worker_id = worker_batches.worker_id AND a.batch_id = worker_batches.batch_id"
+        "  AND a.created_at >= worker_batches.trust_since)"
+        " WHERE batch_id = ?",
+        (batch_id,),
+    )
+    settings_rows = await records(conn, "SELECT settings FROM batches WHERE id = ?", (batch_id,))
+    settings = BatchSettings.model_validate_json(settings_rows[0]["settings"])
+    options = len(settings.options) if settings.options else None
+    reinstated = suspended = 0
+    for row in await records(
+        conn,
+        "SELECT worker_id, status, cause, answers, gold_answers, gold_correct, fast_answers,"
+        " judged FROM worker_batches WHERE batch_id = ? AND status IN ('active', 'suspended')",
+        (batch_id,),
+    ):
+        trust = Trust(
+            row["answers"],
+            row["gold_answers"],
+            row["gold_correct"],
+            row["fast_answers"],
+            row["judged"],
+        )
+        change = restanding(row["status"], row["cause"], trust, settings, options)
+        worker_id = row["worker_id"]
+        if change == "reinstate":
+            await reinstate(conn, worker_id, batch_id, "gold", now)
+            reinstated += 1
+        elif change == "suspend":
+            verdict = Suspension("gold", "gold record recomputed after a review")
+            await suspend(conn, worker_id, batch_id, verdict, now)
+            suspended += 1
+        else:
+            continue
+        await conn.execute(
+            "INSERT INTO notices (worker_id, batch_id, kind, created_at) VALUES (?, ?, ?, ?)",
+            (worker_id, batch_id, "reinstated" if change == "reinstate" else "suspended", now),
+        )
+    return Review(reinstated, suspended)
+
+
+class ReviewStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def problems(self, batch_id: int) -> list[ItemReport]:
+        """Items with reports, broken items and suspect gold, most reported first."""
+        if await self.db.fetchval("SELECT 1 FROM batches WHERE id = ?", (batch_id,)) is None:
+            raise BatchNotFound(batch_id)
+        async with self.db.atomic() as conn:
+            rows = await records(
+                conn,
+                "SELECT i.id, i.external_id, i.text, i.state, i.gold,"
+                " (SELECT COUNT(*) FROM answers a WHERE a.item_id = i.id"
+                "  AND a.correct IS NOT NULL) AS gold_answers,"
+                " (SELECT COUNT(*) FROM answers a WHERE a.item_id = i.id"
+                "  AND a.correct = 0) AS gold_misses"
+                " FROM items i WHERE i.batch_id = :b AND (i.state != 'ok'"
+                "  OR EXISTS (SELECT 1 FROM reports r WHERE r.item_id = i.id))",
+                {"b": batch_id},
+            )
+            counts = await records(
+                conn,
+                "SELECT item_id, reason, COUNT(*) AS workers FROM reports WHERE batch_id = ?"
+                " GROUP BY item_id, reason",
+                (batch_id,),
+            )
+        by_item: dict[int, dict[str, int]] = {}
+        for count in counts:
+            by_item.setdefault(count["item_id"], {})[count["reason"]] = count["workers"]
+        found = [
+            ItemReport(
+                row["id"],
+                row["external_id"],
+                row["text"],
+                row["state"],
+                row["gold"],
+                by_item.get(row["id"], {}),
+                row["gold_answers"],
+                row["gold_misses"],
+            )
+            for row in rows
+        ]
+        return sorted(found, key=lambda r: (r.state == "ok", -sum(r.reports.values()), r.item_id))
+
+    async def find_item(self, batch_id: int, key: str) -> int:
+        """An item by the coordinator's own id for it, or by labelbot's number."""
+        value = await self.db.fetchval(
+            "SELECT id FROM items WHERE batch_id = :b"
+            " AND (external_id = :k OR CAST(id AS TEXT) = ltrim(:k, '#'))"
+            " ORDER BY external_id = :k DESC LIMIT 1",
+            {"b": batch_id, "k": key},
+        )
+        if value is None:
+            if await self.db.fetchval("SELECT 1 FROM batches WHERE id = ?", (batch_id,)) is None:
+                raise BatchNotFound(batch_id)
+            raise ItemNotFound(key)
+        return int(value)
+
+    async def correct_gold(self, batch_id: int, item_id: int, answer: str, now: float) -> Review:
+        """Sets a gold item's known answer (one of the batch's options) and lets it count."""
+        async with self.db.atomic() as conn:
+            item = await self._item(conn, item_id)
+            if item["gold"] is None:
+                raise ReviewError("that item is not gold")
+            settings = BatchSettings.model_validate_json(item["settings"])
+            if settings.options is not None:
+                option = settings.canonical_option(answer)
+                if option is None:
+                    raise ReviewError(f"the answer must be one of: {', '.join(settings.options)}")
+                answer = option
+            await conn.execute("UPDATE items SET gold = ? WHERE id = ?", (answer, item_id))
+            await set_item_state(conn, item_id, "ok")
+            await regrade(conn, item_id)
+            return await recompute_trust(conn, batch_id, now)
+
+    async def drop_gold(self, batch_id: int, item_id: int, now: float) -> Review:
+        """Turns a gold item into an ordinary one: its answers so far count towards its label
+        and no one's record."""
+        async with self.db.atomic() as conn:
+            item = await self._item(conn, item_id)
+            if item["gold"] is None or item["exam"]:
+                raise ReviewError("that item is not hidden gold")
+            await conn.execute(
+                "UPDATE items SET gold = NULL, answers = (SELECT COUNT(*) FROM answers a"
+                "  LEFT JOIN worker_batches wb ON wb.worker_id = a.worker_id"
+                "  AND wb.batch_id = a.batch_id WHERE a.item_id = items.id"
+                "  AND COALESCE(wb.status, 'active') != 'suspended')"
+                " WHERE id = ?",
+                (item_id,),
+            )
+            await conn.execute(
+                "UPDATE items SET wanted = MAX(target - answers - (SELECT COUNT(*)"
+                "  FROM assignments x WHERE x.item_id = items.id AND x.status = 'open'), 0)"
+                " WHERE id = ?",
+                (item_id,),
+            )
+            # Its assignments were handed out as gold; from now on they fill the item like any
+            # (an open one answered, a suspended worker's counted in or out).
+            await conn.execute("UPDATE assignments SET kind = 'task' WHERE item_id = ?", (item_id,))
+            await set_item_state(conn, item_id, "ok")
+            await regrade(conn, item_id)
+            return await recompute_trust(conn, batch_id, now)
+
+    async def restore(self, batch_id: int, item_id: int, now: float) -> Review:
+        """Puts a broken item, or suspect gold judged right after all, back into circulation."""
+        async with self.db.atomic() as conn:
+            item = await self._item(conn, item_id)
+            if item["state"] == "ok":
+                raise ReviewError("that item is in circulation already")
+            await set_item_state(conn, item_id, "ok")
+            if item["gold"] is None:
+                return Review(recomputed=False)
+            await regrade(conn, item_id)
+            return await recompute_trust(conn, batch_id, now)
+
+    async def sweep(self, now: float) -> int:
+        """Flags suspect gold in every open batch and recomputes the records it counted in."""
+        flagged = 0
+        for (batch_id,) in await self.db.fetchall(
+            "SELECT id FROM batches WHERE status = 'open' AND gold_items > 0"
+        ):
+            async with self.db.atomic() as conn:
+                rows = await records(
+                    conn,
+                    "SELECT a.item_id, a.correct, wb.gold_answers, wb.gold_correct"
+                    " FROM answers a JOIN items i ON i.id = a.item_id"
+                    " JOIN worker_batches wb ON wb.worker_id = a.worker_id"
+                    "  AND wb.batch_id = a.batch_id"
+                    " WHERE a.batch_id = ? AND a.correct IS NOT NULL AND i.state = 'ok'"
+                    " AND a.created_at >= wb.trust_since",
+                    (batch_id,),
+                )
+                suspects = suspect_gold(
+                    GoldAnswer(
+                        r["item_id"], bool(r["correct"]), r["gold_answers"], r["gold_correct"]
+                    )
+                    for r in rows
+                )
+                for item_id in suspects:
+                    await set_item_state(conn, item_id, "suspect")
+                    await regrade(conn, item_id)
+                if suspects:
+                    await recompute_trust(conn, batch_id, now)
+                flagged += len(suspects)
+        return flagged
+
+    @staticmethod
+    async def _item(conn: aiosqlite.Connection, item_id: int) -> Record:
+        rows = await records(
+            conn,
+            "SELECT i.gold, i.state, i.exam, b.settings FROM items i"
+            " JOIN batches b ON b.id = i.batch_id WHERE i.id = ?",
+            (item_id,),
+        )
+        return rows[0]

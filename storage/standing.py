@@ -1,0 +1,48 @@
+"""A worker's standing in a batch: suspension and reinstatement, with their answers counted
+out of or back into their items' tallies."""
+
+from __future__ import annotations
+
+import aiosqlite
+
+from labeling.quality import Suspension
+
+
+async def suspend(
+    conn: aiosqlite.Connection, worker_id: int, batch_id: int, verdict: Suspension, now: float
+) -> None:
+    """Stops a worker in one batch. Their answers stay stored (flagged in the export) but
+    no longer count, so the items they answered go back to the pool."""
+    await conn.execute(
+        "UPDATE worker_batches SET status = 'suspended', cause = ?, reason = ?, changed_at = ?"
+        " WHERE worker_id = ? AND batch_id = ?",
+        (verdict.cause, verdict.reason, now, worker_id, batch_id),
+    )
+    await _recount(conn, worker_id, batch_id, -1)
+
+
+async def reinstate(
+    conn: aiosqlite.Connection, worker_id: int, batch_id: int, cause: str, now: float
+) -> bool:
+    """Lets a suspended worker back into a batch; their answers count again. Returns False
+    when the worker was not suspended there."""
+    cursor = await conn.execute(
+        "UPDATE worker_batches SET status = 'active', cause = ?, reason = 'reinstated',"
+        " changed_at = ? WHERE worker_id = ? AND batch_id = ? AND status = 'suspended'",
+        (cause, now, worker_id, batch_id),
+    )
+    if cursor.rowcount != 1:
+        return False
+    await _recount(conn, worker_id, batch_id, +1)
+    return True
+
+
+async def _recount(conn: aiosqlite.Connection, worker_id: int, batch_id: int, sign: int) -> None:
+    """Counts a worker's answers on ordinary items in or out of their items' tallies."""
+    await conn.execute(
+        "UPDATE items SET answers = answers + :s, wanted = MAX(wanted - :s, 0)"
+        " WHERE id IN (SELECT a.item_id FROM answers a JOIN assignments x"
+        "  ON x.id = a.assignment_id WHERE a.worker_id = :w AND a.batch_id = :b"
+        "  AND x.kind = 'task')",
+        {"s": sign, "w": worker_id, "b": batch_id},
+    )
