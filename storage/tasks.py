@@ -26,6 +26,7 @@ from labeling.models import (
     WorkerStats,
 )
 from labeling.quality import (
+    Suspension,
     Trust,
     is_correct,
     is_fast,
@@ -101,6 +102,9 @@ def _task(row: Sequence[Any]) -> Task:
         image_file_id=row[9],
         expires_at=row[10],
     )
+
+
+UNJUDGED = Suspension("unjudged", "saw every gold item without answering enough of them")
 
 
 @dataclass(frozen=True, slots=True)
@@ -501,6 +505,9 @@ class TaskStore:
                 if not picked:
                     exhausted = when_exhausted(trust.gold_answers, row["gold_items"], settings)
                     if exhausted is Exhausted.CLOSED:
+                        # Unchecked answers must not count: the few ordinary answers given
+                        # before the first gold leave the labels, as a suspension's do.
+                        await suspend(conn, worker_id, batch_id, UNJUDGED, now)
                         closed = closed or row["name"]
                     if exhausted is not Exhausted.CONTINUE:
                         continue

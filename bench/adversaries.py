@@ -1,0 +1,302 @@
+"""How quality control holds against workers who game it.
+
+A batch of 2,000 items (5% gold, overlap 3) is labeled by 100 simulated workers through the
+same stores the bot uses (no Telegram: the rules live below it): honest workers right 65-95%
+of the time, and 30% adversaries, an equal share of each strategy:
+
+- random: taps a random option;
+- first: always taps the first option;
+- dodger: knows which items are gold and skips them, taps at random elsewhere;
+- rhythm: knows the rules, not the random stream: answers with care during the warm-up, where
+  gold is most likely, and at random after it;
+- fast: taps at random, far faster than people read;
+- sleeper: honest for 30 tasks, random after.
+
+Workers act on a simulated clock (honest ones take 3-12 s per task), so a run takes seconds.
+It runs once with 4 options and once with 2, and each once more with the honest workers alone,
+for the accuracy the adversaries cost. Per strategy it prints the share suspended, tasks until
+suspended (median, p90; for sleepers, counted from when they turn), the share of its answers
+counted in the labels, and pay earned.
+
+    python bench/adversaries.py [--items 2000] [--workers 100] [--seed 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import heapq
+import io
+import random
+import statistics
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from labeling.batch import BatchSettings  # noqa: E402
+from labeling.batches import BatchService  # noqa: E402
+from labeling.models import Submission, Task, WorkerProfile  # noqa: E402
+from storage.batches import BatchStore  # noqa: E402
+from storage.db import Database  # noqa: E402
+from storage.tasks import TaskStore  # noqa: E402
+
+STRATEGIES = ("random", "first", "dodger", "rhythm", "fast", "sleeper")
+TTL = 600.0
+SLEEPER_TURNS = 30  # tasks a sleeper works honestly before turning
+WARM_UP = 9  # 3 x min_gold: the rhythm follower's careful stretch
+
+
+@dataclass
+class Worker:
+    worker_id: int
+    strategy: str  # "honest" or one of STRATEGIES
+    accuracy: float
+    rng: random.Random
+    tasks: int = 0  # answers and skips
+    suspended_after: int | None = None
+    done: bool = False
+
+    def think(self) -> float:
+        if self.strategy == "fast":
+            return self.rng.uniform(0.2, 0.6)
+        return self.rng.uniform(3.0, 12.0)
+
+    def careful(self) -> bool:
+        if self.strategy == "honest":
+            return True
+        if self.strategy == "sleeper":
+            return self.tasks < SLEEPER_TURNS
+        if self.strategy == "rhythm":
+            return self.tasks < WARM_UP
+        return False
+
+    def choose(self, truth: int, options: int) -> int:
+        if self.strategy == "first":
+            return 0
+        accuracy = self.accuracy if self.strategy == "honest" else 0.9
+        if self.careful():
+            if self.rng.random() < accuracy:
+                return truth
+            return self.rng.choice([o for o in range(options) if o != truth])
+        return self.rng.randrange(options)
+
+
+@dataclass
+class Run:
+    options: int
+    adversaries: bool
+    workers: list[Worker] = field(default_factory=list)
+    accuracy: float = 0.0
+    counted: dict[str, tuple[int, int]] = field(default_factory=dict)  # strategy: counted, all
+    pay: dict[str, float] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def crowd(count: int, adversaries: bool, rng: random.Random) -> list[Worker]:
+    bad = round(count * 0.3) if adversaries else 0
+    per = bad // len(STRATEGIES)
+    workers = []
+    for index in range(count - per * len(STRATEGIES) if adversaries else count):
+        workers.append(Worker(1000 + index, "honest", rng.uniform(0.65, 0.95), rng))
+    if adversaries:
+        for strategy in STRATEGIES:
+            for _ in range(per):
+                worker_rng = random.Random(rng.random())
+                workers.append(Worker(1000 + len(workers), strategy, 0.0, worker_rng))
+    return workers
+
+
+def batch_file(items: int, options: int, rng: random.Random) -> tuple[bytes, dict[str, int]]:
+    truth, rows = {}, ["id,text,gold"]
+    gold = items // 20
+    for index in range(items):
+        answer = rng.randrange(options)
+        key = f"i{index}"
+        truth[key] = answer
+        rows.append(f"{key},item {index},{f'o{answer}' if index % 20 == 0 else ''}")
+    assert sum(1 for r in rows[1:] if not r.endswith(",")) == gold
+    return ("\n".join(rows) + "\n").encode(), truth
+
+
+async def simulate(items: int, count: int, options: int, adversaries: bool, seed: int) -> Run:
+    rng = random.Random(seed * 10 + options)
+    run = Run(options, adversaries, crowd(count, adversaries, rng))
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory() as folder:
+        async with Database(Path(folder) / "adversaries.db", synchronous="OFF") as db:
+            await db.migrate()
+            content, truth = batch_file(items, options, rng)
+            settings = BatchSettings(
+                name="adversaries",
+                question="Which class?",
+                options=tuple(f"o{i}" for i in range(options)),
+                overlap=3,
+                gold_ratio=0.05,
+                reward=0.01,
+            )
+            clock = [0.0]
+            service = BatchService(BatchStore(db), clock=lambda: clock[0])
+            imported = await service.import_file(content, "adversaries.csv", settings)
+            await service.publish(imported.batch_id)
+            # A fixed secret, so that a seed gives the same run every time.
+            await db.conn.execute("UPDATE batches SET gold_seed = ?", (f"{seed:032x}",))
+            await db.conn.commit()
+            keys = {
+                row[0]: (row[1], row[2] is not None)
+                for row in await db.fetchall("SELECT id, external_id, gold FROM items")
+            }
+            tasks = TaskStore(db)
+            await label(run, tasks, keys, truth, clock)
+            await tally(run, service, db, imported.batch_id, truth)
+    run.seconds = time.perf_counter() - started
+    return run
+
+
+async def label(
+    run: Run,
+    tasks: TaskStore,
+    keys: dict[int, tuple[str, bool]],
+    truth: dict[str, int],
+    clock: list[float],
+) -> None:
+    """Every worker takes a task, thinks, answers (or skips), until nothing is left for them."""
+    queue = [(w.think(), w.worker_id) for w in run.workers]
+    heapq.heapify(queue)
+    by_id = {w.worker_id: w for w in run.workers}
+    current: dict[int, Task | None] = {}
+    for worker in run.workers:
+        await tasks.upsert_worker(WorkerProfile(worker.worker_id, worker.strategy), 0.0)
+        current[worker.worker_id] = (await tasks.current_or_next(worker.worker_id, 0.0, TTL)).task
+    next_median = 60.0
+    while queue:
+        now, worker_id = heapq.heappop(queue)
+        clock[0] = now
+        if now >= next_median:  # the bot's upkeep refreshes the typical answer time
+            await tasks.refresh_medians()
+            next_median = now + 60.0
+        worker, task = by_id[worker_id], current[worker_id]
+        if task is None:
+            task = (await tasks.current_or_next(worker_id, now, TTL)).task
+            if task is None:
+                worker.done = True
+                continue
+        key, gold = keys[task.item_id]
+        worker.tasks += 1
+        if worker.strategy == "dodger" and gold:
+            outcome = await tasks.skip(task.assignment_id, worker_id, now, TTL)
+        else:
+            option = worker.choose(truth[key], run.options)
+            submission = Submission(task.assignment_id, worker_id, option=option)
+            outcome = await tasks.submit(submission, now, TTL)
+        if outcome.suspended or outcome.closed:
+            worker.suspended_after = worker.tasks
+        current[worker_id] = outcome.next_task
+        if outcome.next_task is not None:
+            heapq.heappush(queue, (now + worker.think(), worker_id))
+        else:
+            worker.done = True
+
+
+async def tally(
+    run: Run, service: BatchService, db: Database, batch_id: int, truth: dict[str, int]
+) -> None:
+    answers = io.StringIO()
+    await service.export(batch_id, "answers", "csv", answers)
+    strategy = {w.worker_id: w.strategy for w in run.workers}
+    counted: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for row in csv.DictReader(io.StringIO(answers.getvalue())):
+        if row["is_gold"] == "True":
+            continue
+        tally_row = counted[strategy[int(row["worker_id"])]]
+        tally_row[1] += 1
+        tally_row[0] += row["excluded"] == ""
+    run.counted = {name: (c[0], c[1]) for name, c in counted.items()}
+    for worker_id, earned in await db.fetchall(
+        "SELECT worker_id, SUM(amount) FROM ledger GROUP BY worker_id"
+    ):
+        run.pay[strategy[worker_id]] = run.pay.get(strategy[worker_id], 0.0) + earned
+    labels = io.StringIO()
+    await service.export(batch_id, "labels", "csv", labels)
+    rows = [r for r in csv.DictReader(io.StringIO(labels.getvalue())) if not r["gold"]]
+    right = sum(r["label"] == f"o{truth[r['id']]}" for r in rows)
+    run.accuracy = right / len(rows)
+
+
+def quantiles(values: list[int]) -> str:
+    if not values:
+        return "-"
+    ordered = sorted(values)
+    p90 = ordered[min(len(ordered) - 1, int(0.9 * len(ordered)))]
+    return f"{statistics.median(ordered):.0f} / {p90}"
+
+
+def report(run: Run, alone: Run) -> tuple[float, float, float]:
+    """Prints one batch's table; returns the largest counted share of any strategy but the
+    sleeper, the honest workers' share suspended, and the accuracy lost in points."""
+    print(
+        f"\n{run.options} options: labels {run.accuracy:.1%} right with adversaries,"
+        f" {alone.accuracy:.1%} with honest workers alone ({run.seconds:.0f} s simulated run)"
+    )
+    header = (
+        f"{'strategy':<9} {'workers':>7} {'suspended':>9} {'tasks to stop':>13}"
+        f" {'counted':>8} {'pay each':>8}"
+    )
+    print(header + "\n" + "-" * len(header))
+    worst = 0.0
+    honest_suspended = 0.0
+    for name in ("honest", *STRATEGIES):
+        group = [w for w in run.workers if w.strategy == name]
+        stopped = [w for w in group if w.suspended_after is not None]
+        after = [
+            w.suspended_after - (SLEEPER_TURNS if name == "sleeper" else 0)
+            for w in stopped
+            if w.suspended_after is not None
+        ]
+        counted, total = run.counted.get(name, (0, 0))
+        share = counted / total if total else 0.0
+        if name == "honest":
+            honest_suspended = len(stopped) / len(group)
+        elif name != "sleeper":
+            worst = max(worst, share)
+        pay = run.pay.get(name, 0.0) / len(group)
+        print(
+            f"{name:<9} {len(group):>7} {len(stopped) / len(group):>9.0%}"
+            f" {quantiles(after):>13} {share:>8.1%} {pay:>8.2f}"
+        )
+    return worst, honest_suspended, (alone.accuracy - run.accuracy) * 100
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--items", type=int, default=2000)
+    parser.add_argument("--workers", type=int, default=100)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    summary = []
+    for options in (4, 2):
+        run = await simulate(args.items, args.workers, options, True, args.seed)
+        alone = await simulate(args.items, round(args.workers * 0.7), options, False, args.seed)
+        summary.append(report(run, alone))
+    counted = max(s[0] for s in summary)
+    honest = max(s[1] for s in summary)
+    drop = max(s[2] for s in summary)
+    print(
+        "\n'tasks to stop' is median / p90 of answers and skips before suspension (for the"
+        " sleeper, after turning); 'counted' is the share of the strategy's answers on ordinary"
+        " items that count in the labels."
+    )
+    print(
+        f"adversaries: max_counted_share={counted:.3f} honest_suspended={honest:.3f}"
+        f" accuracy_drop_points={drop:.2f}"
+    )
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
