@@ -1,0 +1,220 @@
+"""Gold debt, the gold stream across restarts, reports and the coordinator's review, in the
+database, through the same stores the bot uses."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from labeling.batch import BatchSettings
+from labeling.models import Problem, Submission, Task, WorkerProfile
+from labeling.review import ItemNotFound, ReviewError, ReviewService
+from storage.db import Database
+from storage.reviews import ReviewStore
+from storage.tasks import TaskStore
+from tests.factories import open_batch, registered
+
+TTL = 600.0
+OPTIONS = ("a", "b", "c", "d")
+SEED = "0123456789abcdef" * 2
+
+
+@pytest.fixture
+async def db(tmp_path: Path) -> AsyncIterator[Database]:
+    async with Database(tmp_path / "g.db") as database:
+        await database.migrate()
+        yield database
+
+
+async def batch(db: Database, regular: int, gold: int, **settings: Any) -> int:
+    """Gold items are `gold i` with answer "a"; ordinary items `item i`."""
+    rows = [f"r{i},item {i}," for i in range(regular)]
+    rows += [f"g{i},gold {i},a" for i in range(gold)]
+    content = ("id,text,gold\n" + "\n".join(rows) + "\n").encode()
+    settings.setdefault("options", OPTIONS)
+    return await open_batch(db, content, BatchSettings(name="b", question="q?", **settings))
+
+
+def gold(task: Task | None) -> bool:
+    return task is not None and (task.text or "").startswith("gold")
+
+
+async def test_skipping_gold_never_settles_it(db: Database) -> None:
+    """A worker who skips every gold item meets gold again at once, gets at most min_gold
+    ordinary tasks, and once every gold item is seen the batch closes to them with their few
+    unchecked answers left out of the labels."""
+    await batch(db, regular=200, gold=12, overlap=1)
+    tasks = await registered(db, 1)
+    task = (await tasks.current_or_next(1, 1.0, TTL)).task
+    answered = skipped = 0
+    while task is not None:
+        if gold(task):
+            outcome = await tasks.skip(task.assignment_id, 1, 2.0, TTL)
+            skipped += 1
+            assert gold(outcome.next_task) or outcome.next_task is None, "gold is owed"
+        else:
+            outcome = await tasks.submit(Submission(task.assignment_id, 1, option=1), 2.0, TTL)
+            answered += 1
+        task = outcome.next_task
+    assert skipped == 12 and answered <= 3
+    assert outcome.closed == "b" and outcome.shown is not None
+    assert await db.fetchall("SELECT status, cause FROM worker_batches") == [
+        ("suspended", "unjudged")
+    ]
+    assert await db.fetchval("SELECT SUM(answers) FROM items") == 0  # nothing counts
+    assert await db.fetchval("SELECT COUNT(*) FROM ledger") == answered  # what they did is paid
+    assert (await tasks.current_or_next(1, 3.0, TTL)).task is None
+
+
+async def test_an_expired_gold_task_is_still_owed(db: Database) -> None:
+    await batch(db, regular=50, gold=10, overlap=1)
+    tasks = await registered(db, 1)
+    task = (await tasks.current_or_next(1, 1.0, TTL)).task
+    while not gold(task):
+        assert task is not None
+        task = (await tasks.submit(Submission(task.assignment_id, 1, option=0), 2.0, TTL)).next_task
+    assert await tasks.expire(2.0 + TTL) == 1
+    again = (await tasks.current_or_next(1, 3.0 + TTL, TTL)).task
+    assert gold(again) and again is not None and again.item_id != task.item_id  # type: ignore[union-attr]
+
+
+async def kinds(db: Database, tasks: TaskStore, count: int, restart_at: int | None = None) -> str:
+    """The kinds of the first `count` tasks worker 1 is handed ('g' gold, '.' other)."""
+    seen = ""
+    task = (await tasks.current_or_next(1, 1.0, TTL)).task
+    for step in range(count):
+        assert task is not None
+        seen += "g" if gold(task) else "."
+        task = (await tasks.submit(Submission(task.assignment_id, 1, option=0), 2.0, TTL)).next_task
+        if step == restart_at:
+            tasks = TaskStore(db)  # a new process reads the same state
+    return seen
+
+
+async def test_the_gold_stream_survives_a_restart(tmp_path: Path) -> None:
+    streams = []
+    for restart_at in (None, 17):
+        async with Database(tmp_path / f"r{restart_at}.db") as db:
+            await db.migrate()
+            await batch(db, regular=100, gold=20, overlap=1, gold_ratio=0.2)
+            async with db.atomic() as conn:
+                await conn.execute("UPDATE batches SET gold_seed = ?", (SEED,))
+            streams.append(await kinds(db, await registered(db, 1), 60, restart_at))
+    assert streams[0] == streams[1]
+    assert "g" in streams[0][:4] and streams[0].count("g") >= 5
+
+
+async def test_two_broken_reports_withdraw_an_item_and_count_against_no_one(
+    db: Database,
+) -> None:
+    await batch(db, regular=3, gold=0, overlap=3, gold_ratio=0.0)
+    tasks = await registered(db, 1, 2, 3)
+    first = (await tasks.current_or_next(1, 1.0, TTL)).task
+    assert first is not None
+    outcome = await tasks.report(first.assignment_id, 1, Problem.BROKEN, 2.0, TTL)
+    assert outcome.saved and outcome.next_task is not None
+    assert outcome.next_task.item_id != first.item_id
+    again = await tasks.report(first.assignment_id, 1, Problem.BROKEN, 2.0, TTL)
+    assert not again.saved  # a double tap reports once
+    second = (await tasks.current_or_next(2, 3.0, TTL)).task
+    assert second is not None and second.item_id == first.item_id
+    await tasks.report(second.assignment_id, 2, Problem.UNCLEAR, 4.0, TTL)
+    assert await db.fetchval("SELECT state FROM items WHERE id = ?", (first.item_id,)) == "ok"
+    third = (await tasks.current_or_next(3, 5.0, TTL)).task
+    assert third is not None and third.item_id == first.item_id
+    await tasks.report(third.assignment_id, 3, Problem.BROKEN, 6.0, TTL)
+    assert await db.fetchval("SELECT state FROM items WHERE id = ?", (first.item_id,)) == "broken"
+    assert await db.fetchall(
+        "SELECT worker_id, status, answers, gold_answers FROM worker_batches ORDER BY 1"
+    ) == [(1, "active", 0, 0), (2, "active", 0, 0), (3, "active", 0, 0)]
+    review = ReviewService(ReviewStore(db))
+    problems = await review.problems(1)
+    assert [(p.external_id, p.state, p.reports) for p in problems] == [
+        ("r0", "broken", {"broken": 2, "unclear": 1})
+    ]
+    # Handed out to no one now, even though it still wants answers; restored, it is again.
+    await tasks.upsert_worker(WorkerProfile(4, "w4"), 0.0)
+    picked = (await tasks.current_or_next(4, 7.0, TTL)).task
+    assert picked is not None and picked.item_id != first.item_id
+    assert (await review.restore(1, "r0")).describe() == "no worker's record depends on it"
+    with pytest.raises(ReviewError, match="in circulation already"):
+        await review.restore(1, "r0")
+    with pytest.raises(ItemNotFound):
+        await review.restore(1, "nope")
+
+
+async def test_suspect_gold_is_flagged_and_its_victims_reinstated(db: Database) -> None:
+    """Gold item g0's known answer is wrong: trusted workers all miss it. The sweep flags it,
+    and a worker whom it helped suspend is let back in with a notice."""
+    rows = [f"r{i},item {i}," for i in range(60)]
+    rows += [f"g{i},gold {i},a" for i in range(1, 8)] + ["g0,gold 0,d"]  # g0 is really "a"
+    content = ("id,text,gold\n" + "\n".join(rows) + "\n").encode()
+    await open_batch(
+        db, content, BatchSettings(name="b", question="q?", options=OPTIONS, gold_ratio=0.5)
+    )
+    tasks = await registered(db, 1, 2, 3, 4, 5)
+    for worker in (1, 2, 3, 4):  # trusted: right on every gold item that is right
+        task = (await tasks.current_or_next(worker, 1.0, TTL)).task
+        while task is not None:
+            task = (
+                await tasks.submit(Submission(task.assignment_id, worker, option=0), 2.0, TTL)
+            ).next_task
+    review = ReviewService(ReviewStore(db), clock=lambda: 10.0)
+    async with db.atomic() as conn:  # worker 5 was suspended, g0 among the evidence
+        await conn.execute(
+            "INSERT INTO worker_batches (worker_id, batch_id, status, cause, reason,"
+            " gold_answers, gold_correct) VALUES (5, 1, 'suspended', 'gold', 'x', 1, 0)"
+        )
+        await conn.execute(
+            "INSERT INTO assignments (item_id, batch_id, worker_id, issued_at, expires_at,"
+            " kind) SELECT id, 1, 5, 1, 2, 'gold' FROM items WHERE external_id = 'g0'"
+        )
+        await conn.execute(
+            "INSERT INTO answers (assignment_id, item_id, batch_id, worker_id, value,"
+            " duration_ms, created_at, correct) SELECT a.id, a.item_id, 1, 5, 'a', 10, 1, 0"
+            " FROM assignments a WHERE a.worker_id = 5"
+        )
+    assert await review.sweep() == 1
+    assert await db.fetchval("SELECT state FROM items WHERE external_id = 'g0'") == "suspect"
+    assert await db.fetchall(
+        "SELECT status, gold_answers FROM worker_batches WHERE worker_id = 5"
+    ) == [("active", 0)]
+    assert await db.fetchall("SELECT worker_id, kind FROM notices") == [(5, "reinstated")]
+    assert await review.sweep() == 0  # flagged once
+    # The coordinator corrects it: it counts again, and worker 5 was right on it after all.
+    done = await review.correct_gold(1, "g0", "A")
+    assert (done.reinstated, done.suspended) == (0, 0)
+    assert await db.fetchall("SELECT gold, state FROM items WHERE external_id = 'g0'") == [
+        ("a", "ok")
+    ]
+    assert await db.fetchval("SELECT gold_correct FROM worker_batches WHERE worker_id = 5") == 1
+    with pytest.raises(ReviewError, match="one of: a, b, c, d"):
+        await review.correct_gold(1, "g0", "zebra")
+
+
+async def test_dropping_gold_makes_an_ordinary_item_with_its_answers(db: Database) -> None:
+    await batch(db, regular=4, gold=4, overlap=2, gold_ratio=0.5)
+    tasks = await registered(db, 1)
+    task = (await tasks.current_or_next(1, 1.0, TTL)).task
+    dropped = None
+    while task is not None:
+        if gold(task) and dropped is None:
+            dropped = task
+        task = (await tasks.submit(Submission(task.assignment_id, 1, option=1), 2.0, TTL)).next_task
+    assert dropped is not None
+    key = await db.fetchval("SELECT external_id FROM items WHERE id = ?", (dropped.item_id,))
+    review = ReviewService(ReviewStore(db))
+    await review.drop_gold(1, key)
+    assert await db.fetchall(
+        "SELECT gold, answers, wanted FROM items WHERE id = ?", (dropped.item_id,)
+    ) == [(None, 1, 1)]
+    assert (
+        await db.fetchval("SELECT correct FROM answers WHERE item_id = ?", (dropped.item_id,))
+        is None
+    )
+    assert await db.fetchval("SELECT gold_items FROM batches") == 3
+    with pytest.raises(ReviewError, match="not hidden gold"):
+        await review.drop_gold(1, key)
