@@ -43,14 +43,17 @@ sys.path.insert(0, str(ROOT))
 from labeling.batch import BatchSettings  # noqa: E402
 from labeling.batches import BatchService  # noqa: E402
 from labeling.models import Submission, Task, WorkerProfile  # noqa: E402
+from labeling.review import ReviewService  # noqa: E402
 from storage.batches import BatchStore  # noqa: E402
 from storage.db import Database  # noqa: E402
+from storage.reviews import ReviewStore  # noqa: E402
 from storage.tasks import TaskStore  # noqa: E402
 
 STRATEGIES = ("random", "first", "dodger", "rhythm", "fast", "sleeper")
 TTL = 600.0
 SLEEPER_TURNS = 30  # tasks a sleeper works honestly before turning
 WARM_UP = 9  # 3 x min_gold: the rhythm follower's careful stretch
+UPKEEP = 10.0  # seconds between the bot's background rounds
 
 
 @dataclass
@@ -153,7 +156,8 @@ async def simulate(items: int, count: int, options: int, adversaries: bool, seed
                 for row in await db.fetchall("SELECT id, external_id, gold FROM items")
             }
             tasks = TaskStore(db)
-            await label(run, tasks, keys, truth, clock)
+            review = ReviewService(ReviewStore(db), clock=lambda: clock[0])
+            await label(run, tasks, review, keys, truth, clock)
             await tally(run, service, db, imported.batch_id, truth)
     run.seconds = time.perf_counter() - started
     return run
@@ -162,6 +166,7 @@ async def simulate(items: int, count: int, options: int, adversaries: bool, seed
 async def label(
     run: Run,
     tasks: TaskStore,
+    review: ReviewService,
     keys: dict[int, tuple[str, bool]],
     truth: dict[str, int],
     clock: list[float],
@@ -174,13 +179,14 @@ async def label(
     for worker in run.workers:
         await tasks.upsert_worker(WorkerProfile(worker.worker_id, worker.strategy), 0.0)
         current[worker.worker_id] = (await tasks.current_or_next(worker.worker_id, 0.0, TTL)).task
-    next_median = 60.0
+    upkeep = UPKEEP
     while queue:
         now, worker_id = heapq.heappop(queue)
         clock[0] = now
-        if now >= next_median:  # the bot's upkeep refreshes the typical answer time
+        if now >= upkeep:  # the bot's upkeep: typical answer times, comparing answers
             await tasks.refresh_medians()
-            next_median = now + 60.0
+            await review.sweep()
+            upkeep = now + UPKEEP
         worker, task = by_id[worker_id], current[worker_id]
         if task is None:
             task = (await tasks.current_or_next(worker_id, now, TTL)).task
@@ -197,6 +203,10 @@ async def label(
             outcome = await tasks.submit(submission, now, TTL)
         if outcome.suspended or outcome.closed:
             worker.suspended_after = worker.tasks
+        elif not outcome.saved and worker.suspended_after is None:
+            # Suspended between taps (by the upkeep's comparison of answers): this tap was
+            # the first the worker could not give.
+            worker.suspended_after = worker.tasks - 1
         current[worker_id] = outcome.next_task
         if outcome.next_task is not None:
             heapq.heappush(queue, (now + worker.think(), worker_id))

@@ -52,9 +52,11 @@ async def upkeep(work: WorkService, review: ReviewService, every: float) -> None
             if returned:
                 log.info("returned %d expired tasks to the pool", returned)
             await work.refresh_medians()
-            flagged = await review.sweep()
-            if flagged:
-                log.warning("%d gold items flagged as suspect; see /reports", flagged)
+            swept = await review.sweep()
+            if swept.flagged:
+                log.warning("%d gold items flagged as suspect; see /reports", swept.flagged)
+            if swept.suspended:
+                log.info("%d workers suspended on their agreement with others", swept.suspended)
         except Exception:
             log.exception("upkeep round failed")
         await asyncio.sleep(every)

@@ -12,10 +12,11 @@ from __future__ import annotations
 import hashlib
 import math
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
-from labeling.batch import BatchSettings
+from labeling.batch import BatchSettings, normalize_answer
 
 # While a worker's record leans towards "below the threshold", gold comes this often, so the
 # decision either way arrives within a few dozen tasks instead of a few hundred.
@@ -92,10 +93,27 @@ def when_exhausted(gold_answers: int, gold_items: int, settings: BatchSettings) 
 
 
 @dataclass(frozen=True, slots=True)
+class Peers:
+    """What agreeing or not with other workers has said about a worker so far: on each
+    finished ordinary item whose other answers (two or more) all agree, whether the worker's
+    answer agreed with them. Kept as running log-likelihood ratios (as in `Evidence`), floored
+    at minus the suspension limit: credit from careful work runs out, so a worker who turns
+    careless after a good start is judged on what they do now."""
+
+    below: float = 0.0
+    guessing: float = 0.0
+    checks: int = 0
+    agreed: int = 0
+
+
+NO_PEERS = Peers()
+
+
+@dataclass(frozen=True, slots=True)
 class Evidence:
-    """What a worker's gold answers in a batch say, as log-likelihood ratios against the
-    "careful" hypothesis (accuracy `min_accuracy + MARGIN`): `below` for accuracy
-    `min_accuracy - MARGIN`, `guessing` for picking options at random (None for free text)."""
+    """What a worker's record in a batch says, as log-likelihood ratios against the "careful"
+    hypothesis (accuracy `min_accuracy + MARGIN`): `below` for accuracy `min_accuracy -
+    MARGIN`, `guessing` for picking options at random (None when that is no worse)."""
 
     below: float
     guessing: float | None
@@ -119,25 +137,83 @@ class Evidence:
         return math.exp(worst)
 
 
+@dataclass(frozen=True, slots=True)
+class _Hypotheses:
+    good: float  # a careful worker's accuracy
+    bad: float  # a worker below the threshold
+    guess: float | None  # picking at random, when that is worse than `bad`
+    limit: float
+
+
+def _hypotheses(settings: BatchSettings, options: int | None) -> _Hypotheses:
+    good = min(settings.min_accuracy + MARGIN, 0.99)
+    bad = min(max(settings.min_accuracy - MARGIN, 0.01), good - 0.01)
+    guess = 1 / options if options is not None and 1 / options < bad else None
+    return _Hypotheses(good, bad, guess, math.log(2 / settings.suspend_risk))
+
+
 def _log_ratio(right: int, wrong: int, bad: float, good: float) -> float:
     return right * math.log(bad / good) + wrong * math.log((1 - bad) / (1 - good))
 
 
 def evidence(
-    gold_answers: int, gold_correct: int, settings: BatchSettings, options: int | None
+    gold_answers: int,
+    gold_correct: int,
+    settings: BatchSettings,
+    options: int | None,
+    peers: Peers | None = None,
 ) -> Evidence:
     """Two sequential probability ratio tests (Wald), each at half of `suspend_risk`.
 
-    By Ville's inequality, a worker whose accuracy is `min_accuracy + MARGIN` or better
-    reaches either limit with probability at most `suspend_risk`, however many gold answers
-    they give; a worker below the threshold drifts towards it with every answer.
+    On gold alone, by Ville's inequality, a worker whose accuracy is `min_accuracy + MARGIN`
+    or better reaches either limit with probability at most `suspend_risk`, however many gold
+    answers they give; a worker below the threshold drifts towards it with every answer.
+    Agreement with other workers (`peers`) adds its own ratios.
     """
-    good = min(settings.min_accuracy + MARGIN, 0.99)
-    bad = min(max(settings.min_accuracy - MARGIN, 0.01), good - 0.01)
+    h = _hypotheses(settings, options)
     right, wrong = gold_correct, gold_answers - gold_correct
+    peers = peers or NO_PEERS
+    below = _log_ratio(right, wrong, h.bad, h.good) + peers.below
     guessing = None
-    if options is not None and 1 / options < bad:
-        guessing = _log_ratio(right, wrong, 1 / options, good)
-    return Evidence(
-        _log_ratio(right, wrong, bad, good), guessing, math.log(2 / settings.suspend_risk)
+    if h.guess is not None:
+        guessing = _log_ratio(right, wrong, h.guess, h.good) + peers.guessing
+    return Evidence(below, guessing, h.limit)
+
+
+def agreement(accuracy: float, options: int, careful: float) -> float:
+    """The chance that a worker of `accuracy` agrees with two other workers who agree with
+    each other, when those two are careful: they are then right with probability
+    careful² / (careful² + (1 - careful)² / (k - 1)), and wrong answers spread evenly."""
+    spread = options - 1
+    right = careful**2 / (careful**2 + (1 - careful) ** 2 / spread)
+    return accuracy * right + (1 - accuracy) * (1 - right) / spread
+
+
+def peer_step(peers: Peers, agreed: bool, settings: BatchSettings, options: int) -> Peers:
+    """The record after one more check against other workers."""
+    h = _hypotheses(settings, options)
+    good = agreement(h.good, options, h.good)
+
+    def step(value: float, bad: float) -> float:
+        ratio = math.log(bad / good) if agreed else math.log((1 - bad) / (1 - good))
+        return max(value + ratio, -h.limit)
+
+    guessing = peers.guessing if h.guess is None else step(peers.guessing, 1 / options)
+    return Peers(
+        step(peers.below, agreement(h.bad, options, h.good)),
+        guessing,
+        peers.checks + 1,
+        peers.agreed + agreed,
     )
+
+
+def peer_checks(answers: Sequence[tuple[int, str]]) -> list[tuple[int, bool]]:
+    """For each answer on a finished item whose other answers (two or more) all agree: the
+    worker, and whether they agreed with the others. A split item checks no one but its
+    minority of one."""
+    checks = []
+    for index, (worker, value) in enumerate(answers):
+        others = {normalize_answer(v) for i, (_, v) in enumerate(answers) if i != index}
+        if len(answers) >= 3 and len(others) == 1:
+            checks.append((worker, normalize_answer(value) in others))
+    return checks

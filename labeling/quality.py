@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from labeling.batch import BatchSettings, normalize_answer
-from labeling.gold import evidence
+from labeling.gold import NO_PEERS, Peers, evidence
 
 Z95 = 1.959964
 
@@ -41,6 +41,7 @@ class Trust:
     gold_correct: int = 0
     fast_answers: int = 0
     judged: int = 0  # answers that could be judged fast or not (the median was known)
+    peers: Peers = NO_PEERS  # agreement with other workers on finished items
 
     @property
     def accuracy(self) -> float | None:
@@ -69,11 +70,17 @@ def suspension(trust: Trust, settings: BatchSettings, options: int | None) -> Su
     """Why this worker should be suspended from the batch, or None. Gold accuracy is judged
     by the sequential test of `labeling.gold.evidence`, never by a point estimate."""
     if settings.min_accuracy > 0 and trust.gold_answers >= settings.min_gold:
-        record = evidence(trust.gold_answers, trust.gold_correct, settings, options)
+        record = evidence(trust.gold_answers, trust.gold_correct, settings, options, trust.peers)
         if record.conclusive:
+            peers = trust.peers
+            agreed = (
+                f", agreed with others on {peers.agreed}/{peers.checks} items"
+                if peers.checks
+                else ""
+            )
             return Suspension(
                 "gold",
-                f"gold accuracy {trust.gold_correct}/{trust.gold_answers}: below"
+                f"gold accuracy {trust.gold_correct}/{trust.gold_answers}{agreed}: below"
                 f" {settings.min_accuracy:.0%} at odds {record.odds:.0f} to 1",
             )
     if (

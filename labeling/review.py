@@ -17,7 +17,9 @@ from labeling.work import Clock
 BROKEN_AFTER = 2  # workers who report an item broken take it out of circulation
 TRUSTED_ACCURACY = 0.8  # a worker this accurate on the other gold items is trusted on this one
 TRUSTED_EVIDENCE = 3  # gold answers elsewhere before a worker's accuracy is trusted
-SUSPECT_AFTER = 3  # trusted answers on a gold item before it can be judged suspect
+# Trusted workers miss a right gold item at most a fifth of the time, and a wrong one most of
+# the time; four more misses than hits make a wrong answer 4^4 = 256 times likelier.
+SUSPECT_MARGIN = 4
 
 
 def withdrawn(problem: Problem, reports: int) -> bool:
@@ -45,19 +47,15 @@ class GoldAnswer:
 
 
 def suspect_gold(answers: Iterable[GoldAnswer]) -> set[int]:
-    """Gold items that trusted workers miss at least half the time: the known answer is
-    likely wrong, or the item is ambiguous."""
+    """Gold items that trusted workers miss at least half the time, by a margin that chance
+    alone rarely gives: the known answer is likely wrong, or the item is ambiguous."""
     trusted: dict[int, int] = defaultdict(int)
     missed: dict[int, int] = defaultdict(int)
     for answer in answers:
         if answer.trusted:
             trusted[answer.item_id] += 1
             missed[answer.item_id] += not answer.correct
-    return {
-        item
-        for item, count in trusted.items()
-        if count >= SUSPECT_AFTER and missed[item] * 2 >= count
-    }
+    return {item for item, count in trusted.items() if 2 * missed[item] - count >= SUSPECT_MARGIN}
 
 
 Change = Literal["reinstate", "suspend"]
@@ -108,6 +106,14 @@ class Review:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class Sweep:
+    """What one background sweep did."""
+
+    flagged: int = 0  # gold items found suspect
+    suspended: int = 0  # workers whose agreement with others condemned them
+
+
 class ItemNotFound(LookupError):
     """No item of the batch has the id a coordinator gave."""
 
@@ -124,7 +130,7 @@ class ReviewRepository(Protocol):
     ) -> Review: ...
     async def drop_gold(self, batch_id: int, item_id: int, now: float) -> Review: ...
     async def restore(self, batch_id: int, item_id: int, now: float) -> Review: ...
-    async def sweep(self, now: float) -> int: ...
+    async def sweep(self, now: float) -> Sweep: ...
 
 
 class ReviewService:
@@ -150,8 +156,8 @@ class ReviewService:
         item_id = await self.store.find_item(batch_id, key)
         return await self.store.restore(batch_id, item_id, self.clock())
 
-    async def sweep(self) -> int:
-        """Flags suspect gold in every open batch; returns how many items were flagged."""
+    async def sweep(self) -> Sweep:
+        """Compares answers on finished items and flags suspect gold, in every open batch."""
         return await self.store.sweep(self.clock())
 
 

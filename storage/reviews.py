@@ -3,22 +3,26 @@ recomputing every worker's record in one transaction."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import aiosqlite
 
 from labeling.batch import BatchSettings
+from labeling.gold import peer_checks, peer_step
 from labeling.models import BatchNotFound
-from labeling.quality import Suspension, Trust, is_correct
+from labeling.quality import Suspension, is_correct, suspension
 from labeling.review import (
     GoldAnswer,
     ItemNotFound,
     ItemReport,
     Review,
     ReviewError,
+    Sweep,
     restanding,
     suspect_gold,
 )
 from storage.db import Database, Record, records
-from storage.standing import reinstate, suspend
+from storage.standing import reinstate, suspend, trust_of
 
 
 async def set_item_state(conn: aiosqlite.Connection, item_id: int, state: str) -> None:
@@ -69,18 +73,10 @@ async def recompute_trust(conn: aiosqlite.Connection, batch_id: int, now: float)
     reinstated = suspended = 0
     for row in await records(
         conn,
-        "SELECT worker_id, status, cause, answers, gold_answers, gold_correct, fast_answers,"
-        " judged FROM worker_batches WHERE batch_id = ? AND status IN ('active', 'suspended')",
+        "SELECT * FROM worker_batches WHERE batch_id = ? AND status IN ('active', 'suspended')",
         (batch_id,),
     ):
-        trust = Trust(
-            row["answers"],
-            row["gold_answers"],
-            row["gold_correct"],
-            row["fast_answers"],
-            row["judged"],
-        )
-        change = restanding(row["status"], row["cause"], trust, settings, options)
+        change = restanding(row["status"], row["cause"], trust_of(row), settings, options)
         worker_id = row["worker_id"]
         if change == "reinstate":
             await reinstate(conn, worker_id, batch_id, "gold", now)
@@ -91,11 +87,77 @@ async def recompute_trust(conn: aiosqlite.Connection, batch_id: int, now: float)
             suspended += 1
         else:
             continue
-        await conn.execute(
-            "INSERT INTO notices (worker_id, batch_id, kind, created_at) VALUES (?, ?, ?, ?)",
-            (worker_id, batch_id, "reinstated" if change == "reinstate" else "suspended", now),
-        )
+        await notify(conn, worker_id, batch_id, change, now)
     return Review(reinstated, suspended)
+
+
+async def notify(
+    conn: aiosqlite.Connection, worker_id: int, batch_id: int, change: str, now: float
+) -> None:
+    """Queues a message telling a worker their standing changed outside their own taps."""
+    kind = "reinstated" if change == "reinstate" else "suspended"
+    await conn.execute(
+        "INSERT INTO notices (worker_id, batch_id, kind, created_at) VALUES (?, ?, ?, ?)",
+        (worker_id, batch_id, kind, now),
+    )
+
+
+async def compare_answers(
+    conn: aiosqlite.Connection, batch_id: int, settings: BatchSettings, now: float
+) -> int:
+    """Checks each worker against the others on the batch's newly finished items, and
+    suspends those whose record now says so; returns how many were suspended."""
+    if settings.options is None:
+        return 0  # typed answers differ in wording without being wrong: no fair comparison
+    options = len(settings.options)
+    items = await records(
+        conn,
+        "SELECT id FROM items INDEXED BY items_to_compare WHERE batch_id = ?"
+        " AND compared = 0 AND gold IS NULL AND answers >= target LIMIT 2000",
+        (batch_id,),
+    )
+    if not items:
+        return 0
+    ids = [item["id"] for item in items]
+    marks = ",".join("?" * len(ids))
+    answers = await records(
+        conn,
+        "SELECT a.item_id, a.worker_id, a.value FROM answers a"
+        " LEFT JOIN worker_batches wb ON wb.worker_id = a.worker_id AND wb.batch_id = a.batch_id"
+        f" WHERE a.item_id IN ({marks}) AND COALESCE(wb.status, 'active') = 'active'"
+        " ORDER BY a.item_id, a.id",
+        ids,
+    )
+    by_item: dict[int, list[tuple[int, str]]] = {}
+    for answer in answers:
+        by_item.setdefault(answer["item_id"], []).append((answer["worker_id"], answer["value"]))
+    checks: dict[int, list[bool]] = {}
+    for item_answers in by_item.values():
+        for worker_id, agreed in peer_checks(item_answers):
+            checks.setdefault(worker_id, []).append(agreed)
+    await conn.executemany("UPDATE items SET compared = 1 WHERE id = ?", [(i,) for i in ids])
+    suspended = 0
+    for worker_id, outcomes in checks.items():
+        rows = await records(
+            conn,
+            "SELECT * FROM worker_batches WHERE worker_id = ? AND batch_id = ?",
+            (worker_id, batch_id),
+        )
+        trust = trust_of(rows[0])
+        peers = trust.peers
+        for agreed in outcomes:
+            peers = peer_step(peers, agreed, settings, options)
+        await conn.execute(
+            "UPDATE worker_batches SET peer_below = ?, peer_guessing = ?, peer_checks = ?,"
+            " peer_agreed = ? WHERE worker_id = ? AND batch_id = ?",
+            (peers.below, peers.guessing, peers.checks, peers.agreed, worker_id, batch_id),
+        )
+        verdict = suspension(replace(trust, peers=peers), settings, options)
+        if rows[0]["status"] == "active" and verdict is not None:
+            await suspend(conn, worker_id, batch_id, verdict, now)
+            await notify(conn, worker_id, batch_id, "suspend", now)
+            suspended += 1
+    return suspended
 
 
 class ReviewStore:
@@ -213,36 +275,41 @@ class ReviewStore:
             await regrade(conn, item_id)
             return await recompute_trust(conn, batch_id, now)
 
-    async def sweep(self, now: float) -> int:
-        """Flags suspect gold in every open batch and recomputes the records it counted in."""
-        flagged = 0
-        for (batch_id,) in await self.db.fetchall(
-            "SELECT id FROM batches WHERE status = 'open' AND gold_items > 0"
-        ):
+    async def sweep(self, now: float) -> Sweep:
+        """In every open batch: compares the answers on newly finished items, suspending
+        workers whose record now says so, and flags suspect gold, recomputing the records it
+        counted in. One transaction per batch and step."""
+        flagged = suspended = 0
+        for row in await self.db.fetchall("SELECT id, settings FROM batches WHERE status = 'open'"):
+            batch_id, settings = row[0], BatchSettings.model_validate_json(row[1])
             async with self.db.atomic() as conn:
-                rows = await records(
-                    conn,
-                    "SELECT a.item_id, a.correct, wb.gold_answers, wb.gold_correct"
-                    " FROM answers a JOIN items i ON i.id = a.item_id"
-                    " JOIN worker_batches wb ON wb.worker_id = a.worker_id"
-                    "  AND wb.batch_id = a.batch_id"
-                    " WHERE a.batch_id = ? AND a.correct IS NOT NULL AND i.state = 'ok'"
-                    " AND a.created_at >= wb.trust_since",
-                    (batch_id,),
-                )
-                suspects = suspect_gold(
-                    GoldAnswer(
-                        r["item_id"], bool(r["correct"]), r["gold_answers"], r["gold_correct"]
-                    )
-                    for r in rows
-                )
-                for item_id in suspects:
-                    await set_item_state(conn, item_id, "suspect")
-                    await regrade(conn, item_id)
-                if suspects:
-                    await recompute_trust(conn, batch_id, now)
-                flagged += len(suspects)
-        return flagged
+                suspended += await compare_answers(conn, batch_id, settings, now)
+            async with self.db.atomic() as conn:
+                flagged += await self._flag_suspects(conn, batch_id, now)
+        return Sweep(flagged, suspended)
+
+    @staticmethod
+    async def _flag_suspects(conn: aiosqlite.Connection, batch_id: int, now: float) -> int:
+        rows = await records(
+            conn,
+            "SELECT a.item_id, a.correct, wb.gold_answers, wb.gold_correct"
+            " FROM answers a JOIN items i ON i.id = a.item_id"
+            " JOIN worker_batches wb ON wb.worker_id = a.worker_id"
+            "  AND wb.batch_id = a.batch_id"
+            " WHERE a.batch_id = ? AND a.correct IS NOT NULL AND i.state = 'ok'"
+            " AND a.created_at >= wb.trust_since",
+            (batch_id,),
+        )
+        suspects = suspect_gold(
+            GoldAnswer(r["item_id"], bool(r["correct"]), r["gold_answers"], r["gold_correct"])
+            for r in rows
+        )
+        for item_id in suspects:
+            await set_item_state(conn, item_id, "suspect")
+            await regrade(conn, item_id)
+        if suspects:
+            await recompute_trust(conn, batch_id, now)
+        return len(suspects)
 
     @staticmethod
     async def _item(conn: aiosqlite.Connection, item_id: int) -> Record:

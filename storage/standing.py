@@ -5,7 +5,21 @@ from __future__ import annotations
 
 import aiosqlite
 
-from labeling.quality import Suspension
+from labeling.gold import Peers
+from labeling.quality import Suspension, Trust
+from storage.db import Record
+
+
+def trust_of(row: Record) -> Trust:
+    """A worker's record in a batch from a worker_batches row read by name."""
+    return Trust(
+        row["answers"],
+        row["gold_answers"],
+        row["gold_correct"],
+        row["fast_answers"],
+        row["judged"],
+        Peers(row["peer_below"], row["peer_guessing"], row["peer_checks"], row["peer_agreed"]),
+    )
 
 
 async def suspend(

@@ -27,7 +27,6 @@ from labeling.models import (
 )
 from labeling.quality import (
     Suspension,
-    Trust,
     is_correct,
     is_fast,
     label_confidence,
@@ -38,7 +37,7 @@ from labeling.quality import (
 from labeling.review import withdrawn
 from storage.db import Database, Record, records
 from storage.reviews import recompute_trust, regrade, set_item_state
-from storage.standing import reinstate, suspend
+from storage.standing import reinstate, suspend, trust_of
 
 _TASK_COLUMNS = """
     a.id, a.batch_id, b.name, b.question, b.options, b.instructions,
@@ -75,7 +74,10 @@ _STANDINGS = """
            COALESCE(wb.gold_correct, 0) AS gold_correct,
            COALESCE(wb.fast_answers, 0) AS fast_answers, COALESCE(wb.judged, 0) AS judged,
            COALESCE(wb.draws, 0) AS draws, COALESCE(wb.gold_drawn, 0) AS gold_drawn,
-           COALESCE(wb.gold_owed, 0) AS gold_owed
+           COALESCE(wb.gold_owed, 0) AS gold_owed, COALESCE(wb.peer_below, 0) AS peer_below,
+           COALESCE(wb.peer_guessing, 0) AS peer_guessing,
+           COALESCE(wb.peer_checks, 0) AS peer_checks,
+           COALESCE(wb.peer_agreed, 0) AS peer_agreed
     FROM batches b INDEXED BY batches_open
     LEFT JOIN worker_batches wb ON wb.batch_id = b.id AND wb.worker_id = :w
     WHERE b.status = 'open'
@@ -344,7 +346,8 @@ class TaskStore:
                 return False
             await conn.execute(
                 "UPDATE worker_batches SET gold_answers = 0, gold_correct = 0,"
-                " fast_answers = 0, answers = 0, judged = 0, trust_since = ?"
+                " fast_answers = 0, answers = 0, judged = 0, peer_below = 0,"
+                " peer_guessing = 0, peer_checks = 0, peer_agreed = 0, trust_since = ?"
                 " WHERE worker_id = ? AND batch_id = ?",
                 (now, worker_id, batch_id),
             )
@@ -471,13 +474,7 @@ class TaskStore:
             batch_id = row["batch_id"]
             settings = await self._batch_settings(conn, batch_id)
             options = len(settings.options) if settings.options else None
-            trust = Trust(
-                row["answers"],
-                row["gold_answers"],
-                row["gold_correct"],
-                row["fast_answers"],
-                row["judged"],
-            )
+            trust = trust_of(row)
             if answered is not None and answered.batch_id == batch_id:
                 verdict = suspension(trust, settings, options)
                 if verdict is not None:
@@ -491,7 +488,9 @@ class TaskStore:
                 continue
             schedule = Schedule(row["draws"], row["gold_drawn"], bool(row["gold_owed"]))
             if row["gold_items"]:
-                record = evidence(trust.gold_answers, trust.gold_correct, settings, options)
+                record = evidence(
+                    trust.gold_answers, trust.gold_correct, settings, options, trust.peers
+                )
                 u = stream(row["gold_seed"], worker_id, schedule.draws)
                 schedule = draw(schedule, settings, record.doubtful, u)
             picked: list[Record] = []

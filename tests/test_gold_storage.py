@@ -153,7 +153,9 @@ async def test_suspect_gold_is_flagged_and_its_victims_reinstated(db: Database) 
     rows += [f"g{i},gold {i},a" for i in range(1, 8)] + ["g0,gold 0,d"]  # g0 is really "a"
     content = ("id,text,gold\n" + "\n".join(rows) + "\n").encode()
     await open_batch(
-        db, content, BatchSettings(name="b", question="q?", options=OPTIONS, gold_ratio=0.5)
+        db,
+        content,
+        BatchSettings(name="b", question="q?", options=OPTIONS, gold_ratio=0.5, overlap=4),
     )
     tasks = await registered(db, 1, 2, 3, 4, 5)
     for worker in (1, 2, 3, 4):  # trusted: right on every gold item that is right
@@ -177,13 +179,13 @@ async def test_suspect_gold_is_flagged_and_its_victims_reinstated(db: Database) 
             " duration_ms, created_at, correct) SELECT a.id, a.item_id, 1, 5, 'a', 10, 1, 0"
             " FROM assignments a WHERE a.worker_id = 5"
         )
-    assert await review.sweep() == 1
+    assert (await review.sweep()).flagged == 1
     assert await db.fetchval("SELECT state FROM items WHERE external_id = 'g0'") == "suspect"
     assert await db.fetchall(
         "SELECT status, gold_answers FROM worker_batches WHERE worker_id = 5"
     ) == [("active", 0)]
     assert await db.fetchall("SELECT worker_id, kind FROM notices") == [(5, "reinstated")]
-    assert await review.sweep() == 0  # flagged once
+    assert (await review.sweep()).flagged == 0  # flagged once
     # The coordinator corrects it: it counts again, and worker 5 was right on it after all.
     done = await review.correct_gold(1, "g0", "A")
     assert (done.reinstated, done.suspended) == (0, 0)

@@ -23,6 +23,19 @@ UPDATE worker_batches SET cause = CASE
 ALTER TABLE worker_batches ADD COLUMN trust_since REAL NOT NULL DEFAULT 0;
 UPDATE worker_batches SET trust_since = COALESCE(changed_at, 0) WHERE reason = 'reinstated';
 
+-- Agreement with other workers on finished items (labeling.gold.Peers): running ratios, and
+-- how many checks and agreements made them.
+ALTER TABLE worker_batches ADD COLUMN peer_below REAL NOT NULL DEFAULT 0;
+ALTER TABLE worker_batches ADD COLUMN peer_guessing REAL NOT NULL DEFAULT 0;
+ALTER TABLE worker_batches ADD COLUMN peer_checks INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE worker_batches ADD COLUMN peer_agreed INTEGER NOT NULL DEFAULT 0;
+-- Whether a finished item's answers were compared with each other. Items finished before this
+-- migration are not: their workers were judged by the rules of their time.
+ALTER TABLE items ADD COLUMN compared INTEGER NOT NULL DEFAULT 0 CHECK (compared IN (0, 1));
+UPDATE items SET compared = 1 WHERE answers >= target;
+CREATE INDEX items_to_compare ON items (batch_id, id)
+    WHERE compared = 0 AND gold IS NULL AND answers >= target;
+
 -- An item is 'ok'; 'broken' once enough workers reported it broken (handed out no more until a
 -- coordinator restores it); a gold item is 'suspect' once trusted workers miss it too often
 -- (it counts in no one's record until a coordinator corrects, drops or restores it).
