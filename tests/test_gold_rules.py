@@ -16,11 +16,14 @@ from labeling.batch import BatchSettings
 from labeling.gold import (
     DOUBT_RATE,
     Exhausted,
+    Peers,
     Schedule,
     draw,
     evidence,
     gold_order,
     new_seed,
+    peer_checks,
+    peer_step,
     stream,
     when_exhausted,
 )
@@ -217,3 +220,62 @@ def test_simulated_workers_meet_the_stated_error_rates(seed: int) -> None:
     stopped = sorted(t for t in tappers if t is not None)
     assert len(stopped) >= 297
     assert statistics.median(stopped) <= 25, "doubt brings gold every other task"
+
+
+def test_a_worker_is_checked_only_against_others_who_agree() -> None:
+    assert peer_checks([(1, "a"), (2, "a"), (3, "A ")]) == [(1, True), (2, True), (3, True)]
+    assert peer_checks([(1, "b"), (2, "a"), (3, "a")]) == [(1, False)]  # the minority of one
+    assert peer_checks([(1, "a"), (2, "b"), (3, "c")]) == []
+    assert peer_checks([(1, "a"), (2, "a")]) == []  # one other answer is no consensus
+
+
+def test_agreement_moves_the_record_and_its_credit_runs_out() -> None:
+    settings = choice_settings(4)
+    peers = Peers()
+    for _ in range(50):
+        peers = peer_step(peers, True, settings, 4)
+    limit = evidence(0, 0, settings, 4).limit
+    assert (peers.checks, peers.agreed) == (50, 50)
+    assert peers.below == peers.guessing == -limit, "credit is capped at one limit"
+    for _ in range(20):
+        peers = peer_step(peers, False, settings, 4)
+    assert evidence(3, 3, settings, 4, peers).conclusive
+    two = choice_settings(2)
+    assert peer_step(Peers(), False, two, 2).guessing == 0.0  # guessing is "below" on two
+
+
+def simulate_peers(accuracy: float, options: int, items: int, trials: int, seed: int) -> float:
+    """The share of workers of `accuracy` suspended within `items` ordinary items (one gold
+    answer every 20), checked against two other workers of accuracy 0.65-0.95."""
+    rng = random.Random(seed)
+    settings = choice_settings(options)
+
+    def answer(skill: float) -> int:
+        return 0 if rng.random() < skill else rng.randrange(1, options)
+
+    suspended = 0
+    for _ in range(trials):
+        peers, gold_answers, gold_right = Peers(), 0, 0
+        for item in range(items):
+            mine = answer(accuracy)
+            first, second = answer(rng.uniform(0.65, 0.95)), answer(rng.uniform(0.65, 0.95))
+            if first == second:
+                peers = peer_step(peers, mine == first, settings, options)
+            if item % 20 == 0:
+                gold_answers += 1
+                gold_right += rng.random() < accuracy
+            trust = Trust(item, gold_answers, gold_right, peers=peers)
+            if gold_answers >= 3 and suspension(trust, settings, options):
+                suspended += 1
+                break
+    return suspended / trials
+
+
+@pytest.mark.parametrize("options", [2, 4])
+def test_checks_against_others_spare_honest_workers_over_a_long_batch(options: int) -> None:
+    assert simulate_peers(0.70, options, 1000, 300, seed=options) <= 0.02
+
+
+def test_checks_against_others_stop_a_guesser_within_sixty_items() -> None:
+    """On four options; on two, guessing (50%) and care (70%) differ too little for that."""
+    assert simulate_peers(0.25, 4, 60, 200, seed=9) >= 0.95

@@ -220,3 +220,30 @@ async def test_dropping_gold_makes_an_ordinary_item_with_its_answers(db: Databas
     assert await db.fetchval("SELECT gold_items FROM batches") == 3
     with pytest.raises(ReviewError, match="not hidden gold"):
         await review.drop_gold(1, key)
+
+
+async def test_the_sweep_suspends_a_worker_who_keeps_disagreeing(db: Database) -> None:
+    """Workers 1 and 2 answer "a" everywhere; worker 3 always "b". Finished items check each
+    worker against the others; only worker 3 is ever the odd one out, and is suspended with a
+    notice, their answers leaving the labels."""
+    await batch(db, regular=40, gold=0, overlap=3, gold_ratio=0.0, min_gold=1)
+    tasks = await registered(db, 1, 2, 3)
+    for worker, option in ((1, 0), (2, 0), (3, 1)):
+        task = (await tasks.current_or_next(worker, 1.0, TTL)).task
+        while task is not None:
+            submission = Submission(task.assignment_id, worker, option=option)
+            task = (await tasks.submit(submission, 2.0, TTL)).next_task
+    review = ReviewService(ReviewStore(db), clock=lambda: 9.0)
+    async with db.atomic() as conn:  # as if each had answered the one gold item min_gold asks
+        await conn.execute("UPDATE worker_batches SET gold_answers = 1, gold_correct = 1")
+    swept = await review.sweep()
+    assert swept.suspended == 1
+    rows = await db.fetchall(
+        "SELECT worker_id, status, peer_checks, peer_agreed FROM worker_batches ORDER BY 1"
+    )
+    assert rows == [(1, "active", 0, 0), (2, "active", 0, 0), (3, "suspended", 40, 0)]
+    reason = await db.fetchval("SELECT reason FROM worker_batches WHERE worker_id = 3")
+    assert "agreed with others on 0/40 items" in reason
+    assert await db.fetchall("SELECT worker_id, kind FROM notices") == [(3, "suspended")]
+    assert await db.fetchval("SELECT SUM(answers) FROM items") == 80
+    assert (await review.sweep()).suspended == 0  # each finished item is compared once
