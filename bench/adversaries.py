@@ -18,7 +18,9 @@ for the accuracy the adversaries cost. Per strategy it prints the share suspende
 suspended (median, p90; for sleepers, counted from when they turn), the share of its answers
 counted in the labels, and pay earned.
 
-    python bench/adversaries.py [--items 2000] [--workers 100] [--seed 1]
+    python bench/adversaries.py [--items 2000] [--workers 100] [--seeds 3]
+
+Each figure pools several runs (seeds), five workers of a strategy per run being few.
 """
 
 from __future__ import annotations
@@ -98,6 +100,7 @@ class Run:
     workers: list[Worker] = field(default_factory=list)
     accuracy: float = 0.0
     counted: dict[str, tuple[int, int]] = field(default_factory=dict)  # strategy: counted, all
+    gold: dict[str, tuple[int, int]] = field(default_factory=dict)  # strategy: gold, answers
     pay: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
 
@@ -221,13 +224,17 @@ async def tally(
     await service.export(batch_id, "answers", "csv", answers)
     strategy = {w.worker_id: w.strategy for w in run.workers}
     counted: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    gold: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for row in csv.DictReader(io.StringIO(answers.getvalue())):
+        name = strategy[int(row["worker_id"])]
+        gold[name][0] += row["is_gold"] == "True"
+        gold[name][1] += 1
         if row["is_gold"] == "True":
             continue
-        tally_row = counted[strategy[int(row["worker_id"])]]
-        tally_row[1] += 1
-        tally_row[0] += row["excluded"] == ""
+        counted[name][1] += 1
+        counted[name][0] += row["excluded"] == ""
     run.counted = {name: (c[0], c[1]) for name, c in counted.items()}
+    run.gold = {name: (g[0], g[1]) for name, g in gold.items()}
     for worker_id, earned in await db.fetchall(
         "SELECT worker_id, SUM(amount) FROM ledger GROUP BY worker_id"
     ):
@@ -247,60 +254,69 @@ def quantiles(values: list[int]) -> str:
     return f"{statistics.median(ordered):.0f} / {p90}"
 
 
-def report(run: Run, alone: Run) -> tuple[float, float, float]:
-    """Prints one batch's table; returns the largest counted share of any strategy but the
-    sleeper, the honest workers' share suspended, and the accuracy lost in points."""
+def pooled(runs: list[Run], table: str, name: str) -> tuple[int, int]:
+    pairs = [getattr(run, table).get(name, (0, 0)) for run in runs]
+    return sum(p[0] for p in pairs), sum(p[1] for p in pairs)
+
+
+def report(runs: list[Run], alone: list[Run]) -> tuple[float, float, float]:
+    """Prints one batch's table over its runs; returns the largest counted share of any
+    strategy but the sleeper, the honest workers' share suspended, and the accuracy lost in
+    points."""
+    accuracy = statistics.mean(run.accuracy for run in runs)
+    baseline = statistics.mean(run.accuracy for run in alone)
     print(
-        f"\n{run.options} options: labels {run.accuracy:.1%} right with adversaries,"
-        f" {alone.accuracy:.1%} with honest workers alone ({run.seconds:.0f} s simulated run)"
+        f"\n{runs[0].options} options, {len(runs)} runs: labels {accuracy:.1%} right with"
+        f" adversaries, {baseline:.1%} with honest workers alone"
+        f" ({statistics.mean(run.seconds for run in runs):.0f} s a run)"
     )
     header = (
         f"{'strategy':<9} {'workers':>7} {'suspended':>9} {'tasks to stop':>13}"
-        f" {'counted':>8} {'pay each':>8}"
+        f" {'counted':>8} {'gold':>6} {'pay each':>8}"
     )
     print(header + "\n" + "-" * len(header))
     worst = 0.0
     honest_suspended = 0.0
     for name in ("honest", *STRATEGIES):
-        group = [w for w in run.workers if w.strategy == name]
-        stopped = [w for w in group if w.suspended_after is not None]
-        after = [
-            w.suspended_after - (SLEEPER_TURNS if name == "sleeper" else 0)
-            for w in stopped
-            if w.suspended_after is not None
-        ]
-        counted, total = run.counted.get(name, (0, 0))
+        group = [w for run in runs for w in run.workers if w.strategy == name]
+        stopped = [w.suspended_after for w in group if w.suspended_after is not None]
+        after = [t - (SLEEPER_TURNS if name == "sleeper" else 0) for t in stopped]
+        counted, total = pooled(runs, "counted", name)
+        gold, answers = pooled(runs, "gold", name)
         share = counted / total if total else 0.0
         if name == "honest":
             honest_suspended = len(stopped) / len(group)
         elif name != "sleeper":
             worst = max(worst, share)
-        pay = run.pay.get(name, 0.0) / len(group)
+        pay = sum(run.pay.get(name, 0.0) for run in runs) / len(group)
         print(
             f"{name:<9} {len(group):>7} {len(stopped) / len(group):>9.0%}"
-            f" {quantiles(after):>13} {share:>8.1%} {pay:>8.2f}"
+            f" {quantiles(after):>13} {share:>8.1%} {gold / max(answers, 1):>6.1%} {pay:>8.2f}"
         )
-    return worst, honest_suspended, (alone.accuracy - run.accuracy) * 100
+    return worst, honest_suspended, (baseline - accuracy) * 100
 
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=2000)
     parser.add_argument("--workers", type=int, default=100)
-    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--seeds", type=int, default=3)
     args = parser.parse_args()
     summary = []
+    honest_only = round(args.workers * 0.7)
     for options in (4, 2):
-        run = await simulate(args.items, args.workers, options, True, args.seed)
-        alone = await simulate(args.items, round(args.workers * 0.7), options, False, args.seed)
-        summary.append(report(run, alone))
+        runs, alone = [], []
+        for seed in range(1, args.seeds + 1):
+            runs.append(await simulate(args.items, args.workers, options, True, seed))
+            alone.append(await simulate(args.items, honest_only, options, False, seed))
+        summary.append(report(runs, alone))
     counted = max(s[0] for s in summary)
     honest = max(s[1] for s in summary)
     drop = max(s[2] for s in summary)
     print(
         "\n'tasks to stop' is median / p90 of answers and skips before suspension (for the"
         " sleeper, after turning); 'counted' is the share of the strategy's answers on ordinary"
-        " items that count in the labels."
+        " items that count in the labels; 'gold' the share of its answers that were gold."
     )
     print(
         f"adversaries: max_counted_share={counted:.3f} honest_suspended={honest:.3f}"

@@ -105,6 +105,12 @@ class Peers:
     checks: int = 0
     agreed: int = 0
 
+    @property
+    def doubtful(self) -> bool:
+        """Lately the worker disagrees with others more than a careful worker would, whatever
+        their earlier record: reason enough to check them on gold more often."""
+        return self.below > 0 or self.guessing > 0
+
 
 NO_PEERS = Peers()
 

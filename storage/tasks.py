@@ -492,7 +492,8 @@ class TaskStore:
                     trust.gold_answers, trust.gold_correct, settings, options, trust.peers
                 )
                 u = stream(row["gold_seed"], worker_id, schedule.draws)
-                schedule = draw(schedule, settings, record.doubtful, u)
+                doubtful = record.doubtful or trust.peers.doubtful
+                schedule = draw(schedule, settings, doubtful, u)
             picked: list[Record] = []
             kind = "task"
             if schedule.owed:
