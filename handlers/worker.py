@@ -133,7 +133,7 @@ async def tap(update: Update, context: LabelContext) -> None:
     match decode(query.data):
         case AnswerTap(assignment_id, option):
             outcome = await work.answer(Submission(assignment_id, worker_id, option=option))
-            header = "✓ Saved. Next task:"
+            header = "✓ Saved."
         case SkipTap(assignment_id):
             outcome = await work.skip(assignment_id, worker_id)
         case ReportTap(assignment_id, None):
@@ -148,7 +148,7 @@ async def tap(update: Update, context: LabelContext) -> None:
             return
         case ReportTap(assignment_id, choice) if (problem := reported_problem(choice or 0)):
             outcome = await work.report(assignment_id, worker_id, problem)
-            header = "Thank you: reported. Next task:"
+            header = "Thank you: reported."
         case NextTap():
             await work.register(profile(query.from_user))
             shown = await work.next_task(worker_id)
@@ -162,6 +162,8 @@ async def tap(update: Update, context: LabelContext) -> None:
         case _:
             await _answer(query, REFUSALS[Verdict.NOT_FOUND], alert=True)
             return
+    if header is not None and outcome.next_task is not None:
+        header += " Next task:"
     if outcome.suspended is not None:
         header = SUSPENDED.format(batch=outcome.suspended)
         await asyncio.gather(

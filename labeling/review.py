@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -22,9 +22,26 @@ TRUSTED_EVIDENCE = 3  # gold answers elsewhere before a worker's accuracy is tru
 SUSPECT_MARGIN = 4
 
 
-def withdrawn(problem: Problem, reports: int) -> bool:
-    """Whether an item reported as `problem` by `reports` workers stops being handed out."""
-    return problem is Problem.BROKEN and reports >= BROKEN_AFTER
+@dataclass(frozen=True, slots=True)
+class Reporter:
+    """A worker who reported an item, as their standing in its batch is now."""
+
+    active: bool
+    gold_answers: int
+
+
+def withdrawn(
+    problem: Problem, gold: bool, reporters: Sequence[Reporter], settings: BatchSettings
+) -> bool:
+    """Whether an item reported as `problem` stops being handed out: once BROKEN_AFTER
+    workers in good standing said it is broken. For gold, only workers already judged on
+    gold count, so accounts that dodge gold cannot report it out of the way."""
+    if problem is not Problem.BROKEN:
+        return False
+    counted = [
+        r for r in reporters if r.active and (not gold or r.gold_answers >= settings.min_gold)
+    ]
+    return len(counted) >= BROKEN_AFTER
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,8 +102,8 @@ class ItemReport:
     state: str  # 'ok', 'broken' or 'suspect'
     gold: str | None
     reports: dict[str, int]  # reason -> workers
-    gold_answers: int = 0  # answers counted on this gold item while it counted
-    gold_misses: int = 0
+    gold_answers: int = 0  # answers on this gold item
+    gold_misses: int = 0  # of those, not its gold answer
 
 
 @dataclass(frozen=True, slots=True)

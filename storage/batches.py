@@ -44,7 +44,8 @@ class BatchStore:
             cursor = await conn.execute(
                 "INSERT INTO batches (name, question, options, overlap, gold_ratio, reward,"
                 " instructions, source, created_by, created_at, settings, gold_items,"
-                " source_file, gold_seed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " gold_total, source_file, gold_seed)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     settings.name,
                     settings.question,
@@ -57,6 +58,7 @@ class BatchStore:
                     created_by,
                     now,
                     settings.model_dump_json(),
+                    len(gold_positions) - len(exam),
                     len(gold_positions) - len(exam),
                     source_file,
                     new_seed(),

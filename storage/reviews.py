@@ -25,9 +25,15 @@ from storage.db import Database, Record, records
 from storage.standing import reinstate, suspend, trust_of
 
 
-async def set_item_state(conn: aiosqlite.Connection, item_id: int, state: str) -> None:
-    """Changes an item's state and keeps its batch's count of gold that counts."""
-    await conn.execute("UPDATE items SET state = ? WHERE id = ?", (state, item_id))
+async def set_item_state(
+    conn: aiosqlite.Connection, item_id: int, state: str, reviewed: float | None = None
+) -> None:
+    """Changes an item's state (`reviewed`: the time a coordinator did) and keeps its batch's
+    count of gold that counts."""
+    await conn.execute(
+        "UPDATE items SET state = ?, reviewed_at = COALESCE(?, reviewed_at) WHERE id = ?",
+        (state, reviewed, item_id),
+    )
     await conn.execute(
         "UPDATE batches SET gold_items = (SELECT COUNT(*) FROM items i"
         "  WHERE i.batch_id = batches.id AND i.gold IS NOT NULL AND i.exam = 0"
@@ -171,12 +177,8 @@ class ReviewStore:
         async with self.db.atomic() as conn:
             rows = await records(
                 conn,
-                "SELECT i.id, i.external_id, i.text, i.state, i.gold,"
-                " (SELECT COUNT(*) FROM answers a WHERE a.item_id = i.id"
-                "  AND a.correct IS NOT NULL) AS gold_answers,"
-                " (SELECT COUNT(*) FROM answers a WHERE a.item_id = i.id"
-                "  AND a.correct = 0) AS gold_misses"
-                " FROM items i WHERE i.batch_id = :b AND (i.state != 'ok'"
+                "SELECT i.id, i.external_id, i.text, i.state, i.gold FROM items i"
+                " WHERE i.batch_id = :b AND (i.state != 'ok'"
                 "  OR EXISTS (SELECT 1 FROM reports r WHERE r.item_id = i.id))",
                 {"b": batch_id},
             )
@@ -186,6 +188,16 @@ class ReviewStore:
                 " GROUP BY item_id, reason",
                 (batch_id,),
             )
+            gold_ids = [row["id"] for row in rows if row["gold"] is not None]
+            marks = ",".join("?" * len(gold_ids))
+            values = await records(
+                conn, f"SELECT item_id, value FROM answers WHERE item_id IN ({marks})", gold_ids
+            )
+        golds = {row["id"]: row["gold"] for row in rows}
+        graded: dict[int, list[bool]] = {}
+        for answer in values:  # graded against the gold answer now, whether it counts or not
+            right = is_correct(answer["value"], golds[answer["item_id"]])
+            graded.setdefault(answer["item_id"], []).append(right)
         by_item: dict[int, dict[str, int]] = {}
         for count in counts:
             by_item.setdefault(count["item_id"], {})[count["reason"]] = count["workers"]
@@ -197,8 +209,8 @@ class ReviewStore:
                 row["state"],
                 row["gold"],
                 by_item.get(row["id"], {}),
-                row["gold_answers"],
-                row["gold_misses"],
+                len(graded.get(row["id"], [])),
+                graded.get(row["id"], []).count(False),
             )
             for row in rows
         ]
@@ -231,7 +243,7 @@ class ReviewStore:
                     raise ReviewError(f"the answer must be one of: {', '.join(settings.options)}")
                 answer = option
             await conn.execute("UPDATE items SET gold = ? WHERE id = ?", (answer, item_id))
-            await set_item_state(conn, item_id, "ok")
+            await set_item_state(conn, item_id, "ok", now)
             await regrade(conn, item_id)
             return await recompute_trust(conn, batch_id, now)
 
@@ -259,7 +271,10 @@ class ReviewStore:
             # Its assignments were handed out as gold; from now on they fill the item like any
             # (an open one answered, a suspended worker's counted in or out).
             await conn.execute("UPDATE assignments SET kind = 'task' WHERE item_id = ?", (item_id,))
-            await set_item_state(conn, item_id, "ok")
+            await conn.execute(
+                "UPDATE batches SET gold_total = gold_total - 1 WHERE id = ?", (batch_id,)
+            )
+            await set_item_state(conn, item_id, "ok", now)
             await regrade(conn, item_id)
             return await recompute_trust(conn, batch_id, now)
 
@@ -269,7 +284,7 @@ class ReviewStore:
             item = await self._item(conn, item_id)
             if item["state"] == "ok":
                 raise ReviewError("that item is in circulation already")
-            await set_item_state(conn, item_id, "ok")
+            await set_item_state(conn, item_id, "ok", now)
             if item["gold"] is None:
                 return Review(recomputed=False)
             await regrade(conn, item_id)
@@ -297,7 +312,7 @@ class ReviewStore:
             " JOIN worker_batches wb ON wb.worker_id = a.worker_id"
             "  AND wb.batch_id = a.batch_id"
             " WHERE a.batch_id = ? AND a.correct IS NOT NULL AND i.state = 'ok'"
-            " AND a.created_at >= wb.trust_since",
+            " AND i.reviewed_at IS NULL AND a.created_at >= wb.trust_since",
             (batch_id,),
         )
         suspects = suspect_gold(

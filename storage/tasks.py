@@ -34,7 +34,7 @@ from labeling.quality import (
     needs_more_answers,
     suspension,
 )
-from labeling.review import withdrawn
+from labeling.review import Reporter, withdrawn
 from storage.db import Database, Record, records
 from storage.reviews import recompute_trust, regrade, set_item_state
 from storage.standing import reinstate, suspend, trust_of
@@ -69,7 +69,7 @@ _PICK_GOLD = """
 """
 # The open batches in order, with this worker's standing and place in the gold stream in each.
 _STANDINGS = """
-    SELECT b.id AS batch_id, b.name, b.gold_items, b.gold_seed, wb.status,
+    SELECT b.id AS batch_id, b.name, b.gold_total, b.gold_seed, wb.status,
            COALESCE(wb.answers, 0) AS answers, COALESCE(wb.gold_answers, 0) AS gold_answers,
            COALESCE(wb.gold_correct, 0) AS gold_correct,
            COALESCE(wb.fast_answers, 0) AS fast_answers, COALESCE(wb.judged, 0) AS judged,
@@ -249,17 +249,28 @@ class TaskStore:
                 " VALUES (?, ?, ?, ?, ?) ON CONFLICT (item_id, worker_id) DO NOTHING",
                 (state.item_id, state.batch_id, worker_id, problem.value, now),
             )
-            reports = await records(
+            item = await records(
                 conn,
-                "SELECT COUNT(*) AS workers, (SELECT state FROM items WHERE id = :i) AS state,"
-                " (SELECT gold IS NOT NULL FROM items WHERE id = :i) AS gold"
-                " FROM reports WHERE item_id = :i AND reason = :r",
-                {"i": state.item_id, "r": problem.value},
+                "SELECT state, gold IS NOT NULL AS gold FROM items WHERE id = ?",
+                (state.item_id,),
             )
-            found = reports[0]
-            if found["state"] == "ok" and withdrawn(problem, found["workers"]):
+            settings = await self._batch_settings(conn, state.batch_id)
+            reporters = await records(
+                conn,
+                "SELECT COALESCE(wb.status, 'active') = 'active' AS active,"
+                " COALESCE(wb.gold_answers, 0) AS gold_answers"
+                " FROM reports r JOIN items i ON i.id = r.item_id"
+                " LEFT JOIN worker_batches wb ON wb.worker_id = r.worker_id"
+                "  AND wb.batch_id = r.batch_id"
+                " WHERE r.item_id = ? AND r.reason = ?"
+                " AND r.created_at > COALESCE(i.reviewed_at, -1)",
+                (state.item_id, problem.value),
+            )
+            gold = bool(item[0]["gold"])
+            counted = [Reporter(bool(r["active"]), r["gold_answers"]) for r in reporters]
+            if item[0]["state"] == "ok" and withdrawn(problem, gold, counted, settings):
                 await set_item_state(conn, state.item_id, "broken")
-                if found["gold"]:
+                if gold:
                     await regrade(conn, state.item_id)
                     await recompute_trust(conn, state.batch_id, now)
             issued = await self._issue(conn, worker_id, now, ttl)
@@ -487,7 +498,7 @@ class TaskStore:
             if not (status == "active" or (status is None and settings.exam_size == 0)):
                 continue
             schedule = Schedule(row["draws"], row["gold_drawn"], bool(row["gold_owed"]))
-            if row["gold_items"]:
+            if row["gold_total"]:
                 record = evidence(
                     trust.gold_answers, trust.gold_correct, settings, options, trust.peers
                 )
@@ -503,7 +514,7 @@ class TaskStore:
                 )
                 kind = "gold"
                 if not picked:
-                    exhausted = when_exhausted(trust.gold_answers, row["gold_items"], settings)
+                    exhausted = when_exhausted(trust.gold_answers, row["gold_total"], settings)
                     if exhausted is Exhausted.CLOSED:
                         # Unchecked answers must not count: the few ordinary answers given
                         # before the first gold leave the labels, as a suspension's do.

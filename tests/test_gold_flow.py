@@ -147,7 +147,7 @@ async def gold_record(harness: Harness, worker_id: int) -> tuple[int, int]:
 async def eventually(harness: Harness, sql: str, expected: object, timeout: float = 5.0) -> None:
     """Waits until a query on the database gives `expected` (the upkeep runs every second)."""
     async with asyncio.timeout(timeout):
-        while await harness.query(sql) != expected:
+        while await harness.query(sql) != expected:  # noqa: ASYNC110 - state in the database
             await asyncio.sleep(0.05)
 
 
@@ -182,10 +182,17 @@ async def test_a_worker_who_dodges_every_gold_task_gets_no_further(
     # Every gold item dodged once, each a different one; at most min_gold ordinary answers.
     assert sorted(dodged) == [f"g{i}" for i in range(5)]
     assert len(answered) <= 3
-    closed = CLOSED.format(batch=BATCH)
-    assert card.shown == f"{closed}\n\n{NOTHING_LEFT}"
+    closed = f"{CLOSED.format(batch=BATCH)}\n\n{NOTHING_LEFT}"
+    if dodge == "skip":
+        assert card.shown == closed
+    else:
+        assert card.shown == f"Thank you: reported.\n\n{closed}"
     assert card.buttons == [[NEXT]]
-    assert closed in await say(dodger, "/next", closed)  # and it stays that way
+    # Unjudged, the dodger is out of the batch: no task comes back by asking again.
+    assert await say(dodger, "/next", NOTHING_LEFT) == NOTHING_LEFT
+    assert await harness.query("SELECT status, cause FROM worker_batches WHERE worker_id = 21") == [
+        ("suspended", "unjudged")
+    ]
 
     assert await harness.query(
         "SELECT COUNT(*) FROM answers a JOIN items i ON i.id = a.item_id"
@@ -223,15 +230,17 @@ async def test_gold_left_to_expire_is_still_owed(tmp_path: Path) -> None:
             [("gold", "expired")],
         )
         worker.send("/next")
-        await worker.wait_for(lambda u: u.last is not card and u.last is not None and is_task(u.last))
+        await worker.wait_for(
+            lambda u: u.last is not card and u.last is not None and is_task(u.last)
+        )
         again = worker.last
         assert again is not None and is_gold(again)
         assert external_id(again.shown) != expired  # another gold item: never the same twice
         await tap(worker, again, truth(again.shown))
         assert await gold_record(harness, 22) == (1, 1)
-        assert await harness.query(
-            "SELECT gold_owed FROM worker_batches WHERE worker_id = 22"
-        ) == [(int(is_gold(again)),)]
+        assert await harness.query("SELECT gold_owed FROM worker_batches WHERE worker_id = 22") == [
+            (int(is_gold(again)),)
+        ]
 
 
 # -- reports ----------------------------------------------------------------------------------
@@ -293,6 +302,37 @@ async def test_two_broken_reports_withdraw_an_item_until_a_coordinator_restores_
     assert "Cannot do that" in await say(boss, f"/restore 1 {first_regular}", "Cannot")
 
 
+async def test_reporting_every_gold_item_broken_from_two_accounts_is_no_way_past_gold(
+    harness: Harness,
+) -> None:
+    await add_animals(harness, animals(regular=30, gold=5))
+    ordinary: dict[int, list[str]] = {}
+    for worker_id in (81, 82):
+        worker = await harness.join(worker_id)
+        card = await first_card(harness, worker)
+        ordinary[worker_id] = []
+        for _ in range(40):
+            if not is_task(card):
+                break
+            if is_gold(card):
+                await report(worker, card, Problem.BROKEN)
+            else:
+                ordinary[worker_id].append(external_id(card.shown))
+                await tap(worker, card, truth(card.shown))
+    # Reports on gold count only from workers already judged on gold: none is withdrawn.
+    assert await harness.query(
+        "SELECT COUNT(*) FROM items WHERE gold IS NOT NULL AND state = 'broken'"
+    ) == [(0,)]
+    assert await harness.query("SELECT gold_items FROM batches") == [(5,)]
+    for worker_id in (81, 82):
+        assert len(ordinary[worker_id]) <= 3
+        assert await gold_record(harness, worker_id) == (0, 0)
+    assert await harness.query("SELECT cause FROM worker_batches ORDER BY worker_id") == [
+        ("unjudged",),
+        ("unjudged",),
+    ]
+
+
 # -- suspect gold and the review of gold ------------------------------------------------------
 
 
@@ -323,9 +363,9 @@ async def test_a_coordinator_corrects_wrong_gold_and_the_suspended_worker_is_let
     assert await office.query(
         "SELECT status, gold_answers, gold_correct FROM worker_batches WHERE worker_id = 41"
     ) == [("active", 6, 1)]
-    assert await office.query(
-        "SELECT i.gold FROM items i WHERE i.external_id = ?", (fixed,)
-    ) == [(right,)]
+    assert await office.query("SELECT i.gold FROM items i WHERE i.external_id = ?", (fixed,)) == [
+        (right,)
+    ]
     assert await office.query("SELECT kind, status FROM notices WHERE worker_id = 41") == [
         ("reinstated", "sent")
     ]
@@ -342,29 +382,31 @@ async def test_a_coordinator_corrects_wrong_gold_and_the_suspended_worker_is_let
     assert await say(boss, "/gold 1 nope cat", "no item") == "That batch has no item nope."
 
 
-async def test_gold_that_trusted_workers_miss_is_flagged_and_its_victim_reinstated(
-    office: Harness,
-) -> None:
-    # g0's known answer is wrong; the other five are right.
-    await add_animals(office, animals(regular=30, gold=6, wrong=lambda i: i == 0), overlap=10)
+HONEST = range(52, 57)
 
-    # A careless worker misses every gold item but g0, where they tell the truth: six misses
-    # by the file, g0 among them (the sixth gold answer suspends, and there are six).
+
+async def flag_wrong_gold(office: Harness) -> SandboxUser:
+    """Batch 1 with six gold items, g0's known answer wrong ("dog" for a cat). A careless
+    worker (51) is suspended with g0 among their misses; five honest workers then miss g0 and
+    only g0, until the upkeep's sweep flags it suspect. Returns the careless worker."""
+    await add_animals(
+        office, animals(regular=30, gold=6, wrong=lambda i: i == 0), overlap=10, gold_ratio=0.5
+    )
+    # The careless worker misses every gold item but g0, where they tell the truth: six
+    # misses by the file, g0 among them (the sixth gold answer suspends, and there are six).
     careless = await office.join(51)
     card = await first_card(office, careless)
     answered = await work(
         careless, card, lambda text: truth(text) if external_id(text) == "g0" else miss(text)
     )
     assert SUSPENDED in card.shown
-    assert sorted(item for item in answered if item.startswith("g")) == [
-        f"g{i}" for i in range(6)
-    ]
+    assert sorted(item for item in answered if item.startswith("g")) == [f"g{i}" for i in range(6)]
     assert await office.query("SELECT status FROM worker_batches WHERE worker_id = 51") == [
         ("suspended",)
     ]
-
-    # Honest workers answer the truth: right on five gold items, "wrong" on g0.
-    for worker_id in (52, 53, 54):
+    # Honest workers answer the truth: right on five gold items, "wrong" on g0. Five of them
+    # miss g0 by a clear margin (a few trusted misses could be chance).
+    for worker_id in HONEST:
         worker = await office.join(worker_id)
         card = await first_card(office, worker)
         seen: set[str] = set()
@@ -376,29 +418,58 @@ async def test_gold_that_trusted_workers_miss_is_flagged_and_its_victim_reinstat
 
         await work(worker, card, truth, until=all_gold_seen)
         assert len(seen) == 6
-
     await eventually(
         office,
         "SELECT external_id, state FROM items WHERE state != 'ok'",
         [("g0", "suspect")],
     )
+    return careless
+
+
+async def test_gold_that_trusted_workers_miss_is_flagged_and_its_victim_reinstated(
+    office: Harness,
+) -> None:
+    careless = await flag_wrong_gold(office)
     await careless.wait_for(lambda u: any(GOOD_NEWS in m.shown for m in u.bot_messages))
     # g0 counts in no one's record: the careless worker's 0/5 is not enough to suspend.
     assert await office.query(
         "SELECT worker_id, status, gold_answers, gold_correct FROM worker_batches ORDER BY 1"
-    ) == [
-        (51, "active", 5, 0),
-        (52, "active", 5, 5),
-        (53, "active", 5, 5),
-        (54, "active", 5, 5),
-    ]
+    ) == [(51, "active", 5, 0)] + [(worker_id, "active", 5, 5) for worker_id in HONEST]
     assert await office.query(
         "SELECT COUNT(*) FROM answers a JOIN items i ON i.id = a.item_id"
         " WHERE i.external_id = 'g0' AND a.correct IS NOT NULL"
     ) == [(0,)]
+    assert await office.query("SELECT worker_id, kind, status FROM notices") == [
+        (51, "reinstated", "sent")
+    ]
+    assert QUESTION in await say(careless, "/next", QUESTION)  # back at work
     listed = await say(office.user(BOSS), "/reports 1", "items with problems")
     assert "g0 [suspect] · gold 'dog'" in listed
     assert "Gold photo 0: a cat sits here" in listed
+
+
+async def test_reports_show_the_misses_that_made_gold_suspect(office: Harness) -> None:
+    await flag_wrong_gold(office)
+    listed = await say(office.user(BOSS), "/reports 1", "items with problems")
+    # Six answers on g0, every one of them "cat" against the file's "dog".
+    assert "g0 [suspect] · gold 'dog', missed by 6 of 6: Gold photo 0" in listed
+
+
+async def test_gold_a_coordinator_restores_stays_restored(office: Harness) -> None:
+    careless = await flag_wrong_gold(office)
+    await careless.wait_for(lambda u: any(GOOD_NEWS in m.shown for m in u.bot_messages))
+    boss = office.user(BOSS)
+    # The coordinator judges g0 right after all: the careless worker's six misses count again.
+    assert await say(boss, "/restore 1 g0", "circulation") == (
+        "g0 is back in circulation; every worker's record was recomputed:"
+        " 0 reinstated, 1 suspended."
+    )
+    await careless.wait_for(lambda u: SUSPENDED in u.bot_messages[-1].shown)
+    await office.services.review.sweep()  # what the upkeep does every second
+    assert await office.query("SELECT state FROM items WHERE external_id = 'g0'") == [("ok",)]
+    assert await office.query("SELECT status FROM worker_batches WHERE worker_id = 51") == [
+        ("suspended",)
+    ]
 
 
 async def test_dropping_gold_makes_its_answers_count_towards_its_label(

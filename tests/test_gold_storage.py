@@ -247,3 +247,22 @@ async def test_the_sweep_suspends_a_worker_who_keeps_disagreeing(db: Database) -
     assert await db.fetchall("SELECT worker_id, kind FROM notices") == [(3, "suspended")]
     assert await db.fetchval("SELECT SUM(answers) FROM items") == 80
     assert (await review.sweep()).suspended == 0  # each finished item is compared once
+
+
+async def test_gold_taken_out_still_stands_between_an_unjudged_worker_and_the_batch(
+    db: Database,
+) -> None:
+    """Gold withdrawn (reported broken, suspect) is not 'no gold': a worker who never answered
+    min_gold gold items meets no ordinary task beyond the warm-up's."""
+    await batch(db, regular=40, gold=5, overlap=1)
+    async with db.atomic() as conn:
+        await conn.execute("UPDATE items SET state = 'broken' WHERE gold IS NOT NULL")
+    tasks = await registered(db, 1)
+    task = (await tasks.current_or_next(1, 1.0, TTL)).task
+    given = 0
+    while task is not None:
+        outcome = await tasks.submit(Submission(task.assignment_id, 1, option=1), 2.0, TTL)
+        given += 1
+        task = outcome.next_task
+    assert given <= 3 and outcome.closed == "b"
+    assert await db.fetchval("SELECT cause FROM worker_batches") == "unjudged"

@@ -136,9 +136,9 @@ async def test_reinstating_counts_the_answers_again(db: Database) -> None:
     assert await tasks.reinstate(1, 1, 10.0)
     assert not await tasks.reinstate(1, 1, 10.0)  # only a suspended worker is reinstated
     assert await db.fetchval("SELECT SUM(answers) FROM items WHERE gold IS NULL") == given - 6
-    assert await db.fetchall(
-        "SELECT status, gold_answers, trust_since FROM worker_batches"
-    ) == [("active", 0, 10.0)]  # their record starts afresh
+    assert await db.fetchall("SELECT status, gold_answers, trust_since FROM worker_batches") == [
+        ("active", 0, 10.0)
+    ]  # their record starts afresh
     assert (await tasks.current_or_next(1, 11.0, TTL)).task is not None
 
 

@@ -3,6 +3,10 @@
 -- Each batch's secret for its workers' gold streams (labeling.gold.stream).
 ALTER TABLE batches ADD COLUMN gold_seed TEXT;
 UPDATE batches SET gold_seed = lower(hex(randomblob(16)));
+-- Hidden gold items whatever their state (gold_items counts those that count now): gold taken
+-- out by reports or suspicion still stands between an unjudged worker and the batch.
+ALTER TABLE batches ADD COLUMN gold_total INTEGER NOT NULL DEFAULT 0;
+UPDATE batches SET gold_total = gold_items;
 
 -- Where each worker is in the batch's gold stream: tasks decided on, how many of them gold,
 -- and whether gold is owed (drawn, not yet answered: a skip does not settle it).
@@ -41,6 +45,9 @@ CREATE INDEX items_to_compare ON items (batch_id, id)
 -- (it counts in no one's record until a coordinator corrects, drops or restores it).
 ALTER TABLE items ADD COLUMN state TEXT NOT NULL DEFAULT 'ok'
     CHECK (state IN ('ok', 'broken', 'suspect'));
+-- When a coordinator last judged the item (restored, corrected, dropped from gold): reports
+-- and misses from before then have been answered and count no more.
+ALTER TABLE items ADD COLUMN reviewed_at REAL;
 
 -- Problems workers report with an item; a worker reports an item once.
 CREATE TABLE reports (
