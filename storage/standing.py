@@ -27,6 +27,11 @@ async def suspend(
 ) -> None:
     """Stops a worker in one batch. Their answers stay stored (flagged in the export) but
     no longer count, so the items they answered go back to the pool."""
+    await conn.execute(  # a worker closed out before their first task has no row yet
+        "INSERT INTO worker_batches (worker_id, batch_id) VALUES (?, ?)"
+        " ON CONFLICT (worker_id, batch_id) DO NOTHING",
+        (worker_id, batch_id),
+    )
     await conn.execute(
         "UPDATE worker_batches SET status = 'suspended', cause = ?, reason = ?, changed_at = ?"
         " WHERE worker_id = ? AND batch_id = ?",
