@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
+from labeling.gold import NO_PEERS, Peers
+
 if TYPE_CHECKING:
     from labeling.batch import BatchSettings
     from labeling.pay import PayRate
@@ -298,6 +300,7 @@ class WorkerStanding:
     gold_correct: int
     fast_answers: int
     reason: str | None
+    peers: Peers = NO_PEERS  # agreement with other workers on finished items
 
 
 @dataclass(frozen=True, slots=True)

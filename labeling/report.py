@@ -58,6 +58,7 @@ def format_standing(standing: WorkerStanding, settings: BatchSettings) -> str:
     """A worker's record in a batch with the evidence the suspension test weighs: how many
     times likelier the gold record is from a worker below the threshold than from a careful
     one, against the odds that suspend."""
+    peers = standing.peers
     trust = Trust(
         standing.answers, standing.gold_answers, standing.gold_correct, standing.fast_answers
     )
@@ -66,11 +67,12 @@ def format_standing(standing: WorkerStanding, settings: BatchSettings) -> str:
         accuracy = "no gold yet"
     else:
         options = len(settings.options) if settings.options else None
-        record = evidence(trust.gold_answers, trust.gold_correct, settings, options)
+        record = evidence(trust.gold_answers, trust.gold_correct, settings, options, peers)
+        agreed = f", agreed with others on {peers.agreed}/{peers.checks}" if peers.checks else ""
         accuracy = (
             f"{trust.gold_correct}/{trust.gold_answers} gold right ({trust.accuracy:.0%},"
-            f" 95% CI {interval[0]:.0%}-{interval[1]:.0%}); evidence {_odds(record.odds)}"
-            f" of {_odds(math.exp(record.limit))} to suspend"
+            f" 95% CI {interval[0]:.0%}-{interval[1]:.0%}){agreed}; evidence"
+            f" {_odds(record.odds)} of {_odds(math.exp(record.limit))} to suspend"
         )
     line = (
         f"worker {standing.worker_id} {standing.name!r} [{standing.status}]:"

@@ -17,7 +17,8 @@ from labeling.models import (
     WorkerRow,
     WorkerStanding,
 )
-from storage.db import Database
+from storage.db import Database, records
+from storage.standing import trust_of
 
 
 class BatchStore:
@@ -281,14 +282,27 @@ class BatchStore:
         return series
 
     async def standings(self, batch_id: int) -> list[WorkerStanding]:
-        rows = await self.db.fetchall(
-            "SELECT wb.worker_id, w.name, wb.status, wb.answers, wb.gold_answers,"
-            " wb.gold_correct, wb.fast_answers, wb.reason"
-            " FROM worker_batches wb JOIN workers w ON w.id = wb.worker_id"
-            " WHERE wb.batch_id = ? ORDER BY wb.worker_id",
-            (batch_id,),
-        )
-        return [WorkerStanding(*row) for row in rows]
+        async with self.db.atomic() as conn:
+            rows = await records(
+                conn,
+                "SELECT wb.*, w.name FROM worker_batches wb JOIN workers w ON w.id = wb.worker_id"
+                " WHERE wb.batch_id = ? ORDER BY wb.worker_id",
+                (batch_id,),
+            )
+        return [
+            WorkerStanding(
+                row["worker_id"],
+                row["name"],
+                row["status"],
+                row["answers"],
+                row["gold_answers"],
+                row["gold_correct"],
+                row["fast_answers"],
+                row["reason"],
+                trust_of(row).peers,
+            )
+            for row in rows
+        ]
 
     async def items(self, batch_id: int) -> AsyncIterator[ExportItem]:
         async for row in self.db.pages(
