@@ -2,7 +2,8 @@
 
 `a:<assignment>:<option>` answers, `s:<assignment>` skips, `r:<assignment>` opens the list of
 problems to report and `r:<assignment>:<n>` reports the n-th (0 goes back to the task), `n` asks
-for the next task, and `x:<attempt>:<item>:<option>` answers an exam question. A task's data
+for the next task, `x:<attempt>:<item>:<option>` answers an exam question and
+`d:<attempt>:<item>` disputes the answer a missed exam question showed. A task's data
 names only the assignment and the option's place, so it tells nothing about the item (gold or
 not); whether the assignment is the tapper's and still open is checked on every tap.
 """
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 MAX_ID = 2**53
 _PATTERN = re.compile(
     r"a:([0-9]{1,16}):([0-9]{1,3})|s:([0-9]{1,16})|n|x:([0-9]{1,16}):([0-9]{1,16}):([0-9]{1,3})"
-    r"|r:([0-9]{1,16})(?::([0-9]))?"
+    r"|r:([0-9]{1,16})(?::([0-9]))?|d:([0-9]{1,16}):([0-9]{1,16})"
 )
 
 
@@ -39,6 +40,12 @@ class ReportTap:
 
 
 @dataclass(frozen=True, slots=True)
+class DisputeTap:
+    attempt_id: int
+    item_id: int
+
+
+@dataclass(frozen=True, slots=True)
 class NextTap:
     pass
 
@@ -50,7 +57,7 @@ class ExamTap:
     option: int
 
 
-Tap = AnswerTap | SkipTap | ReportTap | NextTap | ExamTap
+Tap = AnswerTap | SkipTap | ReportTap | NextTap | ExamTap | DisputeTap
 
 
 def encode(tap: Tap) -> str:
@@ -63,6 +70,8 @@ def encode(tap: Tap) -> str:
             return f"r:{assignment_id}"
         case ReportTap(assignment_id, choice):
             return f"r:{assignment_id}:{choice}"
+        case DisputeTap(attempt_id, item_id):
+            return f"d:{attempt_id}:{item_id}"
         case NextTap():
             return "n"
         case ExamTap(attempt_id, item_id, option):
@@ -83,6 +92,9 @@ def decode(data: str | None) -> Tap | None:
     if match[3] is not None:
         assignment_id = int(match[3])
         return SkipTap(assignment_id) if assignment_id < MAX_ID else None
+    if match[9] is not None:
+        attempt_id, item_id = int(match[9]), int(match[10])
+        return DisputeTap(attempt_id, item_id) if max(attempt_id, item_id) < MAX_ID else None
     if match[7] is not None:
         assignment_id = int(match[7])
         choice = None if match[8] is None else int(match[8])

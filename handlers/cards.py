@@ -17,7 +17,16 @@ from telegram import (
 from telegram.error import BadRequest
 from telegram.ext import ExtBot
 
-from handlers.callbacks import AnswerTap, ExamTap, NextTap, ReportTap, SkipTap, Tap, encode
+from handlers.callbacks import (
+    AnswerTap,
+    DisputeTap,
+    ExamTap,
+    NextTap,
+    ReportTap,
+    SkipTap,
+    Tap,
+    encode,
+)
 from labeling.models import Closed, ExamQuestion, ExamResult, Problem, Task
 from labeling.work import Shown, WorkService
 
@@ -32,6 +41,7 @@ PROBLEMS = {
     Problem.BROKEN: "Broken or not loading",
     Problem.OFFENSIVE: "Offensive",
 }
+DISPUTE = "The answer looks wrong ⚑"
 NEXT = "Next task ▶"
 CONTINUE = "Continue ▶"
 NOTHING_LEFT = "Nothing left to label right now. I will message you when a new batch opens."
@@ -107,6 +117,32 @@ def _tap(item: Item, option: int) -> Tap:
 
 def next_keyboard(label: str = NEXT) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup([[InlineKeyboardButton(label, callback_data=encode(NextTap()))]])
+
+
+def feedback_keyboard(
+    result: ExamResult, attempt_id: int, item_id: int
+) -> InlineKeyboardMarkup | None:
+    """Under training feedback: the way on, and after a miss a way to dispute the answer."""
+    rows = []
+    if result.passed or not result.finished:
+        label = "Start labeling ▶" if result.passed else CONTINUE
+        rows.append([InlineKeyboardButton(label, callback_data=encode(NextTap()))])
+    if not result.correct:
+        tap = DisputeTap(attempt_id, item_id)
+        rows.append([InlineKeyboardButton(DISPUTE, callback_data=encode(tap))])
+    return InlineKeyboardMarkup(rows) if rows else None
+
+
+def without_dispute(keyboard: InlineKeyboardMarkup | None) -> InlineKeyboardMarkup | None:
+    """The same buttons, the dispute taken away once used."""
+    if keyboard is None:
+        return None
+    rows = [
+        row
+        for row in keyboard.inline_keyboard
+        if not any(str(button.callback_data or "").startswith("d:") for button in row)
+    ]
+    return InlineKeyboardMarkup(rows) if rows else None
 
 
 def exam_feedback(result: ExamResult) -> str:

@@ -16,16 +16,17 @@ from telegram.ext import (
     filters,
 )
 
-from handlers.callbacks import AnswerTap, ExamTap, NextTap, ReportTap, SkipTap, decode
+from handlers.callbacks import AnswerTap, DisputeTap, ExamTap, NextTap, ReportTap, SkipTap, decode
 from handlers.cards import (
-    CONTINUE,
     card_keyboard,
     exam_feedback,
+    feedback_keyboard,
     next_keyboard,
     problem_keyboard,
     reported_problem,
     show_task,
     show_text,
+    without_dispute,
 )
 from handlers.context import LabelApplication, LabelContext
 from labeling.answering import Verdict
@@ -55,6 +56,7 @@ REFUSALS = {
     Verdict.BATCH_NOT_OPEN: "This batch is not taking answers right now.",
     Verdict.INVALID: "That answer is not one of the options.",
 }
+DISPUTED = "Thank you: a coordinator will look at this question's answer."
 ALERT = {Verdict.NOT_YOURS, Verdict.EXPIRED, Verdict.BATCH_NOT_OPEN, Verdict.INVALID}
 STALE = {Verdict.EXPIRED, Verdict.BATCH_NOT_OPEN, Verdict.SKIPPED}
 # Said the same whichever rule stopped the worker (gold accuracy or speed): polite, and no
@@ -146,13 +148,22 @@ async def tap(update: Update, context: LabelContext) -> None:
                 keyboard = next_keyboard()  # a stale card: offer the current task instead
             await asyncio.gather(_answer(query), _keyboard(query, keyboard))
             return
-        case ReportTap(assignment_id, choice) if (problem := reported_problem(choice or 0)):
+        case ReportTap(assignment_id, choice) if problem := reported_problem(choice or 0):
             outcome = await work.report(assignment_id, worker_id, problem)
             header = "Thank you: reported."
         case NextTap():
             await work.register(profile(query.from_user))
             shown = await work.next_task(worker_id)
             await asyncio.gather(_answer(query), _show(context, query, shown))
+            return
+        case DisputeTap(attempt_id, item_id):
+            if not await work.dispute(attempt_id, worker_id, item_id):
+                await _answer(query, REFUSALS[Verdict.NOT_FOUND], alert=True)
+                return
+            keyboard = None
+            if isinstance(query.message, Message):
+                keyboard = without_dispute(query.message.reply_markup)
+            await asyncio.gather(_answer(query, DISPUTED, alert=True), _keyboard(query, keyboard))
             return
         case ExamTap(attempt_id, item_id, option):
             await exam_answer(
@@ -200,8 +211,7 @@ async def exam_answer(
         shown = await work.next_task(submission.worker_id)
         await asyncio.gather(_answer(query), _show(context, query, shown, feedback))
         return
-    button = "Start labeling ▶" if result.passed else CONTINUE
-    keyboard = next_keyboard(button) if result.passed or not result.finished else None
+    keyboard = feedback_keyboard(result, submission.assignment_id, item_id)
     await asyncio.gather(
         _answer(query), show_text(context.bot, chat_id, escape(feedback), keyboard, card=card)
     )
@@ -267,7 +277,7 @@ async def _offer_next(context: LabelContext, card: Message) -> None:
         log.debug("card %s kept its buttons: %s", card.message_id, error)
 
 
-async def _keyboard(query: CallbackQuery, keyboard: InlineKeyboardMarkup) -> None:
+async def _keyboard(query: CallbackQuery, keyboard: InlineKeyboardMarkup | None) -> None:
     """Swaps the buttons under the tapped card."""
     if not isinstance(query.message, Message):
         return

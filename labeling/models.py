@@ -175,11 +175,13 @@ class Outcome:
 
 
 class Problem(StrEnum):
-    """What a worker may report about an item, instead of answering it."""
+    """What a worker may report about an item: instead of answering it, or, in training, about
+    the answer they were shown."""
 
     UNCLEAR = "unclear"
     BROKEN = "broken"
     OFFENSIVE = "offensive"
+    DISPUTED = "disputed"  # a training question's known answer, shown openly, looks wrong
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,6 +44,12 @@ def withdrawn(
     return len(counted) >= BROKEN_AFTER
 
 
+def may_dispute(owner: bool, correct: bool | None) -> bool:
+    """A worker may dispute a training question's answer when the question was theirs and
+    they missed it: the answer they were then shown is the one they doubt."""
+    return owner and correct is False
+
+
 @dataclass(frozen=True, slots=True)
 class GoldAnswer:
     """One answer on a counting gold item, with the answering worker's record (which includes

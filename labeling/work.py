@@ -62,6 +62,11 @@ class WorkService:
     async def answer_exam(self, submission: Submission, item_id: int) -> ExamResult:
         return await self.exams.answer(submission, item_id, self.clock())
 
+    async def dispute(self, attempt_id: int, worker_id: int, item_id: int) -> bool:
+        """Records that the worker thinks a training question's answer is wrong; False when
+        the question is not one they missed."""
+        return await self.exams.dispute(attempt_id, worker_id, item_id, self.clock())
+
     async def open_task(self, worker_id: int) -> Task | None:
         return await self.tasks.open_task(worker_id, self.clock())
 

@@ -16,7 +16,8 @@ from labeling.models import (
     Verdict,
 )
 from labeling.quality import exam_passed, is_correct
-from storage.db import Database
+from labeling.review import may_dispute
+from storage.db import Database, records
 
 # Open batches with an exam that this worker has not passed and is not barred from: never
 # started, in progress, or failed with a retry now allowed.
@@ -170,6 +171,29 @@ class ExamStore:
                 retry_at,
                 name,
             )
+
+    async def dispute(self, attempt_id: int, worker_id: int, item_id: int, now: float) -> bool:
+        """Files the worker's dispute of a training answer for the coordinator (once)."""
+        async with self.db.atomic() as conn:
+            rows = await records(
+                conn,
+                "SELECT t.worker_id, t.batch_id, e.correct FROM exam_attempts t"
+                " LEFT JOIN exam_answers e ON e.attempt_id = t.id AND e.item_id = ?"
+                " WHERE t.id = ?",
+                (item_id, attempt_id),
+            )
+            if not rows:
+                return False
+            row = rows[0]
+            correct = None if row["correct"] is None else bool(row["correct"])
+            if not may_dispute(row["worker_id"] == worker_id, correct):
+                return False
+            await conn.execute(
+                "INSERT INTO reports (item_id, batch_id, worker_id, reason, created_at)"
+                " VALUES (?, ?, ?, 'disputed', ?) ON CONFLICT (item_id, worker_id) DO NOTHING",
+                (item_id, row["batch_id"], worker_id, now),
+            )
+            return True
 
     @staticmethod
     async def _open_attempt(

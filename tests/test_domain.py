@@ -10,6 +10,7 @@ from pydantic import ValidationError
 from handlers.callbacks import (
     MAX_ID,
     AnswerTap,
+    DisputeTap,
     ExamTap,
     NextTap,
     ReportTap,
@@ -29,6 +30,7 @@ taps = st.one_of(
     st.builds(ReportTap, ids, st.none() | st.integers(0, 9)),
     st.just(NextTap()),
     st.builds(ExamTap, ids, ids, st.integers(0, 999)),
+    st.builds(DisputeTap, ids, ids),
 )
 
 

@@ -7,7 +7,7 @@ import csv
 import io
 
 from bot.sandbox import SandboxUser
-from handlers.cards import CONTINUE, NOTHING_LEFT
+from handlers.cards import CONTINUE, DISPUTE, NOTHING_LEFT
 from tests.harness import Harness
 
 OPTIONS = ("cat", "dog", "bird", "fish")
@@ -128,3 +128,33 @@ async def test_training_explains_misses_and_admits_on_a_pass(harness: Harness) -
         "Photo 0: a cat sits here",
         "Photo 1: a dog sits here",
     }
+
+
+async def test_a_worker_disputes_a_training_answer_they_think_is_wrong(
+    harness: Harness,
+) -> None:
+    content, _ = animal_batch(regular=3, gold=3)
+    content = content.replace("g0,Photo 0: a cat sits here,cat", "g0,Photo 0: a cat sits here,dog")
+    await harness.add_batch(
+        content, options=",".join(OPTIONS), overlap=1, exam_size=2, question="Which animal?"
+    )
+    worker = await harness.join(6)
+    await harness.first_task(worker)
+    card = worker.last
+    assert card is not None and card.shown.startswith("Training 1 of 2")
+    worker.press("cat")  # right, but the file says "dog"
+    await worker.wait_for(lambda u: "Not quite" in card.shown)
+    assert card.buttons == [[CONTINUE], [DISPUTE]]
+    worker.press(DISPUTE, message_id=card.message_id)
+    await worker.wait_for(lambda u: card.buttons == [[CONTINUE]])
+    assert any("a coordinator will look" in n.text and n.alert for n in worker.notices)
+    assert await harness.query("SELECT worker_id, reason FROM reports") == [(6, "disputed")]
+    # A forged dispute of a question the worker did not miss, or of someone else's, is refused.
+    attempt = (await harness.query("SELECT id FROM exam_attempts"))[0][0]
+    other = (await harness.query("SELECT id FROM items WHERE external_id = 'g1'"))[0][0]
+    worker.tap(card, f"d:{attempt}:{other}")
+    stranger = await harness.join(7)
+    stranger.tap(card, f"d:{attempt}:{other}")
+    await worker.wait_for(lambda u: any("no longer valid" in n.text for n in u.notices))
+    await stranger.wait_for(lambda u: any("no longer valid" in n.text for n in u.notices))
+    assert await harness.query("SELECT COUNT(*) FROM reports") == [(1,)]

@@ -55,7 +55,9 @@ CREATE TABLE reports (
     item_id       INTEGER NOT NULL REFERENCES items (id),
     batch_id      INTEGER NOT NULL REFERENCES batches (id),
     worker_id     INTEGER NOT NULL REFERENCES workers (id),
-    reason        TEXT    NOT NULL CHECK (reason IN ('unclear', 'broken', 'offensive')),
+    -- 'disputed': in training, where gold answers are shown, the worker thinks one is wrong.
+    reason        TEXT    NOT NULL
+                          CHECK (reason IN ('unclear', 'broken', 'offensive', 'disputed')),
     created_at    REAL    NOT NULL,
     UNIQUE (item_id, worker_id)
 );
