@@ -32,6 +32,7 @@ from labeling.aggregation import (  # noqa: E402
     AnswerSet,
     dawid_skene,
     majority_vote,
+    one_coin,
     weighted_vote,
 )
 
@@ -146,6 +147,7 @@ def labelbot_methods(data: Dataset) -> dict[str, Callable[[], np.ndarray]]:
     return {
         "majority_vote": labels_by(majority_vote),
         "weighted_vote": labels_by(weighted_vote),
+        "one_coin": labels_by(one_coin),
         "dawid_skene": labels_by(dawid_skene),
     }
 

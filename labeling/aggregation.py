@@ -1,6 +1,6 @@
 """Turns workers' answers into one label per item, each with its confidence and support.
 
-Three methods, all on numpy arrays built once (`AnswerSet`):
+Four methods, all on numpy arrays built once (`AnswerSet`):
 
 - `majority_vote`: the most frequent answer. Ties go to the option listed first in the batch;
   for free text (answers compared after normalising case and white space), to the answer
@@ -8,6 +8,10 @@ Three methods, all on numpy arrays built once (`AnswerSet`):
 - `weighted_vote`: each worker's vote weighs log((K-1)·a/(1-a)), a being their accuracy on gold
   (smoothed towards 0.8, so workers without gold count as equals). This is the optimal weight
   when a worker errs uniformly; workers at or below chance weigh nothing.
+- `one_coin`: the weighted vote with each worker's accuracy learnt from all their answers (their
+  agreement with the labels, gold items at their known answers), voted again until the weights
+  settle: one-coin Dawid-Skene by hard EM. A careless worker whom gold has not yet caught
+  weighs little.
 - `dawid_skene`: EM over a confusion matrix per worker (Dawid & Skene, 1979), started from the
   majority vote, with gold items held at their known answers. Choice batches only.
 """
@@ -23,8 +27,8 @@ import numpy.typing as npt
 
 from labeling.batch import normalize_answer
 
-Method = Literal["majority_vote", "weighted_vote", "dawid_skene"]
-METHODS: tuple[Method, ...] = ("majority_vote", "weighted_vote", "dawid_skene")
+Method = Literal["majority_vote", "weighted_vote", "one_coin", "dawid_skene"]
+METHODS: tuple[Method, ...] = ("majority_vote", "weighted_vote", "one_coin", "dawid_skene")
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
 
@@ -225,7 +229,35 @@ def vote_weights(accuracy: FloatArray, n_classes: int) -> FloatArray:
 
 
 def weighted_vote(data: AnswerSet, gold: Mapping[int, str] | None = None) -> Labels:
-    weights = vote_weights(worker_accuracy(data, gold or {}), max(data.n_classes, 2))
+    return _weighted(data, worker_accuracy(data, gold or {}), "weighted_vote")
+
+
+def one_coin(
+    data: AnswerSet, gold: Mapping[int, str] | None = None, *, max_rounds: int = 50
+) -> Labels:
+    """The weighted vote with weights learnt from all of a worker's answers, not gold alone
+    (one-coin Dawid-Skene, hard EM): vote, take each worker's agreement with the labels
+    (gold items at their known answers) as their accuracy, vote again, until no weight moves.
+    A careless worker whom gold has not yet caught weighs little."""
+    positions, classes = data.gold_index(gold or {})
+    accuracy = worker_accuracy(data, gold or {})
+    seen = np.bincount(data.workers, minlength=data.n_workers)
+    for _ in range(max_rounds):
+        labels = _weighted(data, accuracy, "one_coin")
+        truth = labels.label.copy()
+        truth[positions] = classes
+        right = np.bincount(
+            data.workers, weights=(data.labels == truth[data.items]), minlength=data.n_workers
+        )
+        updated = (right + PRIOR_ACCURACY * PRIOR_STRENGTH) / (seen + PRIOR_STRENGTH)
+        if np.allclose(updated, accuracy, atol=1e-9):
+            break
+        accuracy = updated
+    return labels
+
+
+def _weighted(data: AnswerSet, accuracy: FloatArray, method: Method) -> Labels:
+    weights = vote_weights(accuracy, max(data.n_classes, 2))
     scores = weights[data.workers]
     pair_items, pair_classes, totals, best = _best_per_item(data, scores)
     # Posterior of the best class under the one-coin model: exp(score) normalised over the
@@ -239,7 +271,7 @@ def weighted_vote(data: AnswerSet, gold: Mapping[int, str] | None = None) -> Lab
     label[pair_items[best]] = pair_classes[best]
     confidence = np.zeros(data.n_items)
     confidence[pair_items[best]] = exp_totals[best] / normaliser[pair_items[best]]
-    return Labels(data, label, confidence, "weighted_vote")
+    return Labels(data, label, confidence, method)
 
 
 def dawid_skene(
@@ -316,6 +348,8 @@ def aggregate(data: AnswerSet, method: Method, gold: Mapping[int, str] | None = 
     """Labels by `method`; free-text batches fall back from Dawid-Skene to the weighted vote."""
     if method == "majority_vote":
         return majority_vote(data)
+    if method == "one_coin":
+        return one_coin(data, gold)
     if method == "weighted_vote" or not data.ordered:
         return weighted_vote(data, gold)
     return dawid_skene(data, gold)

@@ -57,10 +57,11 @@ class BatchSettings(BaseModel):
     seconds_per_task: float = Field(default=15.0, gt=0.0, le=3600.0)
     instructions: Instructions | None = None
 
-    # How answers become labels (see labeling.aggregation). The weighted vote is the safe
-    # default: Dawid-Skene learns a confusion matrix per worker, which pays off when workers
-    # answer dozens of items per class and over-fits when they answer a dozen in all.
-    aggregation: Literal["majority_vote", "weighted_vote", "dawid_skene"] = "weighted_vote"
+    # How answers become labels (see labeling.aggregation). The one-coin vote is the default:
+    # one accuracy per worker, learnt from all their answers, down-weights a careless worker
+    # gold has not caught yet, and with one number per worker it cannot over-fit the way
+    # Dawid-Skene's confusion matrix per worker does when workers answer a dozen items in all.
+    aggregation: Literal["majority_vote", "weighted_vote", "one_coin", "dawid_skene"] = "one_coin"
     # Dynamic overlap: an item gets `overlap` answers, then more (up to `max_overlap`) while its
     # label's confidence stays below `confidence_target`.
     confidence_target: float | None = Field(default=None, gt=0.5, lt=1.0)

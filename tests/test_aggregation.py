@@ -15,6 +15,7 @@ from labeling.aggregation import (
     dawid_skene,
     krippendorff_alpha,
     majority_vote,
+    one_coin,
     weighted_vote,
 )
 
@@ -66,7 +67,7 @@ def test_answers_outside_the_options_are_dropped() -> None:
     assert len(data.items) == 1
 
 
-@pytest.mark.parametrize("method", ["majority_vote", "weighted_vote", "dawid_skene"])
+@pytest.mark.parametrize("method", ["majority_vote", "weighted_vote", "one_coin", "dawid_skene"])
 def test_a_single_answer_is_the_label(method: str) -> None:
     data = AnswerSet.build([(7, 1, "no")], YES_NO)
     (row,) = aggregate(data, method).rows().values()  # type: ignore[arg-type]
@@ -91,6 +92,27 @@ def test_without_gold_the_weighted_vote_is_the_majority_vote() -> None:
     answers = [(i, w, str(rng.integers(3))) for i in range(50) for w in range(5)]
     data = AnswerSet.build(answers, ("0", "1", "2"))
     assert np.array_equal(weighted_vote(data).label, majority_vote(data).label)
+
+
+def test_the_one_coin_vote_learns_who_is_careless_without_gold() -> None:
+    """Two careful workers and three random tappers answer every item: the majority follows
+    the tappers a quarter of the time, the one-coin vote learns their accuracy and follows the
+    careful pair."""
+    rng = np.random.default_rng(3)
+    truth = rng.integers(4, size=400)
+    classes = ("a", "b", "c", "d")
+    answers = []
+    for item, label in enumerate(truth):
+        for worker in (1, 2):
+            right = rng.random() < 0.9
+            answers.append((item, worker, classes[label if right else (label + 1) % 4]))
+        answers += [(item, worker, classes[rng.integers(4)]) for worker in (3, 4, 5)]
+    data = AnswerSet.build(answers, classes)
+    truth_map = {i: classes[t] for i, t in enumerate(truth)}
+    learnt = one_coin(data)
+    assert learnt.accuracy(truth_map) > 0.85  # the careful pair disagree on 18% of items
+    assert learnt.accuracy(truth_map) > majority_vote(data).accuracy(truth_map) + 0.1
+    assert labels_of(one_coin(AnswerSet.build([(1, 1, "Cat"), (1, 2, "cat ")], None)))[1][0]
 
 
 def test_dawid_skene_learns_a_worker_who_always_answers_the_same() -> None:

@@ -64,7 +64,7 @@ def test_import_publish_status_export(workdir: Path, capsys: pytest.CaptureFixtu
     code, out, _ = run(capsys, "export", "1")
     assert out.splitlines() == [
         "wrote 2 labels rows to batch-1-labels.csv",
-        "2 labels by weighted_vote from 0 answers (0 from suspended workers left out);"
+        "2 labels by one_coin from 0 answers (0 from suspended workers left out);"
         " agreement (Krippendorff's alpha): n/a",
         "summary: batch-1-labels.csv.summary.json",
     ]
@@ -73,7 +73,7 @@ def test_import_publish_status_export(workdir: Path, capsys: pytest.CaptureFixtu
         (r["id"], r["text"], r["lang"], r["answers"], r["label"], r["method"]) for r in rows
     ] == [("a", "Nice", "en", "0", "yes", "gold"), ("b", "Awful", "de", "0", "", "")]
     summary = json.loads((workdir / "batch-1-labels.csv.summary.json").read_text())
-    assert summary["method"] == "weighted_vote" and summary["agreement_alpha"] is None
+    assert summary["method"] == "one_coin" and summary["agreement_alpha"] is None
     run(capsys, "export", "1", "--what", "answers", "--format", "jsonl", "-o", "a.jsonl")
     assert (workdir / "a.jsonl").read_text() == ""
 

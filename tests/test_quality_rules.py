@@ -94,7 +94,7 @@ def test_settings_check_their_quality_fields() -> None:
         BatchSettings(name="b", question="q", confidence_target=0.9)
     with pytest.raises(ValidationError, match="an exam needs options"):
         BatchSettings(name="b", question="q", exam_size=2)
-    assert BatchSettings(name="b", question="q").aggregation == "weighted_vote"
+    assert BatchSettings(name="b", question="q").aggregation == "one_coin"
     with pytest.raises(ValidationError, match="Dawid-Skene needs options"):
         BatchSettings(name="b", question="q", aggregation="dawid_skene")
 
