@@ -26,7 +26,7 @@ from labeling.caption import CaptionError, parse_caption
 from labeling.export import FORMATS, WHATS
 from labeling.models import BatchNotFound
 from labeling.report import format_batch_line, format_status, format_worker
-from labeling.review import ItemNotFound, ReviewError, format_problem
+from labeling.review import ItemNotFound, Review, ReviewError, format_problem
 
 log = logging.getLogger(__name__)
 
@@ -326,24 +326,31 @@ async def gold_command(update: Update, context: LabelContext) -> None:
     await reply(update, f"Gold answer of {rest[0]} corrected; {review.describe()}.")
 
 
-@coordinators_only
-async def dropgold_command(update: Update, context: LabelContext) -> None:
-    """Turns a gold item into an ordinary one; every worker's record is recomputed."""
+async def _review_item(
+    update: Update,
+    context: LabelContext,
+    action: Callable[[int, str], Awaitable[Review]],
+    done: str,
+) -> None:
     batch_id, rest = batch_argument(context, extra=1)
     if len(rest) != 1:
         raise Usage
-    review = await context.services.review.drop_gold(batch_id, rest[0])
-    await reply(update, f"{rest[0]} is an ordinary item now; {review.describe()}.")
+    review = await action(batch_id, rest[0])
+    await reply(update, f"{rest[0]} {done}; {review.describe()}.")
+
+
+@coordinators_only
+async def dropgold_command(update: Update, context: LabelContext) -> None:
+    """Turns a gold item into an ordinary one; every worker's record is recomputed."""
+    await _review_item(
+        update, context, context.services.review.drop_gold, "is an ordinary item now"
+    )
 
 
 @coordinators_only
 async def restore_command(update: Update, context: LabelContext) -> None:
     """Puts a broken item or suspect gold back into circulation."""
-    batch_id, rest = batch_argument(context, extra=1)
-    if len(rest) != 1:
-        raise Usage
-    review = await context.services.review.restore(batch_id, rest[0])
-    await reply(update, f"{rest[0]} is back in circulation; {review.describe()}.")
+    await _review_item(update, context, context.services.review.restore, "is back in circulation")
 
 
 @coordinators_only

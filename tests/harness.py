@@ -62,3 +62,11 @@ async def settle(condition: Callable[[], bool], timeout: float = 10.0) -> None:
     async with asyncio.timeout(timeout):
         while not condition():  # noqa: ASYNC110 - the state lives in another component
             await asyncio.sleep(0.01)
+
+
+async def say(user: SandboxUser, text: str, expect: str) -> str:
+    """Sends a message and returns the bot's reply that contains `expect`."""
+    before = len(user.bot_messages)
+    user.send(text)
+    await user.wait_for(lambda u: any(expect in m.shown for m in u.bot_messages[before:]))
+    return next(m.shown for m in user.bot_messages[before:] if expect in m.shown)

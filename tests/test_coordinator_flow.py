@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from bot.sandbox import SandboxUser
-from tests.harness import Harness, settle
+from tests.harness import Harness, say, settle
 
 BOSS = 500
 REVIEWS = 'id,text,gold,source\nr1,Great phone,yes,shop\nr2,=HYPERLINK("x"),,app\nr3,Bad,no,web\n'
@@ -22,14 +22,6 @@ CAPTION = "question: Is it positive?\noptions: yes, no\noverlap: 1\nreward: 0.05
 async def office(tmp_path: Path) -> AsyncIterator[Harness]:
     async with Harness(tmp_path / "office.db", coordinator_ids=str(BOSS)) as running:
         yield running
-
-
-async def say(user: SandboxUser, text: str, expect: str) -> str:
-    """Sends a message and waits for the bot's reply that contains `expect`."""
-    before = len(user.bot_messages)
-    user.send(text)
-    await user.wait_for(lambda u: any(expect in m.shown for m in u.bot_messages[before:]))
-    return next(m.shown for m in user.bot_messages[before:] if expect in m.shown)
 
 
 async def upload(

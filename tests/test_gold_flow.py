@@ -23,7 +23,7 @@ from bot.sandbox import SandboxUser
 from bot.sandbox.core import Message
 from handlers.cards import BACK, CLOSED, NEXT, NOTHING_LEFT, PROBLEMS, REPORT, SKIP
 from labeling.models import Problem
-from tests.harness import Harness
+from tests.harness import Harness, say
 
 BOSS = 500
 OPTIONS = ("cat", "dog", "bird", "fish")
@@ -109,14 +109,6 @@ async def tap(worker: SandboxUser, card: Message, label: str) -> None:
 async def report(worker: SandboxUser, card: Message, problem: Problem) -> None:
     await tap(worker, card, REPORT)
     await tap(worker, card, PROBLEMS[problem])
-
-
-async def say(user: SandboxUser, text: str, expect: str) -> str:
-    """Sends a message and returns the bot's reply that contains `expect`."""
-    before = len(user.bot_messages)
-    user.send(text)
-    await user.wait_for(lambda u: any(expect in m.shown for m in u.bot_messages[before:]))
-    return next(m.shown for m in user.bot_messages[before:] if expect in m.shown)
 
 
 async def work(
