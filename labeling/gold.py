@@ -18,8 +18,11 @@ from enum import StrEnum
 
 from labeling.batch import BatchSettings, normalize_answer
 
-# While a worker's record leans towards "below the threshold", gold comes this often, so the
-# decision either way arrives within a few dozen tasks instead of a few hundred.
+# While a worker's record leans towards "below the threshold" (a log-likelihood ratio above
+# DOUBT, odds of e to 1), gold comes DOUBT_RATE of the time, so the decision either way
+# arrives within a few dozen tasks instead of a few hundred. Below DOUBT, a careful worker's
+# chance disagreements do not cost the batch gold.
+DOUBT = 0.0
 DOUBT_RATE = 0.5
 # The "careful" and "below" hypotheses of the sequential test sit this far either side of the
 # batch's threshold: a worker at `min_accuracy` is exactly as likely to drift either way.
@@ -109,10 +112,22 @@ class Peers:
     def doubtful(self) -> bool:
         """Lately the worker disagrees with others more than a careful worker would, whatever
         their earlier record: reason enough to check them on gold more often."""
-        return self.below > 0 or self.guessing > 0
+        return max(self.below, self.guessing) > DOUBT
 
 
 NO_PEERS = Peers()
+
+
+@dataclass(frozen=True, slots=True)
+class Ratio:
+    """One test's log-likelihood ratio: from gold, and from agreement with other workers."""
+
+    gold: float
+    peers: float = 0.0
+
+    @property
+    def total(self) -> float:
+        return self.gold + self.peers
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,26 +136,30 @@ class Evidence:
     hypothesis (accuracy `min_accuracy + MARGIN`): `below` for accuracy `min_accuracy -
     MARGIN`, `guessing` for picking options at random (None when that is no worse)."""
 
-    below: float
-    guessing: float | None
+    below: Ratio
+    guessing: Ratio | None
     limit: float  # either ratio reaching this suspends
+
+    @property
+    def tests(self) -> tuple[Ratio, ...]:
+        return (self.below,) if self.guessing is None else (self.below, self.guessing)
 
     @property
     def doubtful(self) -> bool:
         """The record leans towards a worker who should not be labeling this batch."""
-        return self.below > 0 or (self.guessing is not None and self.guessing > 0)
+        return any(ratio.total > DOUBT for ratio in self.tests)
 
     @property
     def conclusive(self) -> bool:
-        return self.below >= self.limit or (
-            self.guessing is not None and self.guessing >= self.limit
-        )
+        """Either ratio reached the limit, with the gold record not speaking for the worker:
+        agreement with others can complete a case that gold opened, never outweigh gold, so
+        workers who agree among themselves cannot vote a careful worker out."""
+        return any(ratio.total >= self.limit and ratio.gold >= 0 for ratio in self.tests)
 
     @property
     def odds(self) -> float:
         """How many times likelier the record is under the worse hypothesis than "careful"."""
-        worst = max(self.below, self.guessing if self.guessing is not None else -math.inf)
-        return math.exp(worst)
+        return math.exp(max(ratio.total for ratio in self.tests))
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,10 +198,10 @@ def evidence(
     h = _hypotheses(settings, options)
     right, wrong = gold_correct, gold_answers - gold_correct
     peers = peers or NO_PEERS
-    below = _log_ratio(right, wrong, h.bad, h.good) + peers.below
+    below = Ratio(_log_ratio(right, wrong, h.bad, h.good), peers.below)
     guessing = None
     if h.guess is not None:
-        guessing = _log_ratio(right, wrong, h.guess, h.good) + peers.guessing
+        guessing = Ratio(_log_ratio(right, wrong, h.guess, h.good), peers.guessing)
     return Evidence(below, guessing, h.limit)
 
 

@@ -239,14 +239,17 @@ def test_agreement_moves_the_record_and_its_credit_runs_out() -> None:
     assert peers.below == peers.guessing == -limit, "credit is capped at one limit"
     for _ in range(20):
         peers = peer_step(peers, False, settings, 4)
-    assert evidence(3, 3, settings, 4, peers).conclusive
+    assert evidence(3, 1, settings, 4, peers).conclusive
+    # Agreement with others completes a case gold opened, never outweighs gold.
+    assert not evidence(3, 3, settings, 4, peers).conclusive
     two = choice_settings(2)
     assert peer_step(Peers(), False, two, 2).guessing == 0.0  # guessing is "below" on two
 
 
 def simulate_peers(accuracy: float, options: int, items: int, trials: int, seed: int) -> float:
     """The share of workers of `accuracy` suspended within `items` ordinary items (one gold
-    answer every 20), checked against two other workers of accuracy 0.65-0.95."""
+    answer every 20, and every other item while the record is in doubt), checked against two
+    other workers of accuracy 0.65-0.95."""
     rng = random.Random(seed)
     settings = choice_settings(options)
 
@@ -261,7 +264,8 @@ def simulate_peers(accuracy: float, options: int, items: int, trials: int, seed:
             first, second = answer(rng.uniform(0.65, 0.95)), answer(rng.uniform(0.65, 0.95))
             if first == second:
                 peers = peer_step(peers, mine == first, settings, options)
-            if item % 20 == 0:
+            doubtful = evidence(gold_answers, gold_right, settings, options, peers).doubtful
+            if item % 20 == 0 or (doubtful and rng.random() < DOUBT_RATE):
                 gold_answers += 1
                 gold_right += rng.random() < accuracy
             trust = Trust(item, gold_answers, gold_right, peers=peers)

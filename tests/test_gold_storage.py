@@ -236,6 +236,9 @@ async def test_the_sweep_suspends_a_worker_who_keeps_disagreeing(db: Database) -
     review = ReviewService(ReviewStore(db), clock=lambda: 9.0)
     async with db.atomic() as conn:  # as if each had answered the one gold item min_gold asks
         await conn.execute("UPDATE worker_batches SET gold_answers = 1, gold_correct = 1")
+        await conn.execute(  # worker 3 missed it: gold opened the case agreement completes
+            "UPDATE worker_batches SET gold_correct = 0 WHERE worker_id = 3"
+        )
     swept = await review.sweep()
     assert swept.suspended == 1
     rows = await db.fetchall(
