@@ -87,6 +87,14 @@ class Exhausted(StrEnum):
     CLOSED = "closed"  # too few gold answers to judge the worker: the batch closes to them
 
 
+def dodging(gold_answers: int, gold_returned: int, settings: BatchSettings) -> bool:
+    """A worker who gives gold back unanswered as often as they answer it (and `min_gold`
+    times at least) is dodging it: gold looks like any other task, so a careful worker gives
+    it back as rarely as anything else. Without this, skipping every task would show a
+    throwaway account the whole gold set, since owed gold comes back at once."""
+    return gold_returned >= max(settings.min_gold, gold_answers + 1)
+
+
 def when_exhausted(gold_answers: int, gold_items: int, settings: BatchSettings) -> Exhausted:
     """A worker who never answered enough gold is not let through unchecked, whatever the
     batch's `gold_exhausted` says: it applies to workers already judged."""

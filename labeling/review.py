@@ -27,20 +27,33 @@ class Reporter:
     """A worker who reported an item, as their standing in its batch is now."""
 
     active: bool
+    answers: int
     gold_answers: int
+    gold_correct: int
+    reports: int  # items this worker reported broken in the batch
+
+    @property
+    def credible(self) -> bool:
+        """In good standing, and reporting a small share of what they see: a worker who
+        reports far more than items are ever broken is not believed."""
+        return self.active and self.reports <= max(BROKEN_AFTER, self.answers // 4)
+
+    @property
+    def trusted(self) -> bool:
+        """Right on gold often enough that their word on a gold item counts."""
+        return (
+            self.gold_answers >= TRUSTED_EVIDENCE
+            and self.gold_correct >= TRUSTED_ACCURACY * self.gold_answers
+        )
 
 
-def withdrawn(
-    problem: Problem, gold: bool, reporters: Sequence[Reporter], settings: BatchSettings
-) -> bool:
+def withdrawn(problem: Problem, gold: bool, reporters: Sequence[Reporter]) -> bool:
     """Whether an item reported as `problem` stops being handed out: once BROKEN_AFTER
-    workers in good standing said it is broken. For gold, only workers already judged on
-    gold count, so accounts that dodge gold cannot report it out of the way."""
+    credible workers said it is broken, and for gold, workers gold already trusts, so
+    accounts that answer gold badly or not at all cannot report it out of the way."""
     if problem is not Problem.BROKEN:
         return False
-    counted = [
-        r for r in reporters if r.active and (not gold or r.gold_answers >= settings.min_gold)
-    ]
+    counted = [r for r in reporters if r.credible and (r.trusted or not gold)]
     return len(counted) >= BROKEN_AFTER
 
 

@@ -45,9 +45,9 @@ async def set_item_state(
 
 async def regrade(conn: aiosqlite.Connection, item_id: int) -> None:
     """Marks each answer on a gold item right or wrong against its gold answer now; answers on
-    an item that is not counting gold are graded nothing."""
+    suspect gold, or on an item that is not gold, are graded nothing."""
     rows = await records(conn, "SELECT gold, state FROM items WHERE id = ?", (item_id,))
-    gold, counts = rows[0]["gold"], rows[0]["state"] == "ok"
+    gold, counts = rows[0]["gold"], rows[0]["state"] != "suspect"
     answers = await records(conn, "SELECT id, value FROM answers WHERE item_id = ?", (item_id,))
     await conn.executemany(
         "UPDATE answers SET correct = ? WHERE id = ?",

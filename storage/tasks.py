@@ -11,7 +11,16 @@ import aiosqlite
 
 from labeling.answering import answer_value, judge
 from labeling.batch import BatchSettings
-from labeling.gold import Exhausted, Schedule, draw, evidence, gold_order, stream, when_exhausted
+from labeling.gold import (
+    Exhausted,
+    Schedule,
+    dodging,
+    draw,
+    evidence,
+    gold_order,
+    stream,
+    when_exhausted,
+)
 from labeling.models import (
     AssignmentState,
     AssignmentStatus,
@@ -36,7 +45,7 @@ from labeling.quality import (
 )
 from labeling.review import Reporter, withdrawn
 from storage.db import Database, Record, records
-from storage.reviews import recompute_trust, regrade, set_item_state
+from storage.reviews import set_item_state
 from storage.standing import reinstate, suspend, trust_of
 
 _TASK_COLUMNS = """
@@ -75,6 +84,7 @@ _STANDINGS = """
            COALESCE(wb.fast_answers, 0) AS fast_answers, COALESCE(wb.judged, 0) AS judged,
            COALESCE(wb.draws, 0) AS draws, COALESCE(wb.gold_drawn, 0) AS gold_drawn,
            COALESCE(wb.gold_owed, 0) AS gold_owed, COALESCE(wb.peer_below, 0) AS peer_below,
+           COALESCE(wb.gold_returned, 0) AS gold_returned,
            COALESCE(wb.peer_guessing, 0) AS peer_guessing,
            COALESCE(wb.peer_checks, 0) AS peer_checks,
            COALESCE(wb.peer_agreed, 0) AS peer_agreed
@@ -107,6 +117,7 @@ def _task(row: Sequence[Any]) -> Task:
 
 
 UNJUDGED = Suspension("unjudged", "saw every gold item without answering enough of them")
+DODGING = Suspension("dodging", "gave back gold tasks as often as they answered them")
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,7 +209,8 @@ class TaskStore:
             value = answer_value(state, submission)
             assert value is not None
             duration_ms = max(0, round((now - state.issued_at) * 1000))
-            # Gold that is suspect or broken counts in no one's record.
+            # Suspect gold counts in no one's record (gold reported broken still does: a
+            # report takes an item out of circulation, it does not judge anyone).
             correct = None if gold is None or not counts else int(is_correct(value, gold))
             fast = is_fast(duration_ms, median_ms, settings.fast_ratio)
             await conn.execute(
@@ -254,11 +266,13 @@ class TaskStore:
                 "SELECT state, gold IS NOT NULL AS gold FROM items WHERE id = ?",
                 (state.item_id,),
             )
-            settings = await self._batch_settings(conn, state.batch_id)
             reporters = await records(
                 conn,
                 "SELECT COALESCE(wb.status, 'active') = 'active' AS active,"
-                " COALESCE(wb.gold_answers, 0) AS gold_answers"
+                " COALESCE(wb.answers, 0) AS answers, COALESCE(wb.gold_answers, 0) AS gold,"
+                " COALESCE(wb.gold_correct, 0) AS right,"
+                " (SELECT COUNT(*) FROM reports x WHERE x.worker_id = r.worker_id"
+                "  AND x.batch_id = r.batch_id AND x.reason = r.reason) AS reports"
                 " FROM reports r JOIN items i ON i.id = r.item_id"
                 " LEFT JOIN worker_batches wb ON wb.worker_id = r.worker_id"
                 "  AND wb.batch_id = r.batch_id"
@@ -267,12 +281,14 @@ class TaskStore:
                 (state.item_id, problem.value),
             )
             gold = bool(item[0]["gold"])
-            counted = [Reporter(bool(r["active"]), r["gold_answers"]) for r in reporters]
-            if item[0]["state"] == "ok" and withdrawn(problem, gold, counted, settings):
+            counted = [
+                Reporter(bool(r["active"]), r["answers"], r["gold"], r["right"], r["reports"])
+                for r in reporters
+            ]
+            if item[0]["state"] == "ok" and withdrawn(problem, gold, counted):
+                # Out of circulation until a coordinator looks: the answers already given on
+                # it keep counting, so a report cannot get anyone reinstated or suspended.
                 await set_item_state(conn, state.item_id, "broken")
-                if gold:
-                    await regrade(conn, state.item_id)
-                    await recompute_trust(conn, state.batch_id, now)
             issued = await self._issue(conn, worker_id, now, ttl)
             return Outcome(verdict, issued.task, closed=issued.closed)
 
@@ -398,7 +414,7 @@ class TaskStore:
         rows = await conn.execute_fetchall(
             "SELECT a.id, a.worker_id, a.item_id, a.batch_id, a.status, a.issued_at,"
             " a.expires_at, b.status, b.options, a.kind, i.gold, b.median_ms,"
-            " COALESCE(wb.status, 'active'), i.state = 'ok'"
+            " COALESCE(wb.status, 'active'), i.state != 'suspect'"
             " FROM assignments a JOIN batches b ON b.id = a.batch_id"
             " JOIN items i ON i.id = a.item_id"
             " LEFT JOIN worker_batches wb ON wb.worker_id = a.worker_id"
@@ -507,6 +523,10 @@ class TaskStore:
                 schedule = draw(schedule, settings, doubtful, u)
             picked: list[Record] = []
             kind = "task"
+            if schedule.owed and dodging(trust.gold_answers, row["gold_returned"], settings):
+                await suspend(conn, worker_id, batch_id, DODGING, now)
+                closed = closed or row["name"]
+                continue
             if schedule.owed:
                 order = gold_order(row["gold_seed"], worker_id)
                 picked = await records(

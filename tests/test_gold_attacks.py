@@ -144,15 +144,6 @@ async def walk(
 # -- telling gold apart -----------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: gold debt serves owed gold back to back (storage/tasks.py TaskStore._issue,"
-    " labeling/gold.py draw: `if schedule.owed: return schedule`), so a throwaway account that"
-    " skips every task sees at most min_gold ordinary items and then every gold item of the"
-    " batch in one run, ended by the 'That is all of ...' card: the whole gold set leaks for"
-    " free. Fix: let owed gold come after a random number of ordinary tasks, and close an"
-    " account after a few unanswered gold items instead of walking it through all of them.",
-)
 async def test_a_throwaway_account_that_skips_everything_cannot_learn_the_gold_set(
     db: Database,
 ) -> None:
@@ -169,23 +160,25 @@ async def test_a_throwaway_account_that_skips_everything_cannot_learn_the_gold_s
     assert len(inferred) < len(gold) // 2
 
 
-async def test_a_spammer_who_knows_the_gold_set_is_left_unchecked(db: Database) -> None:
-    """What the leak buys (not a hole of its own, so this one passes): a second account that
-    answers the leaked gold right and spams the rest is never caught on gold; only agreement
-    with others, on finished items, is left to catch it."""
+async def test_a_spammer_learns_too_little_gold_from_a_throwaway_to_pass(db: Database) -> None:
+    """What a throwaway account leaks: it is closed after giving back min_gold gold tasks, so
+    a second account that answers the leaked items right and spams the rest still meets gold
+    it never saw, and misses it."""
     await store_batch(db, regular=60, gold=8, overlap=1)
     tasks = await registered(db, 1, 2)
     clock = Clock()
-    # Everything the throwaway saw: every gold item, and at most min_gold ordinary ones.
     leaked = set(await walk(tasks, 1, clock, lambda step, task: "skip"))
-    spam = await walk(
+    assert len({item for item in leaked if item.startswith("g")}) <= 3
+    assert await db.fetchval("SELECT cause FROM worker_batches WHERE worker_id = 1") == "dodging"
+    await walk(
         tasks, 2, clock, lambda step, task: truth(task.text) if key(task.text) in leaked else 0
     )
-    rows = await db.fetchall(
-        "SELECT status, gold_answers, gold_correct FROM worker_batches WHERE worker_id = 2"
-    )
-    assert rows[0][0] == "active" and rows[0][1] == rows[0][2] >= 3
-    assert sum(not item.startswith("g") for item in spam) >= 50  # unchecked spam, all counted
+    answers, right = (
+        await db.fetchall(
+            "SELECT gold_answers, gold_correct FROM worker_batches WHERE worker_id = 2"
+        )
+    )[0]
+    assert right < answers, "gold the throwaway never saw catches the spam"
 
 
 # -- colluding accounts -----------------------------------------------------------------------
@@ -212,16 +205,6 @@ async def two_reporters(db: Database) -> None:
         await walk(tasks, worker, clock, judged_then_report)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: two accounts judged on gold (gold_answers >= min_gold, right or wrong) take"
-    " every gold item they did not answer out of circulation by reporting it broken:"
-    " labeling/review.py withdrawn() counts any active reporter with min_gold gold answers,"
-    " and storage/tasks.py report() withdraws, regrades and recomputes every record at once,"
-    " with no coordinator in the loop. Fix: count only trusted reporters (accurate on their"
-    " other gold, like GoldAnswer.trusted), weigh reports against the answers others gave the"
-    " item, and hold reported gold for the coordinator instead of recomputing records.",
-)
 async def test_two_judged_accounts_cannot_report_gold_away(db: Database) -> None:
     await two_reporters(db)
     broken = await db.fetchval(
@@ -231,15 +214,6 @@ async def test_two_judged_accounts_cannot_report_gold_away(db: Database) -> None
     assert broken <= 1, f"{broken} of {GOLD_ITEMS} gold items withdrawn by two accounts"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: any two active workers withdraw any ordinary item (labeling/review.py"
-    " withdrawn(): for ordinary items every active reporter counts, and a report never costs"
-    " its maker), so two accounts that pass gold report a whole batch away, one item per"
-    " report, and the coordinator must /restore each. Fix: cap or weigh reports per worker"
-    " (a worker who reports far more than others stops counting), require judged and trusted"
-    " reporters for ordinary items too, and re-check withdrawals when a reporter is suspended.",
-)
 async def test_two_accounts_cannot_report_a_whole_batch_away(db: Database) -> None:
     await two_reporters(db)
     broken = await db.fetchval("SELECT COUNT(*) FROM items WHERE gold IS NULL AND state != 'ok'")

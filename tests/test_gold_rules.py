@@ -18,6 +18,7 @@ from labeling.gold import (
     Exhausted,
     Peers,
     Schedule,
+    dodging,
     draw,
     evidence,
     gold_order,
@@ -27,7 +28,9 @@ from labeling.gold import (
     stream,
     when_exhausted,
 )
+from labeling.models import Problem
 from labeling.quality import Trust, suspension
+from labeling.review import Reporter, withdrawn
 
 SETTINGS = BatchSettings(name="b", question="q", options="a,b,c,d", gold_ratio=0.05)
 
@@ -112,6 +115,27 @@ def test_owed_gold_stays_owed_and_doubt_brings_gold_more_often() -> None:
     assert draw(judged, SETTINGS, True, u).owed
     no_gold = SETTINGS.model_copy(update={"gold_ratio": 0.0})
     assert not draw(Schedule(), no_gold, True, 0.0).owed
+
+
+def test_giving_gold_back_as_often_as_answering_it_is_dodging() -> None:
+    assert not dodging(0, 2, SETTINGS)  # a skip or two stays free
+    assert dodging(0, 3, SETTINGS)
+    assert not dodging(20, 3, SETTINGS)  # careful workers skip now and then
+    assert dodging(5, 6, SETTINGS)
+
+
+def test_reports_count_from_credible_workers_and_on_gold_from_trusted_ones() -> None:
+    careful = Reporter(True, answers=40, gold_answers=5, gold_correct=5, reports=1)
+    sloppy = Reporter(True, answers=40, gold_answers=5, gold_correct=2, reports=1)
+    spammer = Reporter(True, answers=9, gold_answers=3, gold_correct=3, reports=3)
+    stopped = Reporter(False, answers=40, gold_answers=5, gold_correct=5, reports=1)
+    broken, unclear = Problem.BROKEN, Problem.UNCLEAR
+    assert withdrawn(broken, False, [careful, sloppy])
+    assert not withdrawn(unclear, False, [careful, careful])
+    assert not withdrawn(broken, False, [careful, spammer])  # reports a third of all they see
+    assert not withdrawn(broken, False, [careful, stopped])
+    assert not withdrawn(broken, True, [careful, sloppy])  # gold needs trusted reporters
+    assert withdrawn(broken, True, [careful, careful])
 
 
 def test_a_worker_short_of_gold_answers_is_never_let_through_unchecked() -> None:

@@ -15,6 +15,8 @@ ALTER TABLE worker_batches ADD COLUMN gold_drawn INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE worker_batches ADD COLUMN gold_owed INTEGER NOT NULL DEFAULT 0
     CHECK (gold_owed IN (0, 1));
 UPDATE worker_batches SET draws = tasks, gold_drawn = gold_issued;
+-- Gold tasks the worker gave back unanswered (skipped, reported, let expire).
+ALTER TABLE worker_batches ADD COLUMN gold_returned INTEGER NOT NULL DEFAULT 0;
 -- Which rule changed the status ('gold', 'fast', 'coordinator', 'exam'): a worker suspended
 -- on gold that turns out wrong is reinstated when their record is recomputed.
 ALTER TABLE worker_batches ADD COLUMN cause TEXT;
@@ -76,6 +78,15 @@ CREATE TABLE notices (
     updated_at    REAL
 );
 CREATE INDEX notices_queued ON notices (id) WHERE status = 'queued';
+
+-- A gold task given back unanswered counts against no one's record, but is counted: a worker
+-- who gives back gold as often as they answer it is dodging it.
+CREATE TRIGGER gold_returned AFTER UPDATE OF status ON assignments
+    WHEN NEW.kind = 'gold' AND OLD.status = 'open' AND NEW.status IN ('skipped', 'expired')
+BEGIN
+    UPDATE worker_batches SET gold_returned = gold_returned + 1
+        WHERE worker_id = NEW.worker_id AND batch_id = NEW.batch_id;
+END;
 
 -- Answering gold settles the gold a worker owed (the same bookkeeping as before, plus that),
 -- so the next pick reads a settled schedule and no answer path differs for gold.
