@@ -17,10 +17,10 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
-from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 from telegram.ext import ExtBot
 
-from bot.retry import NO_RETRY_ON_429, retry_after_seconds
+from bot.retry import NO_RETRY_ON_429, may_have_arrived, retry_after_seconds
 from handlers.callbacks import NextTap, encode
 from handlers.worker import SUSPENDED
 from storage.broadcasts import Broadcast, BroadcastStore, Delivery
@@ -108,21 +108,24 @@ class Notifier:
             await self._broadcast(broadcast)
 
     async def _send_notices(self) -> None:
-        """Tells single workers about their standing; each notice is sent at most once."""
-        while notices := await self.store.claim_notices(time.time()):
-            for notice in notices:
-                text = NOTICES[notice.kind].format(batch=notice.batch_name)
-                status = "sent"
-                try:
-                    await self.bot.send_message(notice.worker_id, text)
-                except Forbidden:
-                    status = "failed"
-                except TelegramError as error:
-                    log.warning(
-                        "notice %d to %d failed: %s", notice.notice_id, notice.worker_id, error
-                    )
-                    status = "failed"
-                await self.store.record_notice(notice.notice_id, status, time.time())
+        """Tells single workers about their standing; each notice is sent at most once. One is
+        claimed at a time, so a stop leaves at most one in doubt."""
+        while notices := await self.store.claim_notices(time.time(), limit=1):
+            (notice,) = notices
+            text = NOTICES[notice.kind].format(batch=notice.batch_name)
+            status = "sent"
+            try:
+                await self.bot.send_message(notice.worker_id, text)
+            except Forbidden:
+                status = "failed"
+            except NetworkError as error:
+                # Perhaps delivered: counted unconfirmed, like a send a crash interrupted.
+                status = "unknown" if may_have_arrived("sendMessage", error) else "failed"
+                log.warning("notice %d to %d: %s", notice.notice_id, notice.worker_id, error)
+            except TelegramError as error:
+                status = "failed"
+                log.warning("notice %d to %d failed: %s", notice.notice_id, notice.worker_id, error)
+            await self.store.record_notice(notice.notice_id, status, time.time())
 
     async def _broadcast(self, broadcast: Broadcast) -> None:
         paid = broadcast.paid and self.paid_rate is not None

@@ -3,7 +3,8 @@
 PTB's AIORateLimiter throttles every request with a chat_id to a bot-wide 30 per second, which
 would cap answers near 30 per second. Replies inside a worker's own chat are not bulk sends, so
 here nothing waits unless Telegram says so: a 429 waits its retry_after, a 5xx or a dropped
-connection backs off and tries again a few times. Bulk sends are paced by bot.notifier.
+connection backs off and tries again a few times, unless it may have delivered a message
+already. Bulk sends are paced by bot.notifier.
 """
 
 from __future__ import annotations
@@ -26,6 +27,24 @@ Result = bool | dict[str, Any] | list[dict[str, Any]]
 # Passed as `rate_limit_args` by bulk senders that handle a 429 themselves (by slowing the
 # whole broadcast down) instead of retrying the one request.
 NO_RETRY_ON_429 = {"retry_on_429": False}
+# Requests that put a new message in a chat. When the connection breaks after the request was
+# written, Telegram may have carried it out: sent again, the message would show twice. Only a
+# connection that never opened, or an error Telegram answered with, proves nothing arrived.
+CREATES = frozenset(
+    {"sendMessage", "sendPhoto", "sendDocument", "sendMediaGroup", "copyMessage"}
+    | {"forwardMessage", "sendAudio", "sendVideo", "sendVoice", "sendAnimation"}
+)
+
+
+def may_have_arrived(endpoint: str, error: NetworkError) -> bool:
+    """Whether a failed request may still have been carried out, so that retrying it could
+    deliver a message twice."""
+    if endpoint not in CREATES:
+        return False
+    if isinstance(error, TimedOut):
+        return True
+    text = str(error.message)
+    return text.startswith("httpx.") and not text.startswith("httpx.ConnectError")
 
 
 def retry_after_seconds(error: RetryAfter) -> float:
@@ -72,6 +91,9 @@ class RetryingLimiter(BaseRateLimiter[dict[str, bool]]):
             except NetworkError as error:
                 if endpoint == "getUpdates":
                     raise  # the updater has its own retry loop
+                if may_have_arrived(endpoint, error):
+                    log.warning("%s may have been delivered (%s); not sent again", endpoint, error)
+                    raise
                 if attempt >= self.max_retries:
                     log.error("%s failed after %d retries: %s", endpoint, attempt, error)
                     raise

@@ -58,7 +58,10 @@ REFUSALS = {
 }
 DISPUTED = "Thank you: a coordinator will look at this question's answer."
 ALERT = {Verdict.NOT_YOURS, Verdict.EXPIRED, Verdict.BATCH_NOT_OPEN, Verdict.INVALID}
-STALE = {Verdict.EXPIRED, Verdict.BATCH_NOT_OPEN, Verdict.SKIPPED}
+# A card showing a task that can no longer be answered: its buttons give way to a Next task.
+# Not a skipped one: the card a skip came from already shows the next task (a second tap of
+# Skip or of a report is a double tap), and its buttons must stay.
+STALE = {Verdict.EXPIRED, Verdict.BATCH_NOT_OPEN}
 # Said the same whichever rule stopped the worker (gold accuracy or speed): polite, and no
 # help to someone probing the rules.
 SUSPENDED = (

@@ -217,12 +217,13 @@ class ReviewStore:
         return sorted(found, key=lambda r: (r.state == "ok", -sum(r.reports.values()), r.item_id))
 
     async def find_item(self, batch_id: int, key: str) -> int:
-        """An item by the coordinator's own id for it, or by labelbot's number."""
+        """An item by the coordinator's own id for it, or by labelbot's number written `#N`
+        (a bare number is always the coordinator's id: a typo never acts on another item)."""
+        number = key[1:] if key.startswith("#") else None
         value = await self.db.fetchval(
             "SELECT id FROM items WHERE batch_id = :b"
-            " AND (external_id = :k OR CAST(id AS TEXT) = ltrim(:k, '#'))"
-            " ORDER BY external_id = :k DESC LIMIT 1",
-            {"b": batch_id, "k": key},
+            " AND (external_id = :k OR CAST(id AS TEXT) = :n) LIMIT 1",
+            {"b": batch_id, "k": key, "n": number},
         )
         if value is None:
             if await self.db.fetchval("SELECT 1 FROM batches WHERE id = ?", (batch_id,)) is None:

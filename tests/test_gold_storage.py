@@ -145,6 +145,12 @@ async def test_two_broken_reports_withdraw_an_item_and_count_against_no_one(
         await review.restore(1, "r0")
     with pytest.raises(ItemNotFound):
         await review.restore(1, "nope")
+    # labelbot's own number needs its '#': a bare number is the coordinator's id, so a typo
+    # never acts on some other item.
+    with pytest.raises(ItemNotFound):
+        await review.restore(1, str(first.item_id))
+    with pytest.raises(ReviewError, match="in circulation already"):
+        await review.restore(1, f"#{first.item_id}")
 
 
 async def test_suspect_gold_is_flagged_and_its_victims_reinstated(db: Database) -> None:

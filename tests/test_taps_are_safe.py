@@ -33,6 +33,20 @@ async def test_double_tap_is_stored_once(harness: Harness) -> None:
     assert await harness.query("SELECT COUNT(*) FROM assignments") == [(2,)]
 
 
+async def test_a_double_tapped_skip_leaves_the_next_task_answerable(harness: Harness) -> None:
+    """The card a skip came from already shows the next task: the second tap is told it was
+    skipped, and the next task keeps its buttons."""
+    await harness.add_batch(ITEMS, options="yes,no", overlap=1, gold_ratio=0)
+    worker = await card_of(harness, 11)
+    card = worker.last
+    assert card is not None
+    worker.press("Skip ⏭", times=2)
+    await worker.wait_for(lambda u: len(u.notices) == 2)
+    await asyncio.sleep(0.2)  # any edit the second tap would make has landed
+    assert "You skipped this task." in [n.text for n in worker.notices]
+    assert "second" in card.shown and card.find_button("yes") is not None
+
+
 async def test_replayed_update_is_stored_once(harness: Harness) -> None:
     await harness.add_batch(ITEMS, options="yes,no", overlap=1)
     worker = await card_of(harness, 2)
