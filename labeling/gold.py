@@ -95,10 +95,13 @@ def dodging(gold_answers: int, gold_returned: int, settings: BatchSettings) -> b
     return gold_returned >= max(settings.min_gold, gold_answers + 1)
 
 
-def when_exhausted(gold_answers: int, gold_items: int, settings: BatchSettings) -> Exhausted:
+def when_exhausted(
+    gold_answers: int, gold_items: int, settings: BatchSettings, *, vouched: bool = False
+) -> Exhausted:
     """A worker who never answered enough gold is not let through unchecked, whatever the
-    batch's `gold_exhausted` says: it applies to workers already judged."""
-    if gold_answers < min(settings.min_gold, gold_items):
+    batch's `gold_exhausted` says: it applies to workers already judged, or vouched for by a
+    coordinator who reinstated them."""
+    if not vouched and gold_answers < min(settings.min_gold, gold_items):
         return Exhausted.CLOSED
     return Exhausted(settings.gold_exhausted)
 

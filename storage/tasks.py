@@ -78,7 +78,7 @@ _PICK_GOLD = """
 """
 # The open batches in order, with this worker's standing and place in the gold stream in each.
 _STANDINGS = """
-    SELECT b.id AS batch_id, b.name, b.gold_total, b.gold_seed, wb.status,
+    SELECT b.id AS batch_id, b.name, b.gold_total, b.gold_seed, wb.status, wb.cause,
            COALESCE(wb.answers, 0) AS answers, COALESCE(wb.gold_answers, 0) AS gold_answers,
            COALESCE(wb.gold_correct, 0) AS gold_correct,
            COALESCE(wb.fast_answers, 0) AS fast_answers, COALESCE(wb.judged, 0) AS judged,
@@ -374,7 +374,8 @@ class TaskStore:
             await conn.execute(
                 "UPDATE worker_batches SET gold_answers = 0, gold_correct = 0,"
                 " fast_answers = 0, answers = 0, judged = 0, peer_below = 0,"
-                " peer_guessing = 0, peer_checks = 0, peer_agreed = 0, trust_since = ?"
+                " peer_guessing = 0, peer_checks = 0, peer_agreed = 0, gold_owed = 0,"
+                " gold_returned = 0, trust_since = ?"
                 " WHERE worker_id = ? AND batch_id = ?",
                 (now, worker_id, batch_id),
             )
@@ -534,7 +535,12 @@ class TaskStore:
                 )
                 kind = "gold"
                 if not picked:
-                    exhausted = when_exhausted(trust.gold_answers, row["gold_total"], settings)
+                    exhausted = when_exhausted(
+                        trust.gold_answers,
+                        row["gold_total"],
+                        settings,
+                        vouched=row["cause"] == "coordinator",
+                    )
                     if exhausted is Exhausted.CLOSED:
                         # Unchecked answers must not count: the few ordinary answers given
                         # before the first gold leave the labels, as a suspension's do.

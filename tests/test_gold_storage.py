@@ -275,3 +275,28 @@ async def test_gold_taken_out_still_stands_between_an_unjudged_worker_and_the_ba
         task, closed, given = outcome.next_task, outcome.closed, given + 1
     assert given <= 3 and closed == "b"
     assert await db.fetchval("SELECT cause FROM worker_batches") == "unjudged"
+
+
+async def test_a_worker_a_coordinator_reinstates_is_not_closed_again_at_once(
+    db: Database,
+) -> None:
+    """Reinstated after seeing every gold item, a worker starts a fresh record with no gold
+    left to build it from: the coordinator vouched for them, so the batch stays open."""
+    await batch(db, regular=60, gold=3, overlap=1)
+    tasks = await registered(db, 1)
+    task = (await tasks.current_or_next(1, 1.0, TTL)).task
+    seen_gold = 0
+    while seen_gold < 3:  # "d" on everything: wrong on every gold item, until all are seen
+        assert task is not None
+        seen_gold += gold(task)
+        task = (await tasks.submit(Submission(task.assignment_id, 1, option=3), 2.0, TTL)).next_task
+    assert await tasks.expire(3.0 + TTL) == 1  # no task left open
+    async with db.atomic() as conn:  # as if a rule had stopped them once gold ran out
+        await conn.execute(
+            "UPDATE worker_batches SET status = 'suspended', cause = 'gold', reason = 'x'"
+        )
+    assert await tasks.reinstate(1, 1, 10.0 + TTL)
+    async with db.atomic() as conn:  # gold falls due, and every gold item is seen
+        await conn.execute("UPDATE worker_batches SET gold_owed = 1")
+    issued = await tasks.current_or_next(1, 11.0 + TTL, TTL)
+    assert issued.task is not None and issued.closed is None
