@@ -581,4 +581,4 @@ class TaskStore:
         )
         # The assignments_bookkeeping trigger takes the item out of the pool and counts the
         # task towards the worker's gold schedule (migration 0005).
-        return _task((cursor.lastrowid, *row.values(), now + ttl))
+        return _task((cursor.lastrowid, *row, now + ttl))
