@@ -514,7 +514,8 @@ class TaskStore:
             status = row["status"]
             if not (status == "active" or (status is None and settings.exam_size == 0)):
                 continue
-            schedule = Schedule(row["draws"], row["gold_drawn"], bool(row["gold_owed"]))
+            stored = Schedule(row["draws"], row["gold_drawn"], bool(row["gold_owed"]))
+            schedule = stored
             if row["gold_total"]:
                 record = evidence(
                     trust.gold_answers, trust.gold_correct, settings, options, trust.peers
@@ -556,11 +557,12 @@ class TaskStore:
                 task = await self._assign(conn, worker_id, picked[0], kind, now, ttl)
                 # The stream moves on only when a task was handed out: the same draw decides
                 # again next time, so asking twice changes nothing.
-                await conn.execute(
-                    "UPDATE worker_batches SET draws = ?, gold_drawn = ?, gold_owed = ?"
-                    " WHERE worker_id = ? AND batch_id = ?",
-                    (schedule.draws, schedule.drawn, int(schedule.owed), worker_id, batch_id),
-                )
+                if schedule != stored:
+                    await conn.execute(
+                        "UPDATE worker_batches SET draws = ?, gold_drawn = ?, gold_owed = ?"
+                        " WHERE worker_id = ? AND batch_id = ?",
+                        (schedule.draws, schedule.drawn, int(schedule.owed), worker_id, batch_id),
+                    )
                 return Issued(task, suspended, closed)
         return Issued(None, suspended, closed)
 
