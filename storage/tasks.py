@@ -10,17 +10,9 @@ from typing import Any
 import aiosqlite
 
 from labeling.answering import answer_value, judge
+from labeling.assign import Standing, Step, plan, without_gold
 from labeling.batch import BatchSettings
-from labeling.gold import (
-    Exhausted,
-    Schedule,
-    dodging,
-    draw,
-    evidence,
-    gold_order,
-    stream,
-    when_exhausted,
-)
+from labeling.gold import Schedule, gold_order, stream
 from labeling.models import (
     AssignmentState,
     AssignmentStatus,
@@ -35,7 +27,6 @@ from labeling.models import (
     WorkerStats,
 )
 from labeling.quality import (
-    Suspension,
     is_correct,
     is_fast,
     label_confidence,
@@ -114,10 +105,6 @@ def _task(row: Sequence[Any]) -> Task:
         image_file_id=row[9],
         expires_at=row[10],
     )
-
-
-UNJUDGED = Suspension("unjudged", "saw every gold item without answering enough of them")
-DODGING = Suspension("dodging", "gave back gold tasks as often as they answered them")
 
 
 @dataclass(frozen=True, slots=True)
@@ -515,49 +502,40 @@ class TaskStore:
             if not (status == "active" or (status is None and settings.exam_size == 0)):
                 continue
             stored = Schedule(row["draws"], row["gold_drawn"], bool(row["gold_owed"]))
-            schedule = stored
-            if row["gold_total"]:
-                record = evidence(
-                    trust.gold_answers, trust.gold_correct, settings, options, trust.peers
-                )
-                u = stream(row["gold_seed"], worker_id, schedule.draws)
-                doubtful = record.doubtful or trust.peers.doubtful
-                schedule = draw(schedule, settings, doubtful, u)
+            standing = Standing(
+                trust,
+                stored,
+                row["gold_total"],
+                row["gold_returned"],
+                vouched=row["cause"] == "coordinator",
+            )
+            u = stream(row["gold_seed"], worker_id, stored.draws)
+            step = plan(standing, settings, options, u)
             picked: list[Record] = []
-            kind = "task"
-            if schedule.owed and dodging(trust.gold_answers, row["gold_returned"], settings):
-                await suspend(conn, worker_id, batch_id, DODGING, now)
-                closed = closed or row["name"]
-                continue
-            if schedule.owed:
+            if step.step is Step.GOLD:
                 order = gold_order(row["gold_seed"], worker_id)
                 picked = await records(
                     conn, _PICK_GOLD, {"batch": batch_id, "w": worker_id, "order": order}
                 )
-                kind = "gold"
                 if not picked:
-                    exhausted = when_exhausted(
-                        trust.gold_answers,
-                        row["gold_total"],
-                        settings,
-                        vouched=row["cause"] == "coordinator",
-                    )
-                    if exhausted is Exhausted.CLOSED:
-                        # Unchecked answers must not count: the few ordinary answers given
-                        # before the first gold leave the labels, as a suspension's do.
-                        await suspend(conn, worker_id, batch_id, UNJUDGED, now)
-                        closed = closed or row["name"]
-                    if exhausted is not Exhausted.CONTINUE:
-                        continue
-                    schedule = schedule.settled()
-                    kind = "task"
+                    step = without_gold(step, standing, settings)
+            if step.step is Step.CLOSE:
+                assert step.reason is not None
+                # Unchecked answers must not count: the few ordinary answers given before the
+                # first gold leave the labels, as a suspension's do.
+                await suspend(conn, worker_id, batch_id, step.reason, now)
+                closed = closed or row["name"]
+                continue
+            if step.step is Step.NONE:
+                continue
             if not picked:
                 picked = await records(conn, _PICK_TASK, {"batch": batch_id, "w": worker_id})
             if picked:
-                task = await self._assign(conn, worker_id, picked[0], kind, now, ttl)
+                task = await self._assign(conn, worker_id, picked[0], step.step.value, now, ttl)
                 # The stream moves on only when a task was handed out: the same draw decides
                 # again next time, so asking twice changes nothing.
-                if schedule != stored:
+                if step.schedule != stored:
+                    schedule = step.schedule
                     await conn.execute(
                         "UPDATE worker_batches SET draws = ?, gold_drawn = ?, gold_owed = ?"
                         " WHERE worker_id = ? AND batch_id = ?",
