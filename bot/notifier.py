@@ -113,11 +113,11 @@ class Notifier:
         while notices := await self.store.claim_notices(time.time(), limit=1):
             (notice,) = notices
             text = NOTICES[notice.kind].format(batch=notice.batch_name)
-            status = "sent"
+            status, unreachable = "sent", False
             try:
                 await self.bot.send_message(notice.worker_id, text)
             except Forbidden:
-                status = "failed"
+                status, unreachable = "failed", True
             except NetworkError as error:
                 # Perhaps delivered: counted unconfirmed, like a send a crash interrupted.
                 status = "unknown" if may_have_arrived("sendMessage", error) else "failed"
@@ -125,7 +125,7 @@ class Notifier:
             except TelegramError as error:
                 status = "failed"
                 log.warning("notice %d to %d failed: %s", notice.notice_id, notice.worker_id, error)
-            await self.store.record_notice(notice.notice_id, status, time.time())
+            await self.store.record_notice(notice, status, time.time(), unreachable=unreachable)
 
     async def _broadcast(self, broadcast: Broadcast) -> None:
         paid = broadcast.paid and self.paid_rate is not None

@@ -17,6 +17,7 @@ import warnings
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+import httpx
 from telegram.error import BadRequest, NetworkError, RetryAfter, TimedOut
 from telegram.ext import BaseRateLimiter
 from telegram.warnings import PTBDeprecationWarning
@@ -42,7 +43,8 @@ def may_have_arrived(endpoint: str, error: NetworkError) -> bool:
     if endpoint not in CREATES:
         return False
     if isinstance(error, TimedOut):
-        return True
+        # Unless the connection never opened, or never left the pool.
+        return not isinstance(error.__cause__, httpx.ConnectTimeout | httpx.PoolTimeout)
     text = str(error.message)
     return text.startswith("httpx.") and not text.startswith("httpx.ConnectError")
 

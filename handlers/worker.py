@@ -62,8 +62,8 @@ ALERT = {Verdict.NOT_YOURS, Verdict.EXPIRED, Verdict.BATCH_NOT_OPEN, Verdict.INV
 # Not a skipped one: the card a skip came from already shows the next task (a second tap of
 # Skip or of a report is a double tap), and its buttons must stay.
 STALE = {Verdict.EXPIRED, Verdict.BATCH_NOT_OPEN}
-# Said the same whichever rule stopped the worker (gold accuracy or speed): polite, and no
-# help to someone probing the rules.
+# Said the same whichever rule stopped the worker (gold, agreement with others, speed):
+# polite, and no help to someone probing the rules.
 SUSPENDED = (
     "Your answers in {batch} did not pass its quality checks, so this batch is closed to you "
     "now. Your answers are kept for review, and a coordinator may let you back in."
@@ -129,7 +129,7 @@ async def stop(update: Update, context: LabelContext) -> None:
 
 
 async def tap(update: Update, context: LabelContext) -> None:
-    """Records the worker's answer or skip and turns the card into the next task."""
+    """Records the worker's answer, skip, report or dispute and shows what comes next."""
     query = update.callback_query
     assert query is not None
     worker_id = query.from_user.id
@@ -146,12 +146,13 @@ async def tap(update: Update, context: LabelContext) -> None:
             return
         case ReportTap(assignment_id, 0):
             task = await work.open_task(worker_id)
-            keyboard = card_keyboard(task) if task is not None else next_keyboard()
-            if task is not None and task.assignment_id != assignment_id:
-                keyboard = next_keyboard()  # a stale card: offer the current task instead
+            if task is not None and task.assignment_id == assignment_id:
+                keyboard = card_keyboard(task)
+            else:  # a stale card: offer the current task instead
+                keyboard = next_keyboard()
             await asyncio.gather(_answer(query), _keyboard(query, keyboard))
             return
-        case ReportTap(assignment_id, choice) if problem := reported_problem(choice or 0):
+        case ReportTap(assignment_id, int(choice)) if problem := reported_problem(choice):
             outcome = await work.report(assignment_id, worker_id, problem)
             header = "Thank you: reported."
         case NextTap():

@@ -135,8 +135,8 @@ class Submission:
 
 @dataclass(frozen=True, slots=True)
 class Closed:
-    """A batch that has nothing more for this worker: gold was due and they had seen every
-    gold item before giving enough gold answers to be judged."""
+    """A batch that has closed to this worker: gold was due and they had dodged it, or seen
+    every gold item before giving enough gold answers to be judged."""
 
     batch_name: str
 

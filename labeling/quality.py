@@ -60,7 +60,8 @@ class Trust:
 
 @dataclass(frozen=True, slots=True)
 class Suspension:
-    """Which rule stops a worker ('gold' or 'fast'), and why, for the log."""
+    """Which rule stops a worker ('gold': gold and agreement with others; 'fast'; 'unjudged'
+    and 'dodging' from labeling.assign), and why, for the log."""
 
     cause: str
     reason: str

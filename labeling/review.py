@@ -100,10 +100,14 @@ Change = Literal["reinstate", "suspend"]
 def restanding(
     status: str, cause: str | None, trust: Trust, settings: BatchSettings, options: int | None
 ) -> Change | None:
-    """After a worker's record is recomputed (gold corrected, dropped or found suspect): a
-    worker whom gold suspended is let back in when the record no longer says so, and an active
-    worker whom the corrected record condemns is suspended."""
+    """After a worker's record is recomputed (gold corrected, dropped, restored or found
+    suspect): a worker whom gold suspended is let back in when the record no longer says so,
+    as is one closed out for want of gold to judge them by (gold may have come back; if not,
+    the next task closes the batch to them again), and an active worker whom the corrected
+    record condemns is suspended."""
     verdict = suspension(trust, settings, options)
+    if status == "suspended" and cause == "unjudged":
+        return "reinstate"
     if status == "suspended" and cause == "gold" and verdict is None:
         return "reinstate"
     if status == "active" and verdict is not None and verdict.cause == "gold":

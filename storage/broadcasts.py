@@ -142,7 +142,7 @@ class BroadcastStore:
         )
         return {row[0]: row[1] for row in rows}
 
-    async def claim_notices(self, now: float, limit: int = 50) -> list[Notice]:
+    async def claim_notices(self, now: float, limit: int) -> list[Notice]:
         """Queued notices, marked as being sent before anything is sent (as with claim)."""
         async with self.db.atomic() as conn:
             rows = await records(
@@ -158,9 +158,15 @@ class BroadcastStore:
             )
             return [Notice(row["id"], row["worker_id"], row["kind"], row["name"]) for row in rows]
 
-    async def record_notice(self, notice_id: int, status: str, now: float) -> None:
+    async def record_notice(
+        self, notice: Notice, status: str, now: float, *, unreachable: bool = False
+    ) -> None:
         async with self.db.atomic() as conn:
             await conn.execute(
                 "UPDATE notices SET status = ?, updated_at = ? WHERE id = ? AND status = 'sending'",
-                (status, now, notice_id),
+                (status, now, notice.notice_id),
             )
+            if unreachable:  # the worker blocked the bot: nothing more is sent to them
+                await conn.execute(
+                    "UPDATE workers SET reachable = 0 WHERE id = ?", (notice.worker_id,)
+                )

@@ -221,8 +221,8 @@ class ReviewStore:
         (a bare number is always the coordinator's id: a typo never acts on another item)."""
         number = key[1:] if key.startswith("#") else None
         value = await self.db.fetchval(
-            "SELECT id FROM items WHERE batch_id = :b"
-            " AND (external_id = :k OR CAST(id AS TEXT) = :n) LIMIT 1",
+            "SELECT id FROM items WHERE batch_id = :b AND CASE WHEN :n IS NULL"
+            " THEN external_id = :k ELSE CAST(id AS TEXT) = :n END",
             {"b": batch_id, "k": key, "n": number},
         )
         if value is None:
@@ -313,7 +313,7 @@ class ReviewStore:
             " JOIN worker_batches wb ON wb.worker_id = a.worker_id"
             "  AND wb.batch_id = a.batch_id"
             " WHERE a.batch_id = ? AND a.correct IS NOT NULL AND i.state = 'ok'"
-            " AND i.reviewed_at IS NULL AND a.created_at >= wb.trust_since",
+            " AND a.created_at > COALESCE(i.reviewed_at, -1) AND a.created_at >= wb.trust_since",
             (batch_id,),
         )
         suspects = suspect_gold(

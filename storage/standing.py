@@ -26,7 +26,8 @@ async def suspend(
     conn: aiosqlite.Connection, worker_id: int, batch_id: int, verdict: Suspension, now: float
 ) -> None:
     """Stops a worker in one batch. Their answers stay stored (flagged in the export) but
-    no longer count, so the items they answered go back to the pool."""
+    no longer count, so the items they answered go back to the pool, as does a task they hold
+    there (suspended between taps, by the upkeep or a review, they would be stuck with it)."""
     await conn.execute(  # a worker closed out before their first task has no row yet
         "INSERT INTO worker_batches (worker_id, batch_id) VALUES (?, ?)"
         " ON CONFLICT (worker_id, batch_id) DO NOTHING",
@@ -38,6 +39,16 @@ async def suspend(
         (verdict.cause, verdict.reason, now, worker_id, batch_id),
     )
     await _recount(conn, worker_id, batch_id, -1)
+    await conn.execute(
+        "UPDATE items SET wanted = wanted + 1 WHERE id IN (SELECT item_id FROM assignments"
+        " WHERE worker_id = ? AND batch_id = ? AND status = 'open' AND kind = 'task')",
+        (worker_id, batch_id),
+    )
+    await conn.execute(
+        "UPDATE assignments SET status = 'expired', closed_at = ?"
+        " WHERE worker_id = ? AND batch_id = ? AND status = 'open'",
+        (now, worker_id, batch_id),
+    )
 
 
 async def reinstate(

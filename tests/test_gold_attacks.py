@@ -571,6 +571,8 @@ async def test_a_notice_to_a_worker_who_blocked_the_bot_is_tried_once(harness: H
     await asyncio.sleep(1.2)  # two more rounds of the notifier
     assert good_news(worker) == 0
     assert harness.sandbox.calls_by_chat[("send_message", 71)] == sends + 1
+    # Like a broadcast's 403, it marks the worker unreachable: nothing more is sent to them.
+    assert await harness.query("SELECT reachable FROM workers WHERE id = 71") == [(0,)]
 
 
 async def test_a_notice_whose_response_is_lost_is_not_sent_twice(harness: Harness) -> None:

@@ -151,6 +151,9 @@ async def test_two_broken_reports_withdraw_an_item_and_count_against_no_one(
         await review.restore(1, str(first.item_id))
     with pytest.raises(ReviewError, match="in circulation already"):
         await review.restore(1, f"#{first.item_id}")
+    async with db.atomic() as conn:  # an item whose own id looks like one of labelbot's
+        await conn.execute("UPDATE items SET external_id = ? WHERE id = 3", (f"#{first.item_id}",))
+    assert await ReviewStore(db).find_item(1, f"#{first.item_id}") == first.item_id
 
 
 async def test_suspect_gold_is_flagged_and_its_victims_reinstated(db: Database) -> None:
@@ -300,3 +303,48 @@ async def test_a_worker_a_coordinator_reinstates_is_not_closed_again_at_once(
         await conn.execute("UPDATE worker_batches SET gold_owed = 1")
     issued = await tasks.current_or_next(1, 11.0 + TTL, TTL)
     assert issued.task is not None and issued.closed is None
+
+
+async def test_a_worker_suspended_between_taps_is_not_left_holding_a_dead_task(
+    db: Database,
+) -> None:
+    """The upkeep suspends a worker while they hold a task: the task goes back to the pool
+    rather than staying theirs, unanswerable, until it expires."""
+    await batch(db, regular=40, gold=0, overlap=3, gold_ratio=0.0, min_gold=1)
+    tasks = await registered(db, 1, 2, 3)
+    held = None
+    for worker, option in ((1, 0), (2, 0), (3, 1)):
+        task = (await tasks.current_or_next(worker, 1.0, TTL)).task
+        for _ in range(40 if worker < 3 else 39):
+            assert task is not None
+            submission = Submission(task.assignment_id, worker, option=option)
+            task = (await tasks.submit(submission, 2.0, TTL)).next_task
+        held = task
+    assert held is not None  # worker 3 holds their last task
+    async with db.atomic() as conn:
+        await conn.execute("UPDATE worker_batches SET gold_answers = 1, gold_correct = 0")
+    assert (await ReviewService(ReviewStore(db), clock=lambda: 9.0).sweep()).suspended == 1
+    assert await db.fetchall(
+        "SELECT status, wanted FROM assignments a JOIN items i ON i.id = a.item_id WHERE a.id = ?",
+        (held.assignment_id,),
+    ) == [("expired", 1)]
+    assert (await tasks.current_or_next(3, 10.0, TTL)).task is None
+
+
+async def test_gold_restored_reopens_the_batch_to_a_worker_it_closed_out(db: Database) -> None:
+    """With a gold item taken out, a careful worker cannot give min_gold gold answers and is
+    closed out; restoring the item lets them back."""
+    await batch(db, regular=40, gold=3, overlap=1)
+    async with db.atomic() as conn:
+        await conn.execute("UPDATE items SET state = 'broken' WHERE external_id = 'g0'")
+    tasks = await registered(db, 1)
+    issued = await tasks.current_or_next(1, 1.0, TTL)
+    task, closed = issued.task, issued.closed
+    while task is not None:  # always "a": right on every gold item
+        outcome = await tasks.submit(Submission(task.assignment_id, 1, option=0), 2.0, TTL)
+        task, closed = outcome.next_task, outcome.closed
+    assert closed == "b"
+    review = await ReviewService(ReviewStore(db), clock=lambda: 5.0).restore(1, "g0")
+    assert review.reinstated == 1
+    assert await db.fetchval("SELECT status FROM worker_batches") == "active"
+    assert (await tasks.current_or_next(1, 6.0, TTL)).task is not None

@@ -17,8 +17,9 @@ ALTER TABLE worker_batches ADD COLUMN gold_owed INTEGER NOT NULL DEFAULT 0
 UPDATE worker_batches SET draws = tasks, gold_drawn = gold_issued;
 -- Gold tasks the worker gave back unanswered (skipped, reported, let expire).
 ALTER TABLE worker_batches ADD COLUMN gold_returned INTEGER NOT NULL DEFAULT 0;
--- Which rule changed the status ('gold', 'fast', 'coordinator', 'exam'): a worker suspended
--- on gold that turns out wrong is reinstated when their record is recomputed.
+-- Which rule changed the status ('gold', 'fast', 'unjudged', 'dodging', 'coordinator', 'exam'):
+-- a worker suspended on gold that turns out wrong is reinstated when their record is
+-- recomputed.
 ALTER TABLE worker_batches ADD COLUMN cause TEXT;
 UPDATE worker_batches SET cause = CASE
     WHEN reason LIKE 'gold accuracy%' THEN 'gold'
@@ -48,7 +49,7 @@ CREATE INDEX items_to_compare ON items (batch_id, id)
 ALTER TABLE items ADD COLUMN state TEXT NOT NULL DEFAULT 'ok'
     CHECK (state IN ('ok', 'broken', 'suspect'));
 -- When a coordinator last judged the item (restored, corrected, dropped from gold): reports
--- and misses from before then have been answered and count no more.
+-- and misses from before then have been answered and count no more; later ones do.
 ALTER TABLE items ADD COLUMN reviewed_at REAL;
 
 -- Problems workers report with an item; a worker reports an item once.
