@@ -193,7 +193,7 @@ async def tap(update: Update, context: LabelContext) -> None:
     refusal = _answer(query, REFUSALS[outcome.verdict], alert=outcome.verdict in ALERT)
     if outcome.verdict in STALE and isinstance(query.message, Message):
         # The card shows a task that can no longer be answered: offer the next one instead.
-        await asyncio.gather(refusal, _offer_next(context, query.message))
+        await asyncio.gather(refusal, _keyboard(query, next_keyboard()))
     else:
         await refusal
 
@@ -270,15 +270,6 @@ async def _show(
     except BadRequest as error:
         if "not modified" not in str(error):
             raise
-
-
-async def _offer_next(context: LabelContext, card: Message) -> None:
-    try:
-        await context.bot.edit_message_reply_markup(
-            card.chat.id, card.message_id, reply_markup=next_keyboard()
-        )
-    except BadRequest as error:  # already offered: the same stale card tapped twice
-        log.debug("card %s kept its buttons: %s", card.message_id, error)
 
 
 async def _keyboard(query: CallbackQuery, keyboard: InlineKeyboardMarkup | None) -> None:

@@ -22,7 +22,7 @@ class Step(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
-class Standing:
+class Situation:
     """What the plan needs to know about a worker in one batch."""
 
     trust: Trust
@@ -39,22 +39,22 @@ class Plan:
     reason: Suspension | None = None  # why the batch closes, for CLOSE
 
 
-def plan(standing: Standing, settings: BatchSettings, options: int | None, u: float) -> Plan:
+def plan(situation: Situation, settings: BatchSettings, options: int | None, u: float) -> Plan:
     """The next step, `u` being the worker's next number in the batch's gold stream."""
-    schedule = standing.schedule
-    if standing.gold_total:
-        trust = standing.trust
+    schedule = situation.schedule
+    if situation.gold_total:
+        trust = situation.trust
         record = evidence(trust.gold_answers, trust.gold_correct, settings, options, trust.peers)
         schedule = draw(schedule, settings, record.doubtful or trust.peers.doubtful, u)
-    if schedule.owed and dodging(standing.trust.gold_answers, standing.gold_returned, settings):
+    if schedule.owed and dodging(situation.trust.gold_answers, situation.gold_returned, settings):
         return Plan(Step.CLOSE, schedule, DODGING)
     return Plan(Step.GOLD if schedule.owed else Step.TASK, schedule)
 
 
-def without_gold(planned: Plan, standing: Standing, settings: BatchSettings) -> Plan:
+def without_gold(planned: Plan, situation: Situation, settings: BatchSettings) -> Plan:
     """The plan when gold was due and the worker has seen every gold item there is."""
     exhausted = when_exhausted(
-        standing.trust.gold_answers, standing.gold_total, settings, vouched=standing.vouched
+        situation.trust.gold_answers, situation.gold_total, settings, vouched=situation.vouched
     )
     if exhausted is Exhausted.CLOSED:
         return Plan(Step.CLOSE, planned.schedule, UNJUDGED)

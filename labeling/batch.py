@@ -109,6 +109,11 @@ class BatchSettings(BaseModel):
         return self
 
     @property
+    def option_count(self) -> int | None:
+        """How many options a task offers; None for typed answers."""
+        return len(self.options) if self.options else None
+
+    @property
     def dynamic_overlap(self) -> bool:
         return self.confidence_target is not None and (self.max_overlap or 0) > self.overlap
 

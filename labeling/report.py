@@ -66,7 +66,7 @@ def format_standing(standing: WorkerStanding, settings: BatchSettings) -> str:
     if trust.accuracy is None or interval is None:
         accuracy = "no gold yet"
     else:
-        options = len(settings.options) if settings.options else None
+        options = settings.option_count
         record = evidence(trust.gold_answers, trust.gold_correct, settings, options, peers)
         agreed = f", agreed with others on {peers.agreed}/{peers.checks}" if peers.checks else ""
         accuracy = (

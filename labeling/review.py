@@ -41,10 +41,12 @@ class Reporter:
     @property
     def trusted(self) -> bool:
         """Right on gold often enough that their word on a gold item counts."""
-        return (
-            self.gold_answers >= TRUSTED_EVIDENCE
-            and self.gold_correct >= TRUSTED_ACCURACY * self.gold_answers
-        )
+        return trusted(self.gold_answers, self.gold_correct)
+
+
+def trusted(gold_answers: int, gold_correct: int) -> bool:
+    """A worker whose gold record is long and good enough to believe on gold."""
+    return gold_answers >= TRUSTED_EVIDENCE and gold_correct >= TRUSTED_ACCURACY * gold_answers
 
 
 def withdrawn(problem: Problem, gold: bool, reporters: Sequence[Reporter]) -> bool:
@@ -77,9 +79,7 @@ class GoldAnswer:
     def trusted(self) -> bool:
         """Judged on the worker's other gold answers, so a wrong gold item cannot make its own
         critics look untrustworthy."""
-        answers = self.gold_answers - 1
-        correct = self.gold_correct - self.correct
-        return answers >= TRUSTED_EVIDENCE and correct >= TRUSTED_ACCURACY * answers
+        return trusted(self.gold_answers - 1, self.gold_correct - self.correct)
 
 
 def suspect_gold(answers: Iterable[GoldAnswer]) -> set[int]:

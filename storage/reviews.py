@@ -75,7 +75,7 @@ async def recompute_trust(conn: aiosqlite.Connection, batch_id: int, now: float)
     )
     settings_rows = await records(conn, "SELECT settings FROM batches WHERE id = ?", (batch_id,))
     settings = BatchSettings.model_validate_json(settings_rows[0]["settings"])
-    options = len(settings.options) if settings.options else None
+    options = settings.option_count
     reinstated = suspended = 0
     for row in await records(
         conn,

@@ -10,7 +10,7 @@ from typing import Any
 import aiosqlite
 
 from labeling.answering import answer_value, judge
-from labeling.assign import Standing, Step, plan, without_gold
+from labeling.assign import Situation, Step, plan, without_gold
 from labeling.batch import BatchSettings
 from labeling.gold import Schedule, gold_order, stream
 from labeling.models import (
@@ -218,7 +218,7 @@ class TaskStore:
                 ),
             )
             # The answers_bookkeeping trigger closes the assignment, pays the reward, counts the
-            # answer on its item and in the worker's trust counters (migration 0005); the next
+            # answer on its item and in the worker's trust counters (migration 0006); the next
             # task's query reads those counters back to apply the trust rules.
             answered = Answered(state.batch_id, state.item_id, kind)
             issued = await self._issue(conn, submission.worker_id, now, ttl, answered)
@@ -488,7 +488,7 @@ class TaskStore:
         for row in await records(conn, _STANDINGS, {"w": worker_id}):
             batch_id = row["batch_id"]
             settings = await self._batch_settings(conn, batch_id)
-            options = len(settings.options) if settings.options else None
+            options = settings.option_count
             trust = trust_of(row)
             if answered is not None and answered.batch_id == batch_id:
                 verdict = suspension(trust, settings, options)
@@ -502,7 +502,7 @@ class TaskStore:
             if not (status == "active" or (status is None and settings.exam_size == 0)):
                 continue
             stored = Schedule(row["draws"], row["gold_drawn"], bool(row["gold_owed"]))
-            standing = Standing(
+            situation = Situation(
                 trust,
                 stored,
                 row["gold_total"],
@@ -510,7 +510,7 @@ class TaskStore:
                 vouched=row["cause"] == "coordinator",
             )
             u = stream(row["gold_seed"], worker_id, stored.draws)
-            step = plan(standing, settings, options, u)
+            step = plan(situation, settings, options, u)
             picked: list[Record] = []
             if step.step is Step.GOLD:
                 order = gold_order(row["gold_seed"], worker_id)
@@ -518,7 +518,7 @@ class TaskStore:
                     conn, _PICK_GOLD, {"batch": batch_id, "w": worker_id, "order": order}
                 )
                 if not picked:
-                    step = without_gold(step, standing, settings)
+                    step = without_gold(step, situation, settings)
             if step.step is Step.CLOSE:
                 assert step.reason is not None
                 # Unchecked answers must not count: the few ordinary answers given before the
@@ -560,5 +560,5 @@ class TaskStore:
             (item_id, batch_id, worker_id, now, now + ttl, kind),
         )
         # The assignments_bookkeeping trigger takes the item out of the pool and counts the
-        # task towards the worker's gold schedule (migration 0005).
+        # task (migration 0005); the gold stream is written after it.
         return _task((cursor.lastrowid, *row, now + ttl))

@@ -310,18 +310,18 @@ def test_checks_against_others_stop_a_guesser_within_sixty_items() -> None:
 
 
 def test_the_plan_for_the_next_task() -> None:
-    from labeling.assign import DODGING, UNJUDGED, Plan, Standing, Step, plan, without_gold
+    from labeling.assign import DODGING, UNJUDGED, Plan, Situation, Step, plan, without_gold
 
-    fresh = Standing(Trust(), Schedule(), gold_total=5, gold_returned=0, vouched=False)
+    fresh = Situation(Trust(), Schedule(), gold_total=5, gold_returned=0, vouched=False)
     assert plan(fresh, SETTINGS, 4, 0.1).step is Step.GOLD  # u below one half: warm-up gold
     assert plan(fresh, SETTINGS, 4, 0.9) == Plan(Step.TASK, Schedule(1, 0, False))
-    no_gold = Standing(Trust(), Schedule(), gold_total=0, gold_returned=0, vouched=False)
+    no_gold = Situation(Trust(), Schedule(), gold_total=0, gold_returned=0, vouched=False)
     assert plan(no_gold, SETTINGS, 4, 0.0) == Plan(Step.TASK, Schedule())
-    owing = Standing(Trust(), Schedule(3, 1, True), 5, gold_returned=3, vouched=False)
+    owing = Situation(Trust(), Schedule(3, 1, True), 5, gold_returned=3, vouched=False)
     assert plan(owing, SETTINGS, 4, 0.9) == Plan(Step.CLOSE, Schedule(3, 1, True), DODGING)
-    short = Standing(Trust(2, 2, 2), Schedule(4, 3, True), 5, gold_returned=1, vouched=False)
+    short = Situation(Trust(2, 2, 2), Schedule(4, 3, True), 5, gold_returned=1, vouched=False)
     assert without_gold(plan(short, SETTINGS, 4, 0.9), short, SETTINGS).reason == UNJUDGED
-    vouched = Standing(Trust(), Schedule(4, 3, True), 5, gold_returned=0, vouched=True)
+    vouched = Situation(Trust(), Schedule(4, 3, True), 5, gold_returned=0, vouched=True)
     assert without_gold(plan(vouched, SETTINGS, 4, 0.9), vouched, SETTINGS) == Plan(
         Step.TASK, Schedule(4, 3, False)
     )
