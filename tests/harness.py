@@ -9,6 +9,7 @@ from typing import Any
 
 from bot.local import LocalBot
 from bot.sandbox import SandboxUser
+from bot.sandbox.core import Message
 from labeling.batch import BatchSettings
 
 TABLES = ("workers", "batches", "items", "assignments", "answers", "broadcasts", "deliveries")
@@ -70,3 +71,18 @@ async def say(user: SandboxUser, text: str, expect: str) -> str:
     user.send(text)
     await user.wait_for(lambda u: any(expect in m.shown for m in u.bot_messages[before:]))
     return next(m.shown for m in user.bot_messages[before:] if expect in m.shown)
+
+
+async def first_card(harness: Harness, worker: SandboxUser) -> Message:
+    """Sends /next and returns the card it brings."""
+    await harness.first_task(worker)
+    card = worker.last
+    assert card is not None
+    return card
+
+
+async def press(worker: SandboxUser, card: Message, label: str) -> None:
+    """Taps a button under the card and waits until the bot has changed the card."""
+    edits = card.edits
+    worker.press(label, message_id=card.message_id)
+    await worker.wait_for(lambda u: card.edits > edits)

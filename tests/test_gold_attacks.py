@@ -29,7 +29,7 @@ from storage.db import Database
 from storage.reviews import ReviewStore
 from storage.tasks import TaskStore
 from tests.factories import open_batch, registered
-from tests.harness import Harness, settle
+from tests.harness import Harness, first_card, press, settle
 
 TTL = 600.0
 BOSS = 500
@@ -277,20 +277,6 @@ async def snapshot(harness: Harness) -> dict[str, list[tuple[Any, ...]]]:
 async def write(harness: Harness, sql: str, params: tuple[Any, ...] = ()) -> None:
     async with Database(harness.database) as database, database.atomic() as conn:
         await conn.execute(sql, params)
-
-
-async def first_card(harness: Harness, worker: SandboxUser) -> Message:
-    await harness.first_task(worker)
-    card = worker.last
-    assert card is not None
-    return card
-
-
-async def press(worker: SandboxUser, card: Message, label: str) -> None:
-    """Taps a button under the card and waits until the bot has changed the card."""
-    edits = card.edits
-    worker.press(label, message_id=card.message_id)
-    await worker.wait_for(lambda u: card.edits > edits)
 
 
 async def forged(worker: SandboxUser, card: Message, data: str) -> str:

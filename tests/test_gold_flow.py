@@ -23,7 +23,7 @@ from bot.sandbox import SandboxUser
 from bot.sandbox.core import Message
 from handlers.cards import BACK, CLOSED, NEXT, NOTHING_LEFT, PROBLEMS, REPORT, SKIP
 from labeling.models import Problem
-from tests.harness import Harness, say
+from tests.harness import Harness, first_card, press, say
 
 BOSS = 500
 OPTIONS = ("cat", "dog", "bird", "fish")
@@ -92,23 +92,9 @@ def is_gold(card: Message) -> bool:
     return is_task(card) and external_id(card.shown).startswith("g")
 
 
-async def first_card(harness: Harness, worker: SandboxUser) -> Message:
-    await harness.first_task(worker)
-    card = worker.last
-    assert card is not None
-    return card
-
-
-async def tap(worker: SandboxUser, card: Message, label: str) -> None:
-    """Taps a button under the card and waits until the bot has changed the card."""
-    edits = card.edits
-    worker.press(label, message_id=card.message_id)
-    await worker.wait_for(lambda u: card.edits > edits)
-
-
 async def report(worker: SandboxUser, card: Message, problem: Problem) -> None:
-    await tap(worker, card, REPORT)
-    await tap(worker, card, PROBLEMS[problem])
+    await press(worker, card, REPORT)
+    await press(worker, card, PROBLEMS[problem])
 
 
 async def work(
@@ -125,7 +111,7 @@ async def work(
     while is_task(card) and not until(card):
         assert len(answered) < limit, f"still working after {limit} answers"
         answered.append(external_id(card.shown))
-        await tap(worker, card, choose(card.shown))
+        await press(worker, card, choose(card.shown))
     return answered
 
 
@@ -161,11 +147,11 @@ async def test_a_worker_who_dodges_every_gold_task_gets_no_further(
         if not is_gold(card):
             assert not dodged, "once gold is owed, every task is gold until it is answered"
             answered.append(external_id(card.shown))
-            await tap(dodger, card, truth(card.shown))
+            await press(dodger, card, truth(card.shown))
             continue
         dodged.append(external_id(card.shown))
         if dodge == "skip":
-            await tap(dodger, card, SKIP)
+            await press(dodger, card, SKIP)
         else:
             await report(dodger, card, Problem.UNCLEAR)
             assert card.shown.startswith("Thank you: reported.")
@@ -229,7 +215,7 @@ async def test_gold_left_to_expire_is_still_owed(tmp_path: Path) -> None:
         again = worker.last
         assert again is not None and is_gold(again)
         assert external_id(again.shown) != expired  # another gold item: never the same twice
-        await tap(worker, again, truth(again.shown))
+        await press(worker, again, truth(again.shown))
         assert await gold_record(harness, 22) == (1, 1)
         assert await harness.query("SELECT gold_owed FROM worker_batches WHERE worker_id = 22") == [
             (int(is_gold(again)),)
@@ -255,10 +241,10 @@ async def test_two_broken_reports_withdraw_an_item_until_a_coordinator_restores_
         assert options[-1] == [SKIP, REPORT]
         record = await gold_record(office, reporter)
 
-        await tap(worker, card, REPORT)
+        await press(worker, card, REPORT)
         assert card.buttons == [[label] for label in PROBLEMS.values()] + [[BACK]]
         assert external_id(card.shown) == first_regular  # the item stays on the card
-        await tap(worker, card, BACK)
+        await press(worker, card, BACK)
         assert card.buttons == options
         await report(worker, card, Problem.BROKEN)
         assert card.shown.startswith("Thank you: reported. Next task:")
@@ -311,7 +297,7 @@ async def test_reporting_every_gold_item_broken_from_two_accounts_is_no_way_past
                 await report(worker, card, Problem.BROKEN)
             else:
                 ordinary[worker_id].append(external_id(card.shown))
-                await tap(worker, card, truth(card.shown))
+                await press(worker, card, truth(card.shown))
     # Reports on gold count only from workers already judged on gold: none is withdrawn.
     assert await harness.query(
         "SELECT COUNT(*) FROM items WHERE gold IS NOT NULL AND state = 'broken'"
