@@ -319,8 +319,9 @@ async def main() -> None:
         " items that count in the labels; 'gold' the share of its answers that were gold."
     )
     print(
-        f"adversaries: max_counted_share={counted:.3f} honest_suspended={honest:.3f}"
-        f" accuracy_drop_points={drop:.2f}"
+        f"adversaries: max_counted_share={counted:.3f}",
+        f"honest_suspended={honest:.3f}",
+        f"accuracy_drop_points={drop:.2f}",
     )
 
 
