@@ -318,11 +318,8 @@ async def main() -> None:
         " sleeper, after turning); 'counted' is the share of the strategy's answers on ordinary"
         " items that count in the labels; 'gold' the share of its answers that were gold."
     )
-    print(
-        f"adversaries: max_counted_share={counted:.3f}",
-        f"honest_suspended={honest:.3f}",
-        f"accuracy_drop_points={drop:.2f}",
-    )
+    rest = f"honest_suspended={honest:.3f} accuracy_drop_points={drop:.2f}"
+    print(f"adversaries: max_counted_share={counted:.3f} {rest}")
 
 
 if __name__ == "__main__":
