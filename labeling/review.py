@@ -15,6 +15,7 @@ from labeling.quality import Trust, suspension
 from labeling.work import Clock
 
 BROKEN_AFTER = 2  # workers who report an item broken take it out of circulation
+WITHDRAWING = frozenset({Problem.BROKEN})  # the problems that can take an item out
 TRUSTED_ACCURACY = 0.8  # a worker this accurate on the other gold items is trusted on this one
 TRUSTED_EVIDENCE = 3  # gold answers elsewhere before a worker's accuracy is trusted
 # Trusted workers miss a right gold item at most a fifth of the time, and a wrong one most of
@@ -53,7 +54,7 @@ def withdrawn(problem: Problem, gold: bool, reporters: Sequence[Reporter]) -> bo
     """Whether an item reported as `problem` stops being handed out: once BROKEN_AFTER
     credible workers said it is broken, and for gold, workers gold already trusts, so
     accounts that answer gold badly or not at all cannot report it out of the way."""
-    if problem is not Problem.BROKEN:
+    if problem not in WITHDRAWING:
         return False
     counted = [r for r in reporters if r.credible and (r.trusted or not gold)]
     return len(counted) >= BROKEN_AFTER

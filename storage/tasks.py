@@ -34,7 +34,7 @@ from labeling.quality import (
     needs_more_answers,
     suspension,
 )
-from labeling.review import Reporter, withdrawn
+from labeling.review import WITHDRAWING, Reporter, withdrawn
 from storage.db import Database, Record, records
 from storage.reviews import set_item_state
 from storage.standing import reinstate, suspend, trust_of
@@ -248,34 +248,8 @@ class TaskStore:
                 " VALUES (?, ?, ?, ?, ?) ON CONFLICT (item_id, worker_id) DO NOTHING",
                 (state.item_id, state.batch_id, worker_id, problem.value, now),
             )
-            item = await records(
-                conn,
-                "SELECT state, gold IS NOT NULL AS gold FROM items WHERE id = ?",
-                (state.item_id,),
-            )
-            reporters = await records(
-                conn,
-                "SELECT COALESCE(wb.status, 'active') = 'active' AS active,"
-                " COALESCE(wb.answers, 0) AS answers, COALESCE(wb.gold_answers, 0) AS gold,"
-                " COALESCE(wb.gold_correct, 0) AS right,"
-                " (SELECT COUNT(*) FROM reports x WHERE x.worker_id = r.worker_id"
-                "  AND x.batch_id = r.batch_id AND x.reason = r.reason) AS reports"
-                " FROM reports r JOIN items i ON i.id = r.item_id"
-                " LEFT JOIN worker_batches wb ON wb.worker_id = r.worker_id"
-                "  AND wb.batch_id = r.batch_id"
-                " WHERE r.item_id = ? AND r.reason = ?"
-                " AND r.created_at > COALESCE(i.reviewed_at, -1)",
-                (state.item_id, problem.value),
-            )
-            gold = bool(item[0]["gold"])
-            counted = [
-                Reporter(bool(r["active"]), r["answers"], r["gold"], r["right"], r["reports"])
-                for r in reporters
-            ]
-            if item[0]["state"] == "ok" and withdrawn(problem, gold, counted):
-                # Out of circulation until a coordinator looks: the answers already given on
-                # it keep counting, so a report cannot get anyone reinstated or suspended.
-                await set_item_state(conn, state.item_id, "broken")
+            if problem in WITHDRAWING:
+                await self._maybe_withdraw(conn, state.item_id, problem)
             issued = await self._issue(conn, worker_id, now, ttl)
             return Outcome(verdict, issued.task, closed=issued.closed)
 
@@ -379,6 +353,35 @@ class TaskStore:
             settings = BatchSettings.model_validate_json(next(iter(rows))[0])
             self._settings[batch_id] = settings
         return settings
+
+    @staticmethod
+    async def _maybe_withdraw(conn: aiosqlite.Connection, item_id: int, problem: Problem) -> None:
+        """Takes the item out of circulation when its credible reports say so. Out until a
+        coordinator looks: the answers already given on it keep counting, so a report cannot
+        get anyone reinstated or suspended."""
+        item = await records(
+            conn, "SELECT state, gold IS NOT NULL AS gold FROM items WHERE id = ?", (item_id,)
+        )
+        reporters = await records(
+            conn,
+            "SELECT COALESCE(wb.status, 'active') = 'active' AS active,"
+            " COALESCE(wb.answers, 0) AS answers, COALESCE(wb.gold_answers, 0) AS gold,"
+            " COALESCE(wb.gold_correct, 0) AS right,"
+            " (SELECT COUNT(*) FROM reports x WHERE x.worker_id = r.worker_id"
+            "  AND x.batch_id = r.batch_id AND x.reason = r.reason) AS reports"
+            " FROM reports r JOIN items i ON i.id = r.item_id"
+            " LEFT JOIN worker_batches wb ON wb.worker_id = r.worker_id"
+            "  AND wb.batch_id = r.batch_id"
+            " WHERE r.item_id = ? AND r.reason = ?"
+            " AND r.created_at > COALESCE(i.reviewed_at, -1)",
+            (item_id, problem.value),
+        )
+        counted = [
+            Reporter(bool(r["active"]), r["answers"], r["gold"], r["right"], r["reports"])
+            for r in reporters
+        ]
+        if item[0]["state"] == "ok" and withdrawn(problem, bool(item[0]["gold"]), counted):
+            await set_item_state(conn, item_id, "broken")
 
     async def _give_back(
         self, conn: aiosqlite.Connection, assignment_id: int, worker_id: int, now: float

@@ -5,7 +5,16 @@ from pathlib import Path
 
 import pytest
 
+from storage.db import Database
 from tests.harness import Harness
+
+
+@pytest.fixture
+async def db(tmp_path: Path) -> AsyncIterator[Database]:
+    """A migrated database for tests that drive the stores directly."""
+    async with Database(tmp_path / "labelbot.db") as database:
+        await database.migrate()
+        yield database
 
 
 @pytest.fixture

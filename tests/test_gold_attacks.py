@@ -82,13 +82,6 @@ def key(text: str | None) -> str:
 # -- the stores alone -------------------------------------------------------------------------
 
 
-@pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    async with Database(tmp_path / "attacks.db") as database:
-        await database.migrate()
-        yield database
-
-
 async def store_batch(db: Database, regular: int, gold: int, **settings: Any) -> int:
     settings.setdefault("options", OPTIONS)
     settings.setdefault("fast_suspend", None)

@@ -3,7 +3,6 @@ database, through the same stores the bot uses."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -20,13 +19,6 @@ from tests.factories import open_batch, registered
 TTL = 600.0
 OPTIONS = ("a", "b", "c", "d")
 SEED = "0123456789abcdef" * 2
-
-
-@pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    async with Database(tmp_path / "g.db") as database:
-        await database.migrate()
-        yield database
 
 
 async def batch(db: Database, regular: int, gold: int, **settings: Any) -> int:

@@ -3,11 +3,7 @@ exams and reinstatement, through the same stores the bot uses."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
-
-import pytest
 
 from labeling.batch import BatchSettings
 from labeling.models import BatchStatus, Submission, Task, Verdict
@@ -19,13 +15,6 @@ from tests.factories import open_batch, registered
 
 TTL = 600.0
 OPTIONS = ("a", "b", "c", "d")
-
-
-@pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    async with Database(tmp_path / "q.db") as database:
-        await database.migrate()
-        yield database
 
 
 async def batch(db: Database, regular: int, gold: int, **settings: Any) -> int:

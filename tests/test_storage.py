@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -19,13 +18,6 @@ from tests.factories import open_batch, registered
 
 TTL = 60.0
 SETTINGS = BatchSettings(name="b", question="q?", options="yes,no", overlap=2)
-
-
-@pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    async with Database(tmp_path / "t.db") as database:
-        await database.migrate()
-        yield database
 
 
 async def make_batch(db: Database, rows: int = 3, settings: BatchSettings = SETTINGS) -> int:
