@@ -76,10 +76,14 @@ def build_application(
             TaskStore(db), ExamStore(db), assignment_ttl=settings.assignment_timeout_seconds
         )
         review = ReviewService(ReviewStore(db))
+        batches = BatchService(BatchStore(db), min_hourly_rate=settings.min_hourly_rate)
+        discarded = await batches.discard_abandoned_imports()
+        if discarded:
+            log.warning("removed batches %s, whose import was cut off", discarded)
         application.bot_data.services = Services(
             work=work,
             review=review,
-            batches=BatchService(BatchStore(db), min_hourly_rate=settings.min_hourly_rate),
+            batches=batches,
             admin=AdminService(AdminStore(db), frozenset(settings.coordinator_ids)),
             paid_broadcasts=settings.paid_broadcast_rate is not None,
         )

@@ -16,7 +16,14 @@ from pydantic import (
 )
 
 # Telegram allows 4096 characters in a message and 1024 in a photo caption; a task card adds the
-# question, the batch name and a status line, so items are capped below those limits.
+# question, the batch name and a status line, so items are capped below those limits, and the
+# card as a whole is checked at import (`card_problem`).
+MESSAGE_LIMIT = 4096
+CAPTION_LIMIT = 1024
+# Room kept on every card for the line above the item (a suspension notice names the batch) and
+# the title's decoration ("Training 10 of 10 · "), counted as the phone shows them.
+CARD_HEADROOM = 320
+FREE_TEXT_HINT = "Reply with your answer in a message."
 MAX_QUESTION = 500
 MAX_TEXT = 3000
 MAX_CAPTION_TEXT = 400
@@ -177,6 +184,33 @@ class ItemRow(BaseModel):
             )
         return self
 
+    @field_validator("image")
+    @classmethod
+    def _lower_scheme(cls, value: str | None) -> str | None:
+        # "HTTPS://..." is a URL too; one spelling downstream means no check can miss it.
+        if value and _URL.match(value):
+            scheme, rest = value.split(":", 1)
+            return f"{scheme.lower()}:{rest}"
+        return value
+
     @property
     def image_is_url(self) -> bool:
         return bool(self.image and _URL.match(self.image))
+
+
+def card_problem(settings: BatchSettings, item: ItemRow) -> str | None:
+    """Why the item's card could never be shown (too long for Telegram), or None. Counts what
+    the phone shows: every part of the card, with the instructions, which the first card of a
+    batch carries, and the room kept for the status line."""
+    parts = [settings.name, settings.instructions or "", item.text or "", settings.question]
+    if settings.options is None:
+        parts.append(FREE_TEXT_HINT)
+    length = sum(len(part) + 2 for part in parts) + CARD_HEADROOM
+    limit, where = (CAPTION_LIMIT, "under a picture") if item.image else (MESSAGE_LIMIT, "")
+    if length <= limit:
+        return None
+    where = f" {where}" if where else ""
+    return (
+        f"its card would be {length} characters with the name, question and instructions,"
+        f" over the {limit} Telegram shows{where}: shorten them or the text"
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from dataclasses import dataclass, replace
@@ -47,6 +48,10 @@ class Imported:
             f" ({self.gold_items} gold), answers: {kind}; overlap {self.settings.overlap};"
             f" reward {self.settings.reward:g} per task; expected pay {self.pay.describe()}."
         )
+
+
+# An import stores a batch in seconds; one still unfinished after an hour was cut off.
+ABANDONED_IMPORT = 3600.0
 
 
 class BatchStateError(Exception):
@@ -101,8 +106,14 @@ class BatchService:
             existing = await self.batches.by_source_file(source_file)
             if existing is not None:
                 raise AlreadyImported(existing)
-        items = parse_batch_file(
-            content, filename, settings, base_dir=base_dir, file_format=file_format
+        # Parsing a 20 MB file takes seconds of CPU: in a thread, the bot goes on answering.
+        items = await asyncio.to_thread(
+            parse_batch_file,
+            content,
+            filename,
+            settings,
+            base_dir=base_dir,
+            file_format=file_format,
         )
         gold = sum(item.gold is not None for item in items)
         if settings.exam_size > gold:
@@ -124,6 +135,10 @@ class BatchService:
         )
         pay = batch_rate(settings.reward, settings.seconds_per_task, None, 0, self.min_hourly_rate)
         return Imported(batch_id, len(items) - gold, gold, settings, pay)
+
+    async def discard_abandoned_imports(self) -> list[int]:
+        """Removes batches whose import stopped half way (the process died meanwhile)."""
+        return await self.batches.discard_unfinished(self.clock() - ABANDONED_IMPORT)
 
     async def publish(
         self, batch_id: int, *, by: int | None = None, paid: bool = False

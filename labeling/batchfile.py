@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import math
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +14,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from labeling.batch import BatchSettings, ItemRow
+from labeling.batch import BatchSettings, ItemRow, card_problem
 
 KNOWN_COLUMNS = {"id", "text", "image", "gold", "explanation"}
 MAX_ITEMS = 200_000
@@ -76,37 +77,48 @@ def parse_batch_file(
     """
     kind = file_format or detect_format(filename)
     text = _decode(content)
-    errors: list[RowError] = []
+    errors = _Errors()
     items: list[ItemRow] = []
     seen_ids: dict[str, int] = {}
     rows = {"csv": _csv_rows, "jsonl": _jsonl_rows, "json": _json_rows}[kind](text)
     for line, row in rows:
         if isinstance(row, RowError):
-            errors.append(row)
+            errors.add(row)
             continue
-        if len(items) + len(errors) >= MAX_ITEMS:
-            errors.append(RowError(line, f"a batch holds at most {MAX_ITEMS} items"))
+        if len(seen_ids) + errors.total >= MAX_ITEMS:
+            errors.add(RowError(line, f"a batch holds at most {MAX_ITEMS} items"))
             break
         try:
             item = _item(line, row, settings, base_dir)
         except ValueError as error:
-            errors.append(RowError(line, str(error)))
+            errors.add(RowError(line, str(error)))
             continue
-        if item.external_id is not None:
-            if item.external_id in seen_ids:
-                errors.append(
-                    RowError(
-                        line, f"id '{item.external_id}' repeats line {seen_ids[item.external_id]}"
-                    )
-                )
-                continue
-            seen_ids[item.external_id] = line
-        items.append(item)
-    if not items and not errors:
-        errors.append(RowError(0, "the file has no items"))
-    if errors:
-        raise BatchFileError(errors[:MAX_REPORTED_ERRORS], total=len(errors))
+        key = item.external_id if item.external_id is not None else f"#{line}"
+        if key in seen_ids:
+            errors.add(RowError(line, f"id '{key}' repeats line {seen_ids[key]}"))
+            continue
+        seen_ids[key] = line
+        if not errors.total:  # once a row is bad nothing is stored: keep no more items
+            items.append(item)
+    if not seen_ids and not errors.total:
+        errors.add(RowError(0, "the file has no items"))
+    if errors.total:
+        raise BatchFileError(errors.kept, total=errors.total)
     return items
+
+
+class _Errors:
+    """Every bad row is counted; only the first few, those a coordinator is shown, are kept,
+    so a file of a million bad rows costs no more memory than one of fifty."""
+
+    def __init__(self) -> None:
+        self.kept: list[RowError] = []
+        self.total = 0
+
+    def add(self, error: RowError) -> None:
+        self.total += 1
+        if len(self.kept) < MAX_REPORTED_ERRORS:
+            self.kept.append(error)
 
 
 def _decode(content: bytes) -> str:
@@ -175,7 +187,9 @@ def _header_problem(columns: list[str]) -> str | None:
 
 
 def _jsonl_rows(text: str) -> Iterator[tuple[int, Row]]:
-    for line, raw in enumerate(text.splitlines(), start=1):
+    # Only "\n" ends a line: str.splitlines would also split inside strings holding U+2028,
+    # U+0085 or form feeds, which JSON allows unescaped.
+    for line, raw in enumerate(text.split("\n"), start=1):
         if not raw.strip():
             continue
         try:
@@ -184,59 +198,82 @@ def _jsonl_rows(text: str) -> Iterator[tuple[int, Row]]:
             message = error.msg if isinstance(error, json.JSONDecodeError) else "nested too deeply"
             yield line, RowError(line, f"not valid JSON: {message}")
             continue
-        yield line, _object_row(line, value, "each line must be a JSON object")
+        yield line, _object_row(line, value, raw, "each line must be a JSON object")
 
 
 def _json_rows(text: str) -> Iterator[tuple[int, Row]]:
-    """A JSON array of objects; each object's line is where it starts in the file."""
+    """A JSON array of objects; each object's line is where it starts in the file. Lines are
+    counted as the parse moves on, never from the start again: a 20 MB file stays linear."""
     decoder = json.JSONDecoder()
+    lines = _Lines(text)
     position = _skip_space(text, 0)
     if position >= len(text) or text[position] != "[":
-        yield 1, RowError(_line_at(text, position), "a .json batch must be an array of objects")
+        yield 1, RowError(lines.at(position), "a .json batch must be an array of objects")
         return
     position = _skip_space(text, position + 1)
     if position < len(text) and text[position] == "]":
         return
     while position < len(text):
-        line = _line_at(text, position)
+        line = lines.at(position)
+        start = position
         try:
             value, position = decoder.raw_decode(text, position)
         except (json.JSONDecodeError, RecursionError) as error:
             message = error.msg if isinstance(error, json.JSONDecodeError) else "nested too deeply"
             yield line, RowError(line, f"not valid JSON: {message}")
             return
-        yield line, _object_row(line, value, "each item must be a JSON object")
+        raw = text[start:position]
+        yield line, _object_row(line, value, raw, "each item must be a JSON object")
         position = _skip_space(text, position)
         if position < len(text) and text[position] == ",":
             position = _skip_space(text, position + 1)
         elif position < len(text) and text[position] == "]":
             return
         else:
-            where = _line_at(text, position)
+            where = lines.at(position)
             yield where, RowError(where, "not valid JSON: expected ',' or ']' after an item")
             return
-    yield (
-        _line_at(text, position),
-        RowError(_line_at(text, position), "not valid JSON: the array is not closed"),
-    )
+    where = lines.at(position)
+    yield where, RowError(where, "not valid JSON: the array is not closed")
 
 
-def _object_row(line: int, value: Any, not_object: str) -> Row:
+class _Lines:
+    """Line numbers of positions that only move forward, counted incrementally."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.position = 0
+        self.line = 1
+
+    def at(self, position: int) -> int:
+        self.line += self.text.count("\n", self.position, position)
+        self.position = position
+        return self.line
+
+
+# JSON may escape half of a surrogate pair alone ("\ud800"); such text is not Unicode and
+# could not be stored, so the row is refused with its line.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_SPACE = re.compile(r"[ \t\r\n]*")
+
+
+def _object_row(line: int, value: Any, raw: str, not_object: str) -> Row:
     if not isinstance(value, dict):
         return RowError(line, not_object)
     if len(value) > MAX_COLUMNS:
         return RowError(line, f"more than {MAX_COLUMNS} fields")
+    if _SURROGATE_ESCAPE.search(raw):
+        try:
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            return RowError(line, "holds an unpaired surrogate escape (\\udXXX): not valid text")
     return {str(key).strip().lower(): cell for key, cell in value.items()}
 
 
 def _skip_space(text: str, position: int) -> int:
-    while position < len(text) and text[position] in " \t\r\n":
-        position += 1
-    return position
-
-
-def _line_at(text: str, position: int) -> int:
-    return text.count("\n", 0, position) + 1
+    match = _SPACE.match(text, position)
+    assert match is not None  # the pattern matches the empty string
+    return match.end()
 
 
 def _cell(row: dict[str, Any], name: str) -> str | None:
@@ -276,13 +313,21 @@ def _item(
         raise ValueError(_first_reason(error)) from None
     if image is not None and not item.image_is_url:
         item = item.model_copy(update={"image": _local_image(image, base_dir)})
+    problem = card_problem(settings, item)
+    if problem:
+        raise ValueError(problem)
     return item
 
 
 def _local_image(path: str, base_dir: Path | None) -> str:
     if base_dir is None:
         raise ValueError("image must be an http(s) URL")
-    resolved = (base_dir / path).resolve()
+    folder = base_dir.resolve()
+    resolved = (folder / path).resolve()
+    # A batch file may only show pictures from its own folder: "../" or an absolute path
+    # would let it send any file the bot can read to the workers.
+    if not resolved.is_relative_to(folder):
+        raise ValueError(f"image file '{path}' is outside the batch file's folder")
     if not resolved.is_file():
         raise ValueError(f"image file '{path}' not found")
     if resolved.stat().st_size > MAX_IMAGE_BYTES:

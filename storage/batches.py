@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Sequence
 
@@ -20,6 +21,9 @@ from labeling.models import (
 from storage.db import Database, records
 from storage.standing import trust_of
 
+# Items stored per transaction while a batch file is imported: a few milliseconds each.
+IMPORT_CHUNK = 2000
+
 
 class BatchStore:
     def __init__(self, db: Database) -> None:
@@ -35,7 +39,10 @@ class BatchStore:
         created_by: int | None = None,
         source_file: str | None = None,
     ) -> int:
-        """Stores a batch and all its items in one transaction; returns the batch id.
+        """Stores a batch and all its items; returns the batch id. All or nothing: the items
+        go in `IMPORT_CHUNK` at a time, each a short transaction so that workers' answers land
+        in between, and the batch is seen by nobody until the last is in. If storing fails or
+        is cancelled half way, what was stored is removed again.
 
         Gold items stay out of the pool (the gold schedule hands them out); the first
         `exam_size` of them are the batch's training exam."""
@@ -45,8 +52,8 @@ class BatchStore:
             cursor = await conn.execute(
                 "INSERT INTO batches (name, question, options, overlap, gold_ratio, reward,"
                 " instructions, source, created_by, created_at, settings, gold_items,"
-                " gold_total, source_file, gold_seed)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " gold_total, source_file, gold_seed, importing)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)",
                 (
                     settings.name,
                     settings.question,
@@ -67,28 +74,62 @@ class BatchStore:
             )
             batch_id = cursor.lastrowid
             assert batch_id is not None
-            await conn.executemany(
-                "INSERT INTO items (batch_id, position, external_id, text, image, gold,"
-                " explanation, metadata, exam, target, wanted)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    (
-                        batch_id,
-                        position,
-                        item.external_id,
-                        item.text,
-                        item.image,
-                        item.gold,
-                        item.explanation,
-                        json.dumps(item.metadata, ensure_ascii=False, default=str),
-                        int(position in exam),
-                        settings.overlap,
-                        0 if item.gold is not None else settings.overlap,
+        try:
+            for first in range(0, len(items), IMPORT_CHUNK):
+                chunk = items[first : first + IMPORT_CHUNK]
+                async with self.db.atomic() as conn:
+                    await conn.executemany(
+                        "INSERT INTO items (batch_id, position, external_id, text, image, gold,"
+                        " explanation, metadata, exam, target, wanted)"
+                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (
+                            (
+                                batch_id,
+                                position,
+                                item.external_id,
+                                item.text,
+                                item.image,
+                                item.gold,
+                                item.explanation,
+                                json.dumps(item.metadata, ensure_ascii=False, default=str),
+                                int(position in exam),
+                                settings.overlap,
+                                0 if item.gold is not None else settings.overlap,
+                            )
+                            for position, item in enumerate(chunk, start=first + 1)
+                        ),
                     )
-                    for position, item in enumerate(items, start=1)
-                ),
-            )
-            return batch_id
+            async with self.db.atomic() as conn:
+                await conn.execute("UPDATE batches SET importing = 0 WHERE id = ?", (batch_id,))
+        except BaseException:
+            await asyncio.shield(self._remove(batch_id))
+            raise
+        return batch_id
+
+    async def discard_unfinished(self, before: float) -> list[int]:
+        """Removes batches whose import began before `before` and never ended (the process
+        stopped half way); returns their ids."""
+        rows = await self.db.fetchall(
+            "SELECT id FROM batches WHERE importing = 1 AND created_at < ?", (before,)
+        )
+        for (batch_id,) in rows:
+            await self._remove(batch_id)
+        return [row[0] for row in rows]
+
+    async def _remove(self, batch_id: int) -> None:
+        """Deletes a batch that is still importing, a chunk of items per transaction."""
+        while True:
+            async with self.db.atomic() as conn:
+                cursor = await conn.execute(
+                    "DELETE FROM items WHERE id IN (SELECT id FROM items WHERE batch_id = ?"
+                    " LIMIT ?) AND EXISTS (SELECT 1 FROM batches WHERE id = ? AND importing)",
+                    (batch_id, IMPORT_CHUNK, batch_id),
+                )
+                if cursor.rowcount == 0:
+                    await conn.execute(
+                        "DELETE FROM batches WHERE id = ? AND importing", (batch_id,)
+                    )
+                    return
 
     async def by_source_file(self, source_file: str) -> int | None:
         """The batch made from this uploaded file, if one was."""
@@ -99,7 +140,7 @@ class BatchStore:
 
     async def get(self, batch_id: int) -> StoredBatch:
         row = await self.db.fetchone(
-            "SELECT settings, status FROM batches WHERE id = ?", (batch_id,)
+            "SELECT settings, status FROM batches WHERE id = ? AND NOT importing", (batch_id,)
         )
         if row is None:
             raise BatchNotFound(batch_id)
@@ -119,7 +160,7 @@ class BatchStore:
         to every worker in the same transaction, so an opened batch is always announced."""
         async with self.db.atomic() as conn:
             rows = await conn.execute_fetchall(
-                "SELECT status FROM batches WHERE id = ?", (batch_id,)
+                "SELECT status FROM batches WHERE id = ? AND NOT importing", (batch_id,)
             )
             if not rows:
                 raise BatchNotFound(batch_id)
@@ -186,7 +227,7 @@ class BatchStore:
                               SUM(gold_answers) AS gold_answers,
                               SUM(gold_correct) AS gold_correct, SUM(fast_answers) AS fast
                        FROM worker_batches GROUP BY batch_id) w ON w.batch_id = b.id
-            WHERE :batch IS NULL OR b.id = :batch
+            WHERE (:batch IS NULL OR b.id = :batch) AND NOT b.importing
             ORDER BY b.id
             """,
             {"batch": batch_id, "since": since},
