@@ -6,10 +6,10 @@ command gets, and the attempt is logged.
 
 from __future__ import annotations
 
+import asyncio
 import functools
-import gzip
-import io
 import logging
+import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -18,7 +18,9 @@ from telegram.constants import MessageLimit
 from telegram.error import BadRequest
 from telegram.ext import CommandHandler, MessageHandler, filters
 
+from handlers import files as sending
 from handlers.context import LabelApplication, LabelContext
+from handlers.files import fit
 from handlers.worker import unknown
 from labeling.batches import TRANSITIONS, AlreadyImported, BatchStateError
 from labeling.batchfile import BatchFileError
@@ -31,7 +33,6 @@ from labeling.review import ItemNotFound, Review, ReviewError, format_problem
 log = logging.getLogger(__name__)
 
 MAX_DOWNLOAD = 20 * 1024 * 1024  # bots may download files up to 20 MB
-MAX_PLAIN_EXPORT = 1024 * 1024  # larger exports are sent gzipped
 MAX_ID = 2**53
 UPLOAD_TYPES = (".csv", ".txt", ".jsonl", ".ndjson", ".json")
 
@@ -200,17 +201,30 @@ async def export_command(update: Update, context: LabelContext) -> None:
     fmt = next((arg for arg in rest if arg in FORMATS), "csv")
     if any(arg not in WHATS and arg not in FORMATS for arg in rest):
         raise Usage
-    out = io.StringIO()
-    summary = await context.services.batches.export(batch_id, what, fmt, out)  # type: ignore[arg-type]
-    data = out.getvalue().encode("utf-8")
     filename = f"batch-{batch_id}-{what}.{fmt}"
-    if len(data) > MAX_PLAIN_EXPORT:
-        data, filename = gzip.compress(data, 6), filename + ".gz"
-    caption = f"{summary.rows} rows"
-    if summary.method is not None:
-        caption = summary.describe()
-    assert update.effective_message is not None
-    await update.effective_message.reply_document(data, filename=filename, caption=caption[:1024])
+    message = update.effective_message
+    assert message is not None
+    # Written page by page to disk, then packed in a thread: a million answers never sit in
+    # memory, and the bot goes on answering workers meanwhile.
+    with tempfile.TemporaryDirectory(prefix="labelbot-export-") as folder:
+        path = Path(folder) / filename
+        with path.open("w", encoding="utf-8", newline="") as out:
+            summary = await context.services.batches.export(batch_id, what, fmt, out)  # type: ignore[arg-type]
+        files = await asyncio.to_thread(
+            fit, path, plain=sending.MAX_PLAIN, limit=sending.MAX_UPLOAD
+        )
+        caption = summary.describe() if summary.method is not None else f"{summary.rows} rows"
+        if len(files) > 1:
+            caption = (
+                f"{caption}\nToo large for one file: {len(files)} parts. Join them with"
+                f" `cat {filename}.gz.part* > {filename}.gz`, or use"
+                f" `labelbot export {batch_id}` on the server."
+            )
+            await reply(update, caption)
+        for number, file in enumerate(files, start=1):
+            text = caption if len(files) == 1 else f"Part {number} of {len(files)}"
+            with file.open("rb") as data:
+                await message.reply_document(data, filename=file.name, caption=text[:1024])
 
 
 @coordinators_only

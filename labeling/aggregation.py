@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -362,24 +362,46 @@ def krippendorff_alpha(data: AnswerSet) -> float:
         return float("nan")
     keys = data.items * data.n_classes + data.labels
     pairs, counts = np.unique(keys, return_counts=True)
-    pair_items = pairs // data.n_classes
-    pair_classes = pairs % data.n_classes
-    per_item = np.bincount(data.items, minlength=data.n_items)
+    return _alpha(pairs // data.n_classes, pairs % data.n_classes, counts, data.n_classes)
+
+
+def alpha_of_votes(votes: Iterable[tuple[int, str, int]], options: Sequence[str] | None) -> float:
+    """Krippendorff's alpha from (item, answer, how many gave it) rows: the same figure as
+    `krippendorff_alpha` over the answers, without one row per answer."""
+    rows = [(item, normalize_answer(value), count) for item, value, count in votes]
+    if options is not None:
+        index = {normalize_answer(option): i for i, option in enumerate(options)}
+    else:
+        index = {value: i for i, value in enumerate(sorted({r[1] for r in rows}))}
+    rows = [r for r in rows if r[1] in index]
+    if not rows:
+        return float("nan")
+    n_classes = max(len(index), 1)
+    items = np.unique(np.fromiter((r[0] for r in rows), np.int64, len(rows)), return_inverse=True)[
+        1
+    ]
+    classes = np.fromiter((index[r[1]] for r in rows), np.int64, len(rows))
+    # Free text that differs only in case or spacing is one answer: merge those rows.
+    pairs, where = np.unique(items * n_classes + classes, return_inverse=True)
+    counts = np.bincount(where, weights=np.fromiter((r[2] for r in rows), np.float64, len(rows)))
+    return _alpha(pairs // n_classes, pairs % n_classes, counts, n_classes)
+
+
+def _alpha(
+    pair_items: IntArray, pair_classes: IntArray, counts: npt.NDArray[Any], n_classes: int
+) -> float:
+    """Alpha from how many answers gave each class to each item (one entry per pair)."""
+    per_item = np.bincount(pair_items, weights=counts)
     m = per_item[pair_items].astype(np.float64)
     pairable = m >= 2
     if not pairable.any():
         return float("nan")
-    counts, m, pair_items, pair_classes = (
-        counts[pairable],
-        m[pairable],
-        pair_items[pairable],
-        pair_classes[pairable],
-    )
+    counts, m, pair_classes = counts[pairable], m[pairable], pair_classes[pairable]
     # Coincidences within an item: sum over classes of n_c (n_c - 1) / (m - 1) agree.
     agreeing = np.sum(counts * (counts - 1) / (m - 1))
     total = np.sum(counts)  # n: all pairable values
     # Marginals n_c over the pairable values.
-    marginal = np.bincount(pair_classes, weights=counts, minlength=data.n_classes)
+    marginal = np.bincount(pair_classes, weights=counts, minlength=n_classes)
     disagree_observed = total - agreeing
     disagree_expected = (total * total - np.sum(marginal * marginal)) / (total - 1)
     if disagree_expected == 0:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TextIO
 
-from labeling.aggregation import AnswerSet, krippendorff_alpha
+from labeling.aggregation import alpha_of_votes
 from labeling.batch import BatchSettings
 from labeling.batchfile import BatchFileError, RowError, parse_batch_file
 from labeling.charts import batch_chart
@@ -87,6 +87,8 @@ class BatchService:
         self.batches = batches
         self.min_hourly_rate = min_hourly_rate
         self.clock = clock
+        # Agreement per batch, with the counts it was computed at.
+        self._agreement: dict[int, tuple[tuple[int, int], float | None]] = {}
 
     async def import_file(
         self,
@@ -186,12 +188,7 @@ class BatchService:
         summaries = []
         since = self.clock() - RATE_WINDOW
         for summary in await self.batches.summaries(batch_id, since=since):
-            answers = [
-                (a.item_id, a.worker_id, a.value)
-                async for a in self.batches.answers(summary.batch_id)
-                if not a.excluded and not a.gold
-            ]
-            alpha = krippendorff_alpha(AnswerSet.build(answers, summary.options))
+            alpha = await self.agreement(summary)
             settings = (await self.batches.get(summary.batch_id)).settings
             pay = batch_rate(
                 summary.reward,
@@ -200,8 +197,21 @@ class BatchService:
                 summary.answers,
                 self.min_hourly_rate,
             )
-            summaries.append(replace(summary, alpha=None if math.isnan(alpha) else alpha, pay=pay))
+            summaries.append(replace(summary, alpha=alpha, pay=pay))
         return summaries
+
+    async def agreement(self, summary: BatchSummary) -> float | None:
+        """The batch's agreement; computed again only when answers or suspensions changed
+        since last time, and then from per-item counts, off the event loop."""
+        key = (summary.answers, summary.suspended)
+        cached = self._agreement.get(summary.batch_id)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        votes = await self.batches.votes(summary.batch_id)
+        alpha = await asyncio.to_thread(alpha_of_votes, votes, summary.options)
+        value = None if math.isnan(alpha) else alpha
+        self._agreement[summary.batch_id] = (key, value)
+        return value
 
     async def chart(self, summary: BatchSummary) -> bytes:
         """A PNG of the batch's progress over time and of its workers' gold accuracy."""

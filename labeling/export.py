@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import json
 from collections.abc import AsyncIterator, Iterable
@@ -9,7 +10,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, TextIO
 
-from labeling.aggregation import AnswerSet, aggregate, krippendorff_alpha
+from labeling.aggregation import AnswerSet, Label, aggregate, krippendorff_alpha
 from labeling.batch import BatchSettings
 from labeling.models import ExportAnswer, ExportItem, WorkerRow
 
@@ -138,9 +139,8 @@ async def write_labels(
             used.append((answer.item_id, answer.worker_id, answer.value))
     rows = [item async for item in items]
     gold = {item.item_id: item.gold for item in rows if item.gold is not None}
-    data = AnswerSet.build(used, settings.options)
-    labels = aggregate(data, settings.aggregation, gold).rows() if used else {}
-    alpha = krippendorff_alpha(data) if used else float("nan")
+    # Seconds of numpy over a million answers: in a thread, so the bot answers meanwhile.
+    labels, alpha = await asyncio.to_thread(_labels, used, settings, gold)
     metadata_columns: dict[str, None] = {}
     for item in rows:
         metadata_columns.update(dict.fromkeys(item.metadata))
@@ -173,6 +173,16 @@ async def write_labels(
         excluded,
         None if alpha != alpha else round(alpha, 4),  # NaN: no item has two answers
     )
+
+
+def _labels(
+    used: list[tuple[int, int, str]], settings: BatchSettings, gold: dict[int, str]
+) -> tuple[dict[int, Label], float]:
+    """Each item's label by the batch's method, and the answers' agreement."""
+    if not used:
+        return {}, float("nan")
+    data = AnswerSet.build(used, settings.options)
+    return aggregate(data, settings.aggregation, gold).rows(), krippendorff_alpha(data)
 
 
 def write_workers(rows: Iterable[WorkerRow], out: TextIO, fmt: Format) -> ExportSummary:

@@ -18,7 +18,7 @@ from labeling.models import (
     WorkerRow,
     WorkerStanding,
 )
-from storage.db import Database, records
+from storage.db import Database
 from storage.standing import trust_of
 
 # Items stored per transaction while a batch file is imported: a few milliseconds each.
@@ -200,33 +200,38 @@ class BatchStore:
     ) -> list[BatchSummary]:
         """Each batch's counts; with `since`, also the answers on ordinary items from then on,
         for the batch's current rate."""
-        rows = await self.db.fetchall(
+        # Every count comes from a counter or an index, never from scanning the answers, and
+        # it is read through the reading connection: /status on a batch of a million answers
+        # neither waits for the workers' taps nor makes them wait.
+        rows = await self.db.read(
             """
             SELECT b.id, b.name, b.status, b.question, b.options, b.overlap, b.reward,
                    b.created_at, b.published_at, b.median_ms,
-                   b.aggregation,
+                   json_extract(b.settings, '$.aggregation') AS method,
                    CASE WHEN :since IS NULL THEN 0 ELSE
-                     (SELECT COUNT(*) FROM answers a JOIN items i ON i.id = a.item_id
+                     (SELECT COUNT(*) FROM answers a INDEXED BY answers_batch
+                      JOIN items i ON i.id = a.item_id
                       WHERE a.batch_id = b.id AND a.created_at >= :since AND i.gold IS NULL)
-                   END,
+                   END AS recent,
                    i.items, i.gold, i.done, i.counted, i.needed,
-                   (SELECT COUNT(*) FROM answers a WHERE a.batch_id = b.id),
-                   (SELECT COUNT(DISTINCT worker_id) FROM answers a WHERE a.batch_id = b.id),
+                   w.answers, w.workers,
                    (SELECT COUNT(*) FROM assignments a WHERE a.batch_id = b.id
-                      AND a.status = 'open'),
+                      AND a.status = 'open') AS open_tasks,
                    w.suspended, w.gold_answers, w.gold_correct, w.fast
-            FROM (SELECT *, json_extract(settings, '$.aggregation') AS aggregation
-                  FROM batches) b
+            FROM batches b
             JOIN (SELECT batch_id,
                          SUM(gold IS NULL) AS items, SUM(gold IS NOT NULL) AS gold,
                          SUM(gold IS NULL AND answers >= target) AS done,
                          SUM(CASE WHEN gold IS NULL THEN MIN(answers, target) END) AS counted,
                          SUM(CASE WHEN gold IS NULL THEN target END) AS needed
-                  FROM items GROUP BY batch_id) i ON i.batch_id = b.id
+                  FROM items WHERE :batch IS NULL OR batch_id = :batch
+                  GROUP BY batch_id) i ON i.batch_id = b.id
             LEFT JOIN (SELECT batch_id, SUM(status = 'suspended') AS suspended,
+                              SUM(answers) AS answers, SUM(answers > 0) AS workers,
                               SUM(gold_answers) AS gold_answers,
                               SUM(gold_correct) AS gold_correct, SUM(fast_answers) AS fast
-                       FROM worker_batches GROUP BY batch_id) w ON w.batch_id = b.id
+                       FROM worker_batches WHERE :batch IS NULL OR batch_id = :batch
+                       GROUP BY batch_id) w ON w.batch_id = b.id
             WHERE (:batch IS NULL OR b.id = :batch) AND NOT b.importing
             ORDER BY b.id
             """,
@@ -236,39 +241,53 @@ class BatchStore:
             raise BatchNotFound(batch_id)
         return [
             BatchSummary(
-                batch_id=row[0],
-                name=row[1],
-                status=BatchStatus(row[2]),
-                question=row[3],
-                options=None if row[4] is None else tuple(json.loads(row[4])),
-                overlap=row[5],
-                reward=row[6],
-                created_at=row[7],
-                published_at=row[8],
-                median_ms=row[9],
-                method=row[10] or "",
-                recent_answers=row[11],
-                items=row[12] or 0,
-                gold_items=row[13] or 0,
-                items_done=row[14] or 0,
-                answers_counted=row[15] or 0,
-                answers_needed=row[16] or 0,
-                answers=row[17],
-                workers=row[18],
-                open_tasks=row[19],
-                suspended=row[20] or 0,
-                gold_answers=row[21] or 0,
-                gold_correct=row[22] or 0,
-                fast_answers=row[23] or 0,
+                batch_id=row["id"],
+                name=row["name"],
+                status=BatchStatus(row["status"]),
+                question=row["question"],
+                options=None if row["options"] is None else tuple(json.loads(row["options"])),
+                overlap=row["overlap"],
+                reward=row["reward"],
+                created_at=row["created_at"],
+                published_at=row["published_at"],
+                median_ms=row["median_ms"],
+                method=row["method"] or "",
+                recent_answers=row["recent"],
+                items=row["items"] or 0,
+                gold_items=row["gold"] or 0,
+                items_done=row["done"] or 0,
+                answers_counted=row["counted"] or 0,
+                answers_needed=row["needed"] or 0,
+                answers=row["answers"] or 0,
+                workers=row["workers"] or 0,
+                open_tasks=row["open_tasks"],
+                suspended=row["suspended"] or 0,
+                gold_answers=row["gold_answers"] or 0,
+                gold_correct=row["gold_correct"] or 0,
+                fast_answers=row["fast"] or 0,
             )
             for row in rows
         ]
+
+    async def votes(self, batch_id: int) -> list[tuple[int, str, int]]:
+        """How many counted answers gave each value to each ordinary item, as (item, value,
+        count): what agreement needs, a few rows per item rather than one per answer."""
+        rows = await self.db.read(
+            "SELECT a.item_id, a.value, COUNT(*) AS n FROM answers a"
+            " JOIN items i ON i.id = a.item_id AND i.gold IS NULL"
+            " LEFT JOIN worker_batches wb ON wb.worker_id = a.worker_id"
+            "  AND wb.batch_id = a.batch_id"
+            " WHERE a.batch_id = ? AND wb.status IS NOT 'suspended'"
+            " GROUP BY a.item_id, a.value",
+            (batch_id,),
+        )
+        return [(row["item_id"], row["value"], row["n"]) for row in rows]
 
     async def worker_rows(
         self, batch_id: int | None = None, limit: int = 10_000
     ) -> list[WorkerRow]:
         """Workers with their answers, gold accuracy and earnings, in one batch or in all."""
-        rows = await self.db.fetchall(
+        rows = await self.db.read(
             """
             SELECT w.id, w.name, w.status, w.reachable,
                    COUNT(a.id), COALESCE(SUM(a.correct IS NOT NULL), 0),
@@ -302,15 +321,15 @@ class BatchStore:
 
     async def progress(self, batch_id: int, buckets: int = 60) -> list[tuple[float, int]]:
         """Answers on ordinary items over time, as (time, answers so far) in even steps."""
-        span = await self.db.fetchone(
+        span = await self.db.read(
             "SELECT MIN(created_at), MAX(created_at) FROM answers WHERE batch_id = ?",
             (batch_id,),
         )
-        if span is None or span[0] is None:
+        if not span or span[0][0] is None:
             return []
-        start, end = span
+        start, end = span[0]
         width = max((end - start) / buckets, 1e-6)
-        rows = await self.db.fetchall(
+        rows = await self.db.read(
             "SELECT CAST((a.created_at - :start) / :width AS INTEGER) AS bucket, COUNT(*)"
             " FROM answers a JOIN items i ON i.id = a.item_id"
             " WHERE a.batch_id = :batch AND i.gold IS NULL GROUP BY bucket ORDER BY bucket",
@@ -323,13 +342,11 @@ class BatchStore:
         return series
 
     async def standings(self, batch_id: int) -> list[WorkerStanding]:
-        async with self.db.atomic() as conn:
-            rows = await records(
-                conn,
-                "SELECT wb.*, w.name FROM worker_batches wb JOIN workers w ON w.id = wb.worker_id"
-                " WHERE wb.batch_id = ? ORDER BY wb.worker_id",
-                (batch_id,),
-            )
+        rows = await self.db.read(
+            "SELECT wb.*, w.name FROM worker_batches wb JOIN workers w ON w.id = wb.worker_id"
+            " WHERE wb.batch_id = ? ORDER BY wb.worker_id",
+            (batch_id,),
+        )
         return [
             WorkerStanding(
                 row["worker_id"],

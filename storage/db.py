@@ -40,6 +40,7 @@ class Database:
         self.path = str(path)
         self.synchronous = synchronous
         self._conn: aiosqlite.Connection | None = None
+        self._reader: aiosqlite.Connection | None = None
         self._lock = asyncio.Lock()
         self._depth = 0
 
@@ -60,9 +61,21 @@ class Database:
             ):
                 await conn.execute(f"PRAGMA {pragma}")
             self._conn = conn
+        if self._reader is None and self.path != ":memory:":
+            # Reports (status, exports) read through a second connection in its own thread:
+            # WAL lets it read while the first writes, and sqlite releases the GIL while it
+            # scans, so a report over a million answers never holds up a worker's tap.
+            reader = await aiosqlite.connect(self.path)
+            reader.row_factory = sqlite3.Row
+            for pragma in ("query_only = ON", "busy_timeout = 10000"):
+                await reader.execute(f"PRAGMA {pragma}")
+            self._reader = reader
         return self
 
     async def close(self) -> None:
+        if self._reader is not None:
+            await self._reader.close()
+            self._reader = None
         if self._conn is not None:
             await self._conn.close()
             self._conn = None
@@ -136,18 +149,26 @@ class Database:
         row = await self.fetchone(sql, params)
         return None if row is None else row[0]
 
+    async def read(self, sql: str, params: Params = ()) -> list[Record]:
+        """A report's rows, read by name through the reading connection: what is committed,
+        without waiting for the writer or making it wait."""
+        if self._reader is None:  # an in-memory database has no second connection
+            async with self._hold():
+                return await records(self.conn, sql, params)
+        return list(await self._reader.execute_fetchall(sql, params))
+
     async def pages(
         self, sql: str, params: dict[str, Any], *, key: int = 0, size: int = 5000
     ) -> AsyncIterator[tuple[Any, ...]]:
-        """Streams a large result page by page (keyset pagination), holding the connection
-        only while a page is read, so an export never stalls the workers' answers.
+        """Streams a large result page by page (keyset pagination) through the reading
+        connection, so an export never stalls the workers' answers.
 
         `sql` must filter on `> :after`, order by that same key, and end in `LIMIT :limit`;
         `key` is the key's place in each row.
         """
         after: Any = -(2**63)
         while True:
-            rows = await self.fetchall(sql, {**params, "after": after, "limit": size})
+            rows = await self.read(sql, {**params, "after": after, "limit": size})
             for row in rows:
                 yield row
             if len(rows) < size:

@@ -1,0 +1,92 @@
+"""Coordinator reports on big batches: agreement from per-item counts, reads that never wait for
+the workers' writes, and exports too large for one Telegram upload."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import gzip
+import io
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from handlers import files as sending
+from labeling.aggregation import AnswerSet, alpha_of_votes, krippendorff_alpha
+from storage.db import Database
+from tests.harness import Harness, say
+
+BOSS = 500
+
+answers = st.lists(
+    st.tuples(
+        st.integers(1, 6), st.integers(1, 5), st.sampled_from(["yes", "no", "Yes ", "maybe"])
+    ),
+    max_size=40,
+    unique_by=lambda a: (a[0], a[1]),
+)
+
+
+@given(answers, st.booleans())
+def test_agreement_from_counts_equals_agreement_from_answers(
+    rows: list[tuple[int, int, str]], free_text: bool
+) -> None:
+    options = None if free_text else ("yes", "no", "maybe")
+    votes = Counter((item, value) for item, _, value in rows)
+    counted = [(item, value, n) for (item, value), n in votes.items()]
+    expected = krippendorff_alpha(AnswerSet.build(rows, options))
+    got = alpha_of_votes(counted, options)
+    assert got == pytest.approx(expected, nan_ok=True)
+
+
+async def test_a_report_reads_while_a_writer_holds_the_database(db: Database) -> None:
+    await db.conn.execute("CREATE TABLE t (x INTEGER)")
+    await db.conn.commit()
+    holding, release = asyncio.Event(), asyncio.Event()
+
+    async def writer() -> None:
+        async with db.atomic() as conn:
+            await conn.execute("INSERT INTO t VALUES (1)")
+            holding.set()
+            await release.wait()
+
+    task = asyncio.create_task(writer())
+    await holding.wait()
+    # What is committed, at once: the write in progress is neither waited for nor seen.
+    rows = await asyncio.wait_for(db.read("SELECT COUNT(*) AS n FROM t"), timeout=5)
+    assert rows[0]["n"] == 0
+    release.set()
+    await task
+    assert (await db.read("SELECT COUNT(*) AS n FROM t"))[0]["n"] == 1
+
+
+async def test_an_export_too_large_for_one_upload_comes_in_parts_that_join(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sending, "MAX_PLAIN", 200)
+    monkeypatch.setattr(sending, "MAX_UPLOAD", 700)
+    async with Harness(tmp_path / "e.db", coordinator_ids=str(BOSS)) as harness:
+        items = "id,text\n" + "".join(f"i{n},item {n}\n" for n in range(400))
+        batch = await harness.add_batch(items, options="yes,no", overlap=1, gold_ratio=0)
+        boss = harness.user(BOSS)
+        note = await say(boss, f"/export {batch} labels", "parts")
+        count = int(note.split("Too large for one file: ")[1].split(" parts")[0])
+        assert count >= 2
+        assert f"cat batch-{batch}-labels.csv.gz.part* > batch-{batch}-labels.csv.gz" in note
+        await boss.wait_for(lambda u: len([m for m in u.bot_messages if m.document]) == count)
+        parts = [m.document for m in boss.bot_messages if m.document]
+        names = [part.name for part in parts]
+        assert (
+            names
+            == sorted(names)
+            == [f"batch-{batch}-labels.csv.gz.part{n:02d}" for n in range(1, count + 1)]
+        )
+        assert all(len(part.content) <= 700 for part in parts)
+        joined = b"".join(part.content for part in parts)
+        expected = io.StringIO()
+        await harness.services.batches.export(batch, "labels", "csv", expected)
+        assert gzip.decompress(joined).decode() == expected.getvalue()
+        assert len(list(csv.DictReader(io.StringIO(expected.getvalue())))) == 400
