@@ -207,12 +207,12 @@ async def show_task(
         return
     text = card_text(shown, header, instructions=instructions)
     keyboard = card_keyboard(shown)
-    if card is not None and shown.image is None and card.text is not None:
+    if card is not None and fits(shown, card) and shown.image is None:
         await bot.edit_message_text(
             text, chat_id, card.message_id, parse_mode="HTML", reply_markup=keyboard
         )
         return
-    if card is not None and shown.image is not None and card.photo:
+    if card is not None and fits(shown, card):
         media = InputMediaPhoto(await _photo_source(shown), caption=text, parse_mode="HTML")
         sent = await bot.edit_message_media(media, chat_id, card.message_id, reply_markup=keyboard)
         await _remember_photo(work, shown, sent)
@@ -230,6 +230,12 @@ async def show_task(
             reply_markup=keyboard,
         )
         await _remember_photo(work, shown, sent)
+
+
+def fits(item: Item, card: Message) -> bool:
+    """Whether the card can be turned into this item by an edit: text into text, a photo
+    into a photo (Telegram cannot edit one kind into the other)."""
+    return card.text is not None if item.image is None else bool(card.photo)
 
 
 async def show_text(
