@@ -93,6 +93,13 @@ def card_keyboard(item: Item) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(rows)
 
 
+def fits(item: Item, card: Message) -> bool:
+    """Whether the card can be turned into this item by an edit: text into text, a photo
+    into a photo (Telegram cannot edit one kind into the other; show_task sends a new card
+    then)."""
+    return card.text is not None if item.image is None else bool(card.photo)
+
+
 def problem_keyboard(assignment_id: int) -> InlineKeyboardMarkup:
     """The problems a worker can report about the task, one per row, and a way back."""
     rows = [
@@ -207,12 +214,12 @@ async def show_task(
         return
     text = card_text(shown, header, instructions=instructions)
     keyboard = card_keyboard(shown)
-    if card is not None and fits(shown, card) and shown.image is None:
+    if card is not None and shown.image is None and card.text is not None:
         await bot.edit_message_text(
             text, chat_id, card.message_id, parse_mode="HTML", reply_markup=keyboard
         )
         return
-    if card is not None and fits(shown, card):
+    if card is not None and shown.image is not None and card.photo:
         media = InputMediaPhoto(await _photo_source(shown), caption=text, parse_mode="HTML")
         sent = await bot.edit_message_media(media, chat_id, card.message_id, reply_markup=keyboard)
         await _remember_photo(work, shown, sent)
@@ -230,12 +237,6 @@ async def show_task(
             reply_markup=keyboard,
         )
         await _remember_photo(work, shown, sent)
-
-
-def fits(item: Item, card: Message) -> bool:
-    """Whether the card can be turned into this item by an edit: text into text, a photo
-    into a photo (Telegram cannot edit one kind into the other)."""
-    return card.text is not None if item.image is None else bool(card.photo)
 
 
 async def show_text(
