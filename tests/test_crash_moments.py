@@ -28,6 +28,7 @@ from labeling.models import Verdict
 from storage.batches import BatchStore
 from storage.db import Database
 from tests.harness import Harness, first_card, press, settle
+from tests.shared_data import shared_data
 
 WORKER = 7
 ALREADY_SAVED = REFUSALS[Verdict.DUPLICATE]
@@ -302,3 +303,25 @@ async def test_a_worker_who_taps_a_card_whose_edit_was_lost_is_told_it_is_saved(
     assert [notice.text for notice in worker.notices[notices:]] == [ALREADY_SAVED]
     assert card.shown.startswith(f"{SAVED}. Next task:") and card.find_button("yes")
     assert stored == 1 and set(doubled.values()) == {0}, doubled
+
+
+# -- shared data: never a silent skip under CI ----------------------------------------------
+
+
+def test_missing_shared_data_fails_under_ci_and_skips_with_a_reason_elsewhere(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "crowd").mkdir()
+    assert shared_data("crowd", root=tmp_path) == tmp_path / "crowd"
+    monkeypatch.setenv("CI", "1")
+    with pytest.raises(pytest.fail.Exception, match=r"CI runs every test: .*absent is missing"):
+        shared_data("absent", root=tmp_path)
+    monkeypatch.delenv("CI")
+    with pytest.raises(pytest.skip.Exception) as skipped:
+        shared_data("absent", root=tmp_path)
+    assert "\n" not in str(skipped.value) and "../shared/data" in str(skipped.value)
+
+
+def test_ci_sets_ci_so_missing_shared_data_fails_there() -> None:
+    script = (Path(__file__).resolve().parents[1] / ".ci" / "run").read_text()
+    assert "export CI=1" in script.splitlines()
