@@ -67,6 +67,7 @@ class Run:
     retry: deque[int] = field(default_factory=deque)
     pending: list[Delivery] = field(default_factory=list)
     untold: deque[int] = field(default_factory=deque)  # next to tell, not yet claimed
+    claiming: set[int] = field(default_factory=set)  # handed to a send that has not claimed yet
     started: float = field(default_factory=time.monotonic)
 
 
@@ -140,7 +141,8 @@ class Notifier:
             while True:
                 run.untold.extend(run.retry.popleft() for _ in range(len(run.retry)))
                 if not run.untold:
-                    run.untold.extend(await self.store.untold(broadcast.broadcast_id, batch_size))
+                    untold = await self.store.untold(broadcast.broadcast_id, batch_size)
+                    run.untold.extend(w for w in untold if w not in run.claiming)
                 if not run.untold:
                     if not sending and not run.retry:
                         break
@@ -150,10 +152,7 @@ class Notifier:
                     await pacer.wait()
                     await slots.acquire()
                     worker_id = run.untold.popleft()
-                    # Claimed one send at a time: a crash leaves in doubt only sends under way.
-                    if not await self.store.claim(broadcast.broadcast_id, worker_id, time.time()):
-                        slots.release()  # another run is telling them
-                        continue
+                    run.claiming.add(worker_id)
                     task = asyncio.create_task(self._send(run, worker_id, pacer, slots))
                     sending.add(task)
                     task.add_done_callback(sending.discard)
@@ -178,6 +177,12 @@ class Notifier:
             button = InlineKeyboardButton(START, callback_data=encode(NextTap()))
             keyboard = InlineKeyboardMarkup([[button]])
         try:
+            # Claimed right before its own send, so a crash leaves in doubt only sends under
+            # way; in this task, so the pace does not wait on the database.
+            claimed = await self.store.claim(broadcast.broadcast_id, worker_id, time.time())
+            run.claiming.discard(worker_id)
+            if not claimed:
+                return  # another run is telling them
             await self.bot.send_message(
                 worker_id,
                 broadcast.text,
