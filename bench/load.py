@@ -2,8 +2,9 @@
 and the bot is killed (SIGKILL) and started again.
 
 It prints the answers confirmed to workers (the card turned into "✓ Saved" after their tap),
-the answers stored, how many confirmed answers were lost (target 0) and how many were stored
-twice (target 0), p99 from tap to the next task, and the bot's peak memory.
+the answers stored, how many confirmed answers were lost (target 0), how many counts disagree
+with the answers table where an answer could be counted twice (items' answer counters, the pay
+ledger, workers' counters; target 0), p99 from tap to the next task, and the bot's peak memory.
 
     python bench/load.py [--workers 500] [--seconds 60]
 """
@@ -32,6 +33,44 @@ from storage.batches import BatchStore  # noqa: E402
 from storage.db import Database  # noqa: E402
 
 SAVED = "✓ Saved"
+REWARD = 0.05  # a reward, so that pay totals can disagree
+
+# Where an answer can be counted twice. The answers table itself cannot hold one twice (its
+# keys are unique), but the counts kept beside it could: each query counts the rows that
+# disagree with the answers table.
+DOUBLING_CHECKS = {
+    # Ordinary items whose answer counter is not the number of answers that count on them
+    # (a suspended worker's answers do not; gold items keep no counter).
+    "item_counters": """
+        SELECT COUNT(*) FROM items i WHERE i.gold IS NULL AND i.answers != (
+            SELECT COUNT(*) FROM answers a LEFT JOIN worker_batches wb
+                ON wb.worker_id = a.worker_id AND wb.batch_id = a.batch_id
+            WHERE a.item_id = i.id AND COALESCE(wb.status, 'active') != 'suspended')""",
+    # Reward rows that pay no answer, and answers without exactly one reward row.
+    "pay_rows": """
+        SELECT (SELECT COUNT(*) FROM ledger l WHERE l.kind = 'reward'
+                AND NOT EXISTS (SELECT 1 FROM answers a WHERE a.id = l.answer_id))
+             + (SELECT COUNT(*) FROM answers a WHERE (SELECT COUNT(*) FROM ledger l
+                WHERE l.answer_id = a.id AND l.kind = 'reward') != 1)""",
+    # Workers (per batch) whose rewards in the ledger do not add up to the batch's reward
+    # times their answers.
+    "pay_totals": """
+        SELECT COUNT(*) FROM (
+            SELECT SUM(amount) AS off FROM (
+                SELECT worker_id, batch_id, amount FROM ledger WHERE kind = 'reward'
+                UNION ALL
+                SELECT a.worker_id, a.batch_id, -b.reward
+                FROM answers a JOIN batches b ON b.id = a.batch_id)
+            GROUP BY worker_id, batch_id HAVING ABS(off) > 1e-9)""",
+    # Workers (per batch) whose answer and gold counters differ from their answers since their
+    # record last started afresh.
+    "worker_counters": """
+        SELECT COUNT(*) FROM worker_batches wb
+        WHERE (wb.answers, wb.gold_answers, wb.gold_correct) IS NOT (
+            SELECT COUNT(*), COUNT(a.correct), COALESCE(SUM(a.correct), 0) FROM answers a
+            WHERE a.worker_id = wb.worker_id AND a.batch_id = wb.batch_id
+            AND a.created_at >= wb.trust_since)""",
+}
 
 
 @dataclass
@@ -40,15 +79,15 @@ class Report:
     latencies: list[float] = field(default_factory=list)
     taps: int = 0
     stored: int = 0
-    distinct: int = 0
     lost: int = 0
+    doubled: dict[str, int] = field(default_factory=dict)  # by check, see DOUBLING_CHECKS
     peak_mb: float = 0.0
     restarts: int = 0
     faults: int = 0
 
     @property
     def duplicated(self) -> int:
-        return self.stored - self.distinct
+        return sum(self.doubled.values())
 
     def p99_ms(self) -> float:
         if not self.latencies:
@@ -57,11 +96,22 @@ class Report:
         return ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))] * 1000
 
 
+async def count_doubling(db: Database) -> dict[str, int]:
+    """For each place an answer could be counted twice, the rows that disagree with the
+    answers table."""
+    return {name: await db.fetchval(sql) for name, sql in DOUBLING_CHECKS.items()}
+
+
 async def prepare(database: Path, workers: int) -> None:
     items = max(2000, workers * 60)
     content = ("text\n" + "".join(f"Review {i}: it works\n" for i in range(items))).encode()
     settings = BatchSettings(
-        name="Load", question="Positive?", options="yes,no", overlap=1, gold_ratio=0.0
+        name="Load",
+        question="Positive?",
+        options="yes,no",
+        overlap=1,
+        gold_ratio=0.0,
+        reward=REWARD,
     )
     async with Database(database) as db:
         await db.migrate()
@@ -154,9 +204,8 @@ async def run_load(workers: int, seconds: float, kill_at: float | None, seed: in
             finally:
                 await stop(bot, sandbox)
         async with Database(database) as db:
-            report.stored, report.distinct = await db.fetchone(
-                "SELECT COUNT(*), COUNT(DISTINCT assignment_id) FROM answers"
-            ) or (0, 0)
+            report.stored = await db.fetchval("SELECT COUNT(*) FROM answers")
+            report.doubled = await count_doubling(db)
             stored_ids = {row[0] for row in await db.fetchall("SELECT assignment_id FROM answers")}
     report.lost = len(report.confirmed - stored_ids)
     return report
@@ -183,9 +232,17 @@ async def main() -> None:
     print(f"answers confirmed:  {len(report.confirmed)}")
     print(f"answers stored:     {report.stored}")
     print(f"lost:               {report.lost} (target 0)")
-    print(f"duplicated:         {report.duplicated} (target 0)")
+    print("counted twice, where it could happen (target 0 each):")
+    for name, count in report.doubled.items():
+        print(f"  {name.replace('_', ' ') + ':':<17}{count}")
     print(f"p99 tap to next:    {report.p99_ms():.0f} ms")
     print(f"bot peak memory:    {report.peak_mb:.1f} MB")
+    doubled = " ".join(f"{name}={count}" for name, count in report.doubled.items())
+    print(
+        f"load: confirmed={len(report.confirmed)} lost={report.lost}"
+        f" duplicated={report.duplicated} {doubled} p99_ms={report.p99_ms():.0f}"
+        f" peak_mb={report.peak_mb:.1f}"
+    )
 
 
 if __name__ == "__main__":

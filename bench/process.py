@@ -7,6 +7,7 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import IO
 
 from bot.local import SANDBOX_TOKEN
 from bot.sandbox import Sandbox, SandboxServer
@@ -30,17 +31,21 @@ def labelbot_env(server: SandboxServer, database: Path, **settings: object) -> d
 
 
 async def start(
-    command: list[str], env: dict[str, str], sandbox: Sandbox
+    command: list[str], env: dict[str, str], sandbox: Sandbox, *, stderr: IO[bytes] | None = None
 ) -> asyncio.subprocess.Process:
-    """Starts a bot process and waits until it polls the sandbox."""
+    """Starts a bot process and waits until it polls the sandbox; its stderr goes to `stderr`
+    (a file, for a test that reads the logs) or a pipe."""
     polls = sandbox.calls["get_updates"]
     process = await asyncio.create_subprocess_exec(
-        *command, env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
+        *command,
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE if stderr is None else stderr,
     )
     while sandbox.calls["get_updates"] == polls:
         if process.returncode is not None:
-            assert process.stderr is not None
-            raise RuntimeError(f"the bot exited: {(await process.stderr.read()).decode()}")
+            said = b"" if process.stderr is None else await process.stderr.read()
+            raise RuntimeError(f"the bot exited: {said.decode()}")
         await asyncio.sleep(0.05)
     return process
 

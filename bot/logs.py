@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import logging
 import re
+import sys
+from types import TracebackType
 from typing import TextIO
 
 # Bot API URLs carry the token (…/bot<token>/method); httpx logs every URL at INFO.
 _TOKEN = re.compile(r"\d{3,}:[A-Za-z0-9_-]{20,}")
+
+
+def redact(text: str, token: str | None = None) -> str:
+    """The text with anything shaped like a bot token, and `token`, replaced by a mark."""
+    cleaned = _TOKEN.sub("<token>", text)
+    return cleaned.replace(token, "<token>") if token else cleaned
 
 
 class RedactTokens(logging.Filter):
@@ -19,18 +27,24 @@ class RedactTokens(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        cleaned = _TOKEN.sub("<token>", message)
-        if self.token:
-            cleaned = cleaned.replace(self.token, "<token>")
+        cleaned = redact(message, self.token)
         if cleaned != message:
             record.msg, record.args = cleaned, None
         if record.exc_info and record.exc_info[1] is not None:
             text = logging.Formatter().formatException(record.exc_info)
-            cleaned_text = _TOKEN.sub("<token>", text)
-            if self.token:
-                cleaned_text = cleaned_text.replace(self.token, "<token>")
-            record.exc_text, record.exc_info = cleaned_text, None
+            record.exc_text, record.exc_info = redact(text, self.token), None
         return True
+
+
+def _log_uncaught(
+    kind: type[BaseException], error: BaseException, trace: TracebackType | None
+) -> None:
+    """Sends an error nothing caught through the log, and so through the token filter:
+    Python would print it raw, and PTB's InvalidToken quotes the refused token whole."""
+    if issubclass(kind, KeyboardInterrupt):
+        sys.__excepthook__(kind, error, trace)
+        return
+    logging.getLogger("labelbot").critical("stopped by an error", exc_info=(kind, error, trace))
 
 
 def setup_logging(
@@ -46,3 +60,4 @@ def setup_logging(
     root.setLevel(level)
     for noisy in ("httpx", "httpcore", "aiohttp.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    sys.excepthook = _log_uncaught

@@ -66,7 +66,8 @@ class Run:
     counts: Counter[str] = field(default_factory=Counter)
     retry: deque[int] = field(default_factory=deque)
     pending: list[Delivery] = field(default_factory=list)
-    claimed: deque[int] = field(default_factory=deque)  # marked as being told, not yet sent
+    untold: deque[int] = field(default_factory=deque)  # next to tell, not yet claimed
+    claiming: set[int] = field(default_factory=set)  # handed to a send that has not claimed yet
     started: float = field(default_factory=time.monotonic)
 
 
@@ -135,23 +136,23 @@ class Notifier:
         progress = asyncio.create_task(self._report(run))
         slots = asyncio.Semaphore(self.in_flight)
         sending: set[asyncio.Task[None]] = set()
-        # Small claims: after a crash, only what was claimed and unsent is left unconfirmed.
-        claim_size = max(1, min(50, int(pacer_rate(pacer))))
+        batch_size = max(1, min(50, int(pacer_rate(pacer))))
         try:
             while True:
-                batch = [run.retry.popleft() for _ in range(len(run.retry))]
-                if not batch:
-                    batch = await self.store.claim(broadcast.broadcast_id, time.time(), claim_size)
-                if not batch:
+                run.untold.extend(run.retry.popleft() for _ in range(len(run.retry)))
+                if not run.untold:
+                    untold = await self.store.untold(broadcast.broadcast_id, batch_size)
+                    run.untold.extend(w for w in untold if w not in run.claiming)
+                if not run.untold:
                     if not sending and not run.retry:
                         break
                     await asyncio.wait(sending, return_when=asyncio.FIRST_COMPLETED)
                     continue
-                run.claimed.extend(batch)
-                while run.claimed:
+                while run.untold:
                     await pacer.wait()
                     await slots.acquire()
-                    worker_id = run.claimed.popleft()
+                    worker_id = run.untold.popleft()
+                    run.claiming.add(worker_id)
                     task = asyncio.create_task(self._send(run, worker_id, pacer, slots))
                     sending.add(task)
                     task.add_done_callback(sending.discard)
@@ -162,10 +163,6 @@ class Notifier:
             if sending:
                 await asyncio.shield(asyncio.wait(sending, timeout=30))
             await asyncio.shield(self._flush(run))
-            # Claimed but never sent: hand them back, so the resumed broadcast tells them.
-            unsent = [*run.claimed, *run.retry]
-            if unsent:
-                await asyncio.shield(self.store.release(broadcast.broadcast_id, unsent))
             progress.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await progress
@@ -180,6 +177,12 @@ class Notifier:
             button = InlineKeyboardButton(START, callback_data=encode(NextTap()))
             keyboard = InlineKeyboardMarkup([[button]])
         try:
+            # Claimed right before its own send, so a crash leaves in doubt only sends under
+            # way; in this task, so the pace does not wait on the database.
+            claimed = await self.store.claim(broadcast.broadcast_id, worker_id, time.time())
+            run.claiming.discard(worker_id)
+            if not claimed:
+                return  # another run is telling them
             await self.bot.send_message(
                 worker_id,
                 broadcast.text,
@@ -189,7 +192,9 @@ class Notifier:
             )
         except RetryAfter as error:
             # Telegram asks the whole bot to slow down: hold every send back, retry this one.
+            # Not sent, so not in doubt: the claim goes until the retry claims them again.
             pacer.pause(retry_after_seconds(error))
+            await self.store.release(broadcast.broadcast_id, [worker_id])
             run.retry.append(worker_id)
             run.counts["retried"] += 1
         except Forbidden as error:

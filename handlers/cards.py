@@ -93,6 +93,13 @@ def card_keyboard(item: Item) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(rows)
 
 
+def fits(item: Item, card: Message) -> bool:
+    """Whether the card can be turned into this item by an edit: text into text, a photo
+    into a photo (Telegram cannot edit one kind into the other; show_task sends a new card
+    then)."""
+    return card.text is not None if item.image is None else bool(card.photo)
+
+
 def problem_keyboard(assignment_id: int) -> InlineKeyboardMarkup:
     """The problems a worker can report about the task, one per row, and a way back."""
     rows = [

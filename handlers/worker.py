@@ -21,6 +21,7 @@ from handlers.cards import (
     card_keyboard,
     exam_feedback,
     feedback_keyboard,
+    fits,
     next_keyboard,
     problem_keyboard,
     reported_problem,
@@ -57,6 +58,8 @@ REFUSALS = {
     Verdict.INVALID: "That answer is not one of the options.",
 }
 DISPUTED = "Thank you: a coordinator will look at this question's answer."
+SAVED = "✓ Saved."
+NEXT = " Next task:"
 ALERT = {Verdict.NOT_YOURS, Verdict.EXPIRED, Verdict.BATCH_NOT_OPEN, Verdict.INVALID}
 # A card showing a task that can no longer be answered: its buttons give way to a Next task.
 # Not a skipped one: the card a skip came from already shows the next task (a second tap of
@@ -138,7 +141,10 @@ async def tap(update: Update, context: LabelContext) -> None:
     match decode(query.data):
         case AnswerTap(assignment_id, option):
             outcome = await work.answer(Submission(assignment_id, worker_id, option=option))
-            header = "✓ Saved."
+            if outcome.verdict is Verdict.DUPLICATE:
+                await _saved_already(context, query)
+                return
+            header = SAVED
         case SkipTap(assignment_id):
             outcome = await work.skip(assignment_id, worker_id)
         case ReportTap(assignment_id, None):
@@ -178,7 +184,7 @@ async def tap(update: Update, context: LabelContext) -> None:
             await _answer(query, REFUSALS[Verdict.NOT_FOUND], alert=True)
             return
     if header is not None and outcome.next_task is not None:
-        header += " Next task:"
+        header += NEXT
     if outcome.suspended is not None:
         header = SUSPENDED.format(batch=outcome.suspended)
         await asyncio.gather(
@@ -196,6 +202,22 @@ async def tap(update: Update, context: LabelContext) -> None:
         await asyncio.gather(refusal, _keyboard(query, next_keyboard()))
     else:
         await refusal
+
+
+async def _saved_already(context: LabelContext, query: CallbackQuery) -> None:
+    """Answers a tap on an answer stored already. Mostly a double tap, whose first delivery
+    turns the card into the next task; but when the bot stopped between the commit and that
+    edit, this tap (delivered again, or tapped again) finds the card still showing the answered
+    task. So the card is turned into the worker's open task, as the first delivery would have:
+    where it shows it already, Telegram refuses the edit as not modified. Only by an edit: a
+    new card would be a second one after a double tap."""
+    refusal = _answer(query, REFUSALS[Verdict.DUPLICATE])
+    task = await context.services.work.open_task(query.from_user.id)
+    card = query.message if isinstance(query.message, Message) else None
+    if task is None or card is None or not fits(task, card):
+        await refusal
+        return
+    await asyncio.gather(refusal, _show(context, query, task, SAVED + NEXT))
 
 
 async def exam_answer(

@@ -75,28 +75,33 @@ class BroadcastStore:
         )
         return int(value)
 
-    async def claim(self, broadcast_id: int, now: float, limit: int) -> list[int]:
-        """Picks workers not yet told and marks them as being told, in one transaction.
+    async def untold(self, broadcast_id: int, limit: int) -> list[int]:
+        """Workers this broadcast has not yet been sent to (nor is being sent to)."""
+        rows = await self.db.fetchall(
+            "SELECT w.id FROM workers w"
+            " WHERE w.status = 'active' AND w.notify = 1 AND w.reachable = 1"
+            " AND NOT EXISTS (SELECT 1 FROM deliveries d"
+            "   WHERE d.broadcast_id = ? AND d.worker_id = w.id)"
+            " ORDER BY w.id LIMIT ?",
+            (broadcast_id, limit),
+        )
+        return [row[0] for row in rows]
 
-        The mark is written before anything is sent: after a crash mid-send, a worker may miss
-        one announcement but is never told twice.
+    async def claim(self, broadcast_id: int, worker_id: int, now: float) -> bool:
+        """Marks a worker as being told, just before the message goes out; False when another
+        run has them already.
+
+        The mark is written before anything is sent, so after a crash mid-send a worker may
+        miss one announcement but is never told twice; and it is written for one send at a
+        time, so a crash leaves in doubt only the sends actually under way.
         """
         async with self.db.atomic() as conn:
-            rows = await conn.execute_fetchall(
-                "SELECT w.id FROM workers w"
-                " WHERE w.status = 'active' AND w.notify = 1 AND w.reachable = 1"
-                " AND NOT EXISTS (SELECT 1 FROM deliveries d"
-                "   WHERE d.broadcast_id = ? AND d.worker_id = w.id)"
-                " ORDER BY w.id LIMIT ?",
-                (broadcast_id, limit),
-            )
-            workers = [row[0] for row in rows]
-            await conn.executemany(
+            cursor = await conn.execute(
                 "INSERT INTO deliveries (broadcast_id, worker_id, status, updated_at)"
-                " VALUES (?, ?, 'sending', ?)",
-                [(broadcast_id, worker_id, now) for worker_id in workers],
+                " VALUES (?, ?, 'sending', ?) ON CONFLICT DO NOTHING",
+                (broadcast_id, worker_id, now),
             )
-            return workers
+            return cursor.rowcount == 1
 
     async def record(self, broadcast_id: int, deliveries: Sequence[Delivery], now: float) -> None:
         """Writes the outcomes of many sends in one transaction."""

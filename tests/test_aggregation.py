@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,9 +17,9 @@ from labeling.aggregation import (
     one_coin,
     weighted_vote,
 )
+from tests.shared_data import shared_data
 
 YES_NO = ("yes", "no")
-CROWD = Path(__file__).resolve().parents[2] / "shared" / "data" / "crowd"
 # crowd-kit 1.4.2's accuracies on these files (shared/data/crowd/README.md).
 CROWD_KIT = {
     "d_duck_identification": {"majority_vote": 0.7593, "dawid_skene": 0.8889},
@@ -180,7 +179,7 @@ def test_alpha_is_one_for_perfect_agreement_and_nan_without_pairs() -> None:
 
 
 def load_crowd(name: str) -> tuple[AnswerSet, dict[int, str]]:
-    folder = CROWD / name
+    folder = shared_data("crowd", name)
     with (folder / "answers.csv").open() as handle:
         rows = list(csv.DictReader(handle))
     with (folder / "truth.csv").open() as handle:
@@ -193,7 +192,6 @@ def load_crowd(name: str) -> tuple[AnswerSet, dict[int, str]]:
     return data, {items[q]: label for q, label in truth.items()}
 
 
-@pytest.mark.skipif(not CROWD.is_dir(), reason="shared/data/crowd is not beside this checkout")
 @pytest.mark.parametrize("name", sorted(CROWD_KIT))
 def test_real_crowd_answers_reach_crowd_kits_accuracy(name: str) -> None:
     data, truth = load_crowd(name)

@@ -178,6 +178,44 @@ class Fault:
         return ApiError(self.code, self.description or default)
 
 
+class Hold:
+    """Calls of one Bot API method that wait until the test releases them (they then run) or
+    drops them (they then fail as a lost connection would: the bot that made them is gone).
+    `when` narrows which calls wait, by their parameters."""
+
+    def __init__(self, method: str, when: Callable[[Params], bool] | None = None) -> None:
+        self.method = method
+        self.when = when
+        self.held = 0  # calls that have reached the hold
+        self._reached = asyncio.Event()
+        self._gate = asyncio.Event()
+        self._dropped = False
+
+    def matches(self, method: str, params: Params) -> bool:
+        if self._gate.is_set() or method != self.method:
+            return False
+        return self.when is None or self.when(params)
+
+    async def wait(self) -> None:
+        self.held += 1
+        self._reached.set()
+        await self._gate.wait()
+        if self._dropped:
+            raise Disconnect()
+
+    async def reached(self, timeout: float = 10.0) -> None:
+        """Waits until a call is waiting here (or has been)."""
+        async with asyncio.timeout(timeout):
+            await self._reached.wait()
+
+    def release(self) -> None:
+        self._gate.set()
+
+    def drop(self) -> None:
+        self._dropped = True
+        self._gate.set()
+
+
 class Params:
     """A request's parameters, read the way Telegram reads them (form values are strings)."""
 
@@ -233,6 +271,7 @@ class Sandbox:
         self.commands: list[dict[str, Any]] = []
         self.webhook: tuple[str, str | None] | None = None
         self.faults: list[Fault] = []
+        self.holds: list[Hold] = []
         self.calls: Counter[str] = Counter()
         self.calls_by_chat: Counter[tuple[str, int]] = Counter()
         self._updates: deque[tuple[int, dict[str, Any]]] = deque()
@@ -262,10 +301,15 @@ class Sandbox:
             if fault.times > 0 and fault.matches(handler.__name__, chat_id):
                 fault.times -= 1
                 raise fault.error()
+        await self._wait_holds(handler.__name__, params)
         result = handler(self, params)
         if asyncio.iscoroutine(result):
             result = await result
         return result
+
+    async def _wait_holds(self, method: str, params: Params) -> None:
+        for hold in [hold for hold in self.holds if hold.matches(method, params)]:
+            await hold.wait()
 
     def _chat(self, params: Params) -> tuple[int, Chat]:
         chat_id = params.int("chat_id")
@@ -596,6 +640,16 @@ class Sandbox:
         fault = Fault(code, **kwargs)
         self.faults.append(fault)
         return fault
+
+    def hold(self, method: str, when: Callable[[Params], bool] | None = None) -> Hold:
+        """Makes the next calls of `method` ("editMessageText" or "edit_message_text") wait
+        until the hold is released or dropped: to stop the bot between two of its calls."""
+        handler = _METHODS.get(method.replace("_", "").lower())
+        if handler is None:
+            raise ValueError(f"the sandbox has no method {method!r}")
+        hold = Hold(handler.__name__, when)
+        self.holds.append(hold)
+        return hold
 
     def replay(self, update_id: int) -> None:
         """Delivers an update again, as Telegram does when a bot did not confirm it."""
