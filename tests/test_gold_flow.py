@@ -23,6 +23,7 @@ from bot.sandbox import SandboxUser
 from bot.sandbox.core import Message
 from handlers.cards import BACK, CLOSED, NEXT, NOTHING_LEFT, PROBLEMS, REPORT, SKIP
 from labeling.models import Problem
+from labeling.review import Sweep
 from tests.harness import Harness, first_card, press, say
 
 BOSS = 500
@@ -384,7 +385,28 @@ async def flag_wrong_gold(office: Harness) -> SandboxUser:
         ("suspended",)
     ]
     # Honest workers answer the truth: right on five gold items, "wrong" on g0. Five of them
-    # miss g0 by a clear margin (a few trusted misses could be chance).
+    # miss g0 by a clear margin (a few trusted misses could be chance). The upkeep's sweep
+    # waits until all have answered: on a slow machine it could flag g0 half way through,
+    # and the last of them would never see it.
+    review = office.services.review
+    review.sweep = pending_sweep  # type: ignore[method-assign]
+    try:
+        await honest_workers_answer_every_gold(office)
+    finally:
+        del review.sweep
+    await eventually(
+        office,
+        "SELECT external_id, state FROM items WHERE state != 'ok'",
+        [("g0", "suspect")],
+    )
+    return careless
+
+
+async def pending_sweep() -> Sweep:
+    return Sweep()
+
+
+async def honest_workers_answer_every_gold(office: Harness) -> None:
     for worker_id in HONEST:
         worker = await office.join(worker_id)
         card = await first_card(office, worker)
@@ -397,12 +419,6 @@ async def flag_wrong_gold(office: Harness) -> SandboxUser:
 
         await work(worker, card, truth, until=all_gold_seen)
         assert len(seen) == 6
-    await eventually(
-        office,
-        "SELECT external_id, state FROM items WHERE state != 'ok'",
-        [("g0", "suspect")],
-    )
-    return careless
 
 
 async def test_gold_that_trusted_workers_miss_is_flagged_and_its_victim_reinstated(
