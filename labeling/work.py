@@ -39,7 +39,13 @@ class WorkService:
         self.clock = clock
 
     async def register(self, profile: WorkerProfile) -> None:
+        """Registers a worker who asks for work; leaves their announcements as they set them."""
         await self.tasks.upsert_worker(profile, self.clock())
+
+    async def start(self, profile: WorkerProfile) -> None:
+        """Registers a worker who sent /start, the one way to turn announcements back on
+        after /stop."""
+        await self.tasks.upsert_worker(profile, self.clock(), notify=True)
 
     async def mark_unreachable(self, worker_id: int) -> None:
         await self.tasks.mark_unreachable(worker_id)

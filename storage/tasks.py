@@ -123,17 +123,28 @@ class TaskStore:
         self.db = db
         self._settings: dict[int, BatchSettings] = {}  # a batch's settings never change
 
-    async def upsert_worker(self, profile: WorkerProfile, now: float) -> None:
+    async def upsert_worker(
+        self, profile: WorkerProfile, now: float, *, notify: bool = False
+    ) -> None:
+        """Registers the worker or refreshes their name and language; a worker who writes to
+        the bot is reachable again. `notify` turns announcements back on; without it a
+        worker's choice to pause them stands."""
         async with self.db.atomic() as conn:
             await conn.execute(
                 "INSERT INTO workers (id, name, language, created_at, last_seen_at)"
-                " VALUES (?, ?, ?, ?, ?)"
+                " VALUES (:id, :name, :language, :now, :now)"
                 " ON CONFLICT (id) DO UPDATE SET name = excluded.name,"
-                " language = excluded.language, notify = 1, reachable = 1"
+                " language = excluded.language, notify = MAX(notify, :notify), reachable = 1"
                 # Only a real change writes: a redelivered /start leaves the row as it was.
                 " WHERE (name, language, notify, reachable)"
-                "  IS NOT (excluded.name, excluded.language, 1, 1)",
-                (profile.telegram_id, profile.name, profile.language, now, now),
+                "  IS NOT (excluded.name, excluded.language, MAX(notify, :notify), 1)",
+                {
+                    "id": profile.telegram_id,
+                    "name": profile.name,
+                    "language": profile.language,
+                    "now": now,
+                    "notify": int(notify),
+                },
             )
 
     async def set_notify(self, worker_id: int, enabled: bool) -> bool:
