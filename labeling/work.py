@@ -89,6 +89,15 @@ class WorkService:
             assignment_id, worker_id, problem, self.clock(), self.assignment_ttl
         )
 
+    async def unshowable(self, worker_id: int, task: Task) -> Shown:
+        """Takes out an item whose card Telegram refuses (an image it cannot fetch, a file
+        gone since the import): the item is broken, handed out no more until a coordinator
+        restores it, and the worker's task on it is released as if it had never been handed
+        out. No answer, no pay, and not the worker's fault: no skip and no gold given back
+        (gold owed stays owed, as after a skip). Returns what the worker gets instead."""
+        await self.tasks.withdraw_unshowable(task.assignment_id, self.clock())
+        return await self.next_task(worker_id)
+
     async def expire_stale(self) -> int:
         return await self.tasks.expire(self.clock())
 

@@ -264,6 +264,33 @@ class TaskStore:
             issued = await self._issue(conn, worker_id, now, ttl)
             return Outcome(verdict, issued.task, closed=issued.closed)
 
+    async def withdraw_unshowable(self, assignment_id: int, now: float) -> None:
+        """Marks the assignment's item broken and, if the assignment is still open, releases
+        it as expired: not a skip in the worker's counts, and a gold task is not counted as
+        given back (WorkService.unshowable says why)."""
+        async with self.db.atomic() as conn:
+            rows = await records(
+                conn,
+                "SELECT a.item_id, a.batch_id, a.worker_id, a.kind, a.status, i.state"
+                " FROM assignments a JOIN items i ON i.id = a.item_id WHERE a.id = ?",
+                (assignment_id,),
+            )
+            if not rows:
+                return
+            row = rows[0]
+            if row["status"] == AssignmentStatus.OPEN:
+                await self._close(
+                    conn, assignment_id, row["item_id"], row["kind"], AssignmentStatus.EXPIRED, now
+                )
+                if row["kind"] == "gold":  # the gold_returned trigger counted it: undo that
+                    await conn.execute(
+                        "UPDATE worker_batches SET gold_returned = gold_returned - 1"
+                        " WHERE worker_id = ? AND batch_id = ?",
+                        (row["worker_id"], row["batch_id"]),
+                    )
+            if row["state"] == "ok":  # suspect gold stays suspect: it must keep not counting
+                await set_item_state(conn, row["item_id"], "broken")
+
     async def expire(self, now: float) -> int:
         """Returns every task left unanswered past its time to the pool."""
         async with self.db.atomic() as conn:

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from bot.sandbox import SandboxUser
-from tests.harness import Harness, say
+from labeling.batch import BatchSettings
+from tests.harness import Harness, first_card, say, settle
 
 BOSS = 500
 CAPTION = "question: Is it positive?\noptions: yes, no\noverlap: 1\ngold_ratio: 0"
@@ -33,6 +35,14 @@ async def publish_batch(boss: SandboxUser, number: int) -> None:
     await boss.wait_for(
         lambda u: any(m.shown.startswith(f"Announced batch {number}") for m in u.bot_messages)
     )
+
+
+async def announced(office: Harness, content: str, *workers: SandboxUser, **settings: Any) -> int:
+    """Adds and publishes a batch, and waits until its announcement reached `workers`."""
+    batch = await office.add_batch(content, **settings)
+    for worker in workers:
+        await worker.wait_for(lambda u: any("New batch" in m.shown for m in u.bot_messages))
+    return batch
 
 
 def told(worker: SandboxUser, batch: int) -> bool:
@@ -70,3 +80,119 @@ async def test_next_and_its_buttons_keep_announcements_off_until_start(office: H
     await say(quiet, "/start", "Welcome")
     await publish_batch(boss, 3)
     assert told(quiet, 3) and told(keen, 3)
+
+
+# -- item 5: a card Telegram refuses takes its item out, not the worker ---------------------
+
+REFUSED = "Bad Request: wrong type of the web page content"
+PHOTOS = (
+    "image,text\nhttps://example.org/a.jpg,first\nhttps://example.org/b.jpg,second\n"
+    "https://example.org/c.jpg,third\n"
+)
+
+
+async def test_a_refused_image_is_taken_out_and_the_worker_gets_the_next_task(
+    office: Harness,
+) -> None:
+    worker = await office.join(51)
+    batch = await announced(office, PHOTOS, worker, options="duck,no duck", overlap=1)
+    office.sandbox.inject(400, method="send_photo", description=REFUSED)
+    card = await first_card(office, worker)
+    assert "second" in card.shown and card.photo is not None
+    assert await office.query("SELECT text, state FROM items ORDER BY id") == [
+        ("first", "broken"),
+        ("second", "ok"),
+        ("third", "ok"),
+    ]
+    # Released, and neither answered, paid nor counted as a skip against the worker.
+    assert await office.query(
+        "SELECT i.text, a.status FROM assignments a JOIN items i ON i.id = a.item_id ORDER BY a.id"
+    ) == [("first", "expired"), ("second", "open")]
+    assert await office.query("SELECT COUNT(*) FROM answers") == [(0,)]
+    assert await office.query("SELECT COUNT(*) FROM ledger") == [(0,)]
+    assert "Skipped: 0" in await say(worker, "/stats", "Skipped")
+    # The next worker is not trapped by it, and the coordinator sees it.
+    other = await office.join(52)
+    assert "third" in await say(other, "/next", "third")
+    boss = office.user(BOSS)
+    assert "#1 [broken]: first" in await say(boss, f"/reports {batch}", "broken")
+
+
+async def test_a_missing_local_image_is_taken_out_too(office: Harness, tmp_path: Path) -> None:
+    for name in ("a.png", "b.png"):
+        (tmp_path / name).write_bytes(b"\x89PNG fake")
+    imported = await office.services.batches.import_file(
+        b"image,text\na.png,first\nb.png,second\n",
+        "local.csv",
+        BatchSettings(name="Local", question="Duck?", options=("duck", "no duck"), overlap=1),
+        base_dir=tmp_path,
+    )
+    worker = await office.join(53)
+    await office.services.batches.publish(imported.batch_id)
+    await worker.wait_for(lambda u: any("New batch" in m.shown for m in u.bot_messages))
+    (tmp_path / "a.png").unlink()
+    card = await first_card(office, worker)
+    assert "second" in card.shown and card.photo is not None
+    assert await office.query("SELECT text, state FROM items ORDER BY id") == [
+        ("first", "broken"),
+        ("second", "ok"),
+    ]
+
+
+async def test_a_refused_next_card_after_a_tap_moves_on_to_the_one_after(
+    office: Harness,
+) -> None:
+    worker = await office.join(54)
+    await announced(office, PHOTOS, worker, options="duck,no duck", overlap=1)
+    card = await first_card(office, worker)
+    assert "first" in card.shown
+    # Telegram refuses the second image whichever way it is sent.
+    office.sandbox.inject(400, method="edit_message_media", description=REFUSED)
+    office.sandbox.inject(400, method="send_photo", description=REFUSED)
+    worker.press("duck", message_id=card.message_id)
+    await worker.wait_for(lambda u: "third" in u.last.shown)
+    assert "✓ Saved." in worker.last.shown
+    assert await office.query("SELECT text, state FROM items ORDER BY id") == [
+        ("first", "ok"),
+        ("second", "broken"),
+        ("third", "ok"),
+    ]
+    assert await office.query("SELECT COUNT(*) FROM answers") == [(1,)]
+
+
+async def test_refused_gold_is_not_counted_as_gold_given_back(office: Harness) -> None:
+    """Gold items are images and ordinary ones text, so the first gold card is refused."""
+    gold = "".join(
+        f"https://example.org/g{n}.jpg,gold {n},{'yes' if n % 2 else 'no'}\n" for n in range(4)
+    )
+    plain = "".join(f",plain {n},\n" for n in range(8))
+    worker = await office.join(55)
+    await announced(office, "image,text,gold\n" + gold + plain, worker, options="yes,no")
+    office.sandbox.inject(400, method="send_photo", description=REFUSED)
+    card = await first_card(office, worker)
+    while card.photo is None:  # gold comes within the first min_gold (3) tasks
+        edits = card.edits
+        worker.press("yes", message_id=card.message_id)
+        await worker.wait_for(
+            lambda u, c=card, e=edits: u.last is not c or (c.edits > e and c.buttons != [])
+        )
+        card = worker.last
+        assert card is not None
+    assert card.find_button("yes") is not None and "gold" in card.shown
+    assert await office.query(
+        "SELECT a.kind, i.state FROM assignments a JOIN items i ON i.id = a.item_id"
+        " WHERE a.status != 'answered' ORDER BY a.id"
+    ) == [("gold", "broken"), ("gold", "ok")]
+    # Still owed (the card shown is gold again), and not counted as gold given back.
+    assert await office.query("SELECT gold_returned, gold_owed FROM worker_batches") == [(0, 1)]
+
+
+async def test_a_network_error_on_a_card_breaks_nothing(office: Harness) -> None:
+    worker = await office.join(56)
+    await announced(office, PHOTOS, worker, options="duck,no duck", overlap=1)
+    office.sandbox.inject(502, method="send_photo", times=5)
+    worker.send("/next")
+    await settle(lambda: office.sandbox.calls["send_photo"] >= 5)
+    card = await first_card(office, worker)
+    assert "first" in card.shown
+    assert await office.query("SELECT COUNT(*) FROM items WHERE state = 'broken'") == [(0,)]
