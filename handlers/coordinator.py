@@ -225,7 +225,9 @@ async def broadcast_command(update: Update, context: LabelContext) -> None:
     """Sends an announcement to every active worker."""
     message = update.effective_message
     assert message is not None and message.text is not None and update.effective_user
-    text = message.text.partition(" ")[2].strip()
+    # The text starts after the command, whatever white space parts them (a new line, too).
+    command_and_text = message.text.split(maxsplit=1)
+    text = command_and_text[1].strip() if len(command_and_text) == 2 else ""
     if not text:
         raise Usage
     if len(text) > 3500:

@@ -443,9 +443,10 @@ class TaskStore:
         rows = await conn.execute_fetchall(
             "SELECT a.id, a.worker_id, a.item_id, a.batch_id, a.status, a.issued_at,"
             " a.expires_at, b.status, b.options, a.kind, i.gold, b.median_ms,"
-            " COALESCE(wb.status, 'active'), i.state != 'suspect'"
+            " COALESCE(wb.status, 'active') = 'active' AND w.status != 'banned',"
+            " i.state != 'suspect'"
             " FROM assignments a JOIN batches b ON b.id = a.batch_id"
-            " JOIN items i ON i.id = a.item_id"
+            " JOIN items i ON i.id = a.item_id JOIN workers w ON w.id = a.worker_id"
             " LEFT JOIN worker_batches wb ON wb.worker_id = a.worker_id"
             "  AND wb.batch_id = a.batch_id"
             " WHERE a.id = ?",
@@ -454,8 +455,6 @@ class TaskStore:
         if not rows:
             return None, None
         row = next(iter(rows))
-        # A worker suspended from the batch may not answer its tasks, as if it were closed.
-        batch_status = BatchStatus(row[7]) if row[12] == "active" else BatchStatus.PAUSED
         state = AssignmentState(
             assignment_id=row[0],
             worker_id=row[1],
@@ -464,8 +463,9 @@ class TaskStore:
             status=AssignmentStatus(row[4]),
             issued_at=row[5],
             expires_at=row[6],
-            batch_status=batch_status,
+            batch_status=BatchStatus(row[7]),
             options=_options(row[8]),
+            may_work=bool(row[12]),
         )
         return state, (row[9], row[10], row[11], bool(row[13]))
 

@@ -4,6 +4,9 @@ banned workers. Each test acts through the sandbox as a worker or coordinator wo
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -12,6 +15,8 @@ import pytest
 
 from bot.sandbox import SandboxUser
 from labeling.batch import BatchSettings
+from labeling.export import LABEL_COLUMNS, Format, write_labels
+from labeling.models import ExportAnswer, ExportItem
 from tests.harness import Harness, first_card, say, settle
 
 BOSS = 500
@@ -196,3 +201,88 @@ async def test_a_network_error_on_a_card_breaks_nothing(office: Harness) -> None
     card = await first_card(office, worker)
     assert "first" in card.shown
     assert await office.query("SELECT COUNT(*) FROM items WHERE state = 'broken'") == [(0,)]
+
+
+# -- item 11: exports, broadcasts on the next line, exams of banned workers -----------------
+
+
+async def items_of(rows: list[ExportItem]) -> AsyncIterator[ExportItem]:
+    for row in rows:
+        yield row
+
+
+async def no_answers() -> AsyncIterator[ExportAnswer]:
+    for answer in ():
+        yield answer
+
+
+async def labels_export(metadata: dict[str, str], fmt: Format) -> str:
+    out = io.StringIO()
+    item = ExportItem(1, "r1", "Great phone", None, None, metadata)
+    settings = BatchSettings(name="b", question="q", options=("yes", "no"))
+    await write_labels(items_of([item]), no_answers(), settings, out, fmt)
+    return out.getvalue()
+
+
+async def test_a_metadata_column_named_like_a_formula_is_escaped_in_the_header() -> None:
+    header = next(csv.reader(io.StringIO(await labels_export({"=cmd()": "x"}, "csv"))))
+    assert header[-1] == "'=cmd()"
+    jsonl = json.loads(await labels_export({"=cmd()": "x"}, "jsonl"))
+    assert jsonl["=cmd()"] == "x"  # JSON keys run nowhere
+
+
+@pytest.mark.parametrize(
+    "metadata",
+    [
+        {"label": "mine", "meta_label": "also mine"},
+        {"meta_label": "also mine", "label": "mine"},
+        {"label": "mine", "meta_label": "also mine", "meta_label_2": "third", "answers": "4"},
+        {"=x": "formula", "'=x": "apostrophe"},
+    ],
+)
+async def test_metadata_columns_never_collide_with_export_columns_or_each_other(
+    metadata: dict[str, str],
+) -> None:
+    rows = list(csv.reader(io.StringIO(await labels_export(metadata, "csv"))))
+    header, values = rows
+    assert len(set(header)) == len(header), header
+    assert sorted(values[len(LABEL_COLUMNS) :]) == sorted(metadata.values())
+    assert header[: len(LABEL_COLUMNS)] == list(LABEL_COLUMNS)
+    record = json.loads(await labels_export(metadata, "jsonl"))
+    assert sorted(list(record.values())[len(LABEL_COLUMNS) :]) == sorted(metadata.values())
+    # The same names every time, and a column keeps its own name unless an export column
+    # has it.
+    assert header == next(csv.reader(io.StringIO(await labels_export(metadata, "csv"))))
+    if "meta_label" in metadata:
+        assert values[header.index("meta_label")] == "also mine"
+        assert record["meta_label"] == "also mine"
+
+
+async def test_a_broadcast_written_on_the_next_line_keeps_its_first_word(office: Harness) -> None:
+    boss = office.user(BOSS)
+    worker = await office.join(57)
+    await say(boss, "/broadcast\nHello all,\nthe batch closes today", "queued")
+    await worker.wait_for(lambda u: "Hello" in u.last.shown)
+    assert worker.last is not None
+    assert worker.last.shown == "Hello all,\nthe batch closes today"
+
+
+async def test_a_banned_worker_cannot_finish_an_exam_already_started(office: Harness) -> None:
+    rows = "".join(f"g{n},Photo {n}: a {animal},{animal}\n" for n, animal in enumerate("ab" * 2))
+    worker = await office.join(58)
+    await announced(
+        office, "id,text,gold\n" + rows + "r9,Photo 9,\n", worker, options="a,b", exam_size=2
+    )
+    card = await first_card(office, worker)
+    assert card.shown.startswith("Training 1 of 2")
+    worker.press("a", message_id=card.message_id)
+    await worker.wait_for(lambda u: "Training 2 of 2" in card.shown)
+    await say(office.user(BOSS), "/ban 58 cheating", "banned")
+    worker.press("b", message_id=card.message_id)
+    await worker.wait_for(lambda u: len(u.notices) >= 2)
+    assert worker.notices[-1].text == "This batch is not taking answers right now."
+    assert await office.query("SELECT COUNT(*) FROM exam_answers") == [(1,)]
+    assert await office.query("SELECT finished_at FROM exam_attempts") == [(None,)]
+    assert await office.query("SELECT COUNT(*) FROM worker_batches WHERE status = 'active'") == [
+        (0,)
+    ]
