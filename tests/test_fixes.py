@@ -195,9 +195,9 @@ async def test_refused_gold_is_not_counted_as_gold_given_back(office: Harness) -
 async def test_a_network_error_on_a_card_breaks_nothing(office: Harness) -> None:
     worker = await office.join(56)
     await announced(office, PHOTOS, worker, options="duck,no duck", overlap=1)
-    office.sandbox.inject(502, method="send_photo", times=5)
+    office.sandbox.inject(0, method="send_photo")  # the connection breaks: not the card's fault
     worker.send("/next")
-    await settle(lambda: office.sandbox.calls["send_photo"] >= 5)
+    await settle(lambda: office.sandbox.calls["send_photo"] >= 1)
     card = await first_card(office, worker)
     assert "first" in card.shown
     assert await office.query("SELECT COUNT(*) FROM items WHERE state = 'broken'") == [(0,)]
