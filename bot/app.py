@@ -84,7 +84,7 @@ def build_application(
             work=work,
             review=review,
             batches=batches,
-            admin=AdminService(AdminStore(db), frozenset(settings.coordinator_ids)),
+            admin=AdminService(AdminStore(db), owners=frozenset(settings.coordinator_ids)),
             paid_broadcasts=settings.paid_broadcast_rate is not None,
         )
         await application.bot.set_my_commands(WORKER_COMMANDS)

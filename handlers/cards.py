@@ -195,6 +195,19 @@ def exam_verdict(result: ExamResult) -> str:
     )
 
 
+class CardRefused(Exception):
+    """Telegram refused a card for what it shows (an image it cannot fetch or read, text it
+    will not take), or the item's image file is gone: the item cannot be shown to anyone."""
+
+
+# Refusals that are about the chat, not the card: the item is not to blame for them.
+_CHAT_REFUSALS = ("chat not found",)
+# A worker meets at most this many unshowable items in a row before being told to try again:
+# a batch of dead links must not keep one worker's handler sending forever.
+MAX_REFUSED_IN_A_ROW = 5
+TRY_AGAIN = "That task could not be shown. Send /next for another one."
+
+
 async def show_task(
     bot: ExtBot[None],
     work: WorkService,
@@ -206,7 +219,38 @@ async def show_task(
     instructions: bool = False,
 ) -> None:
     """Shows a task or exam question by turning `card` into it when the kinds match (one
-    call), else sends a new card and clears the old one's buttons; or says why there is none."""
+    call), else sends a new card and clears the old one's buttons; or says why there is none.
+    A task whose card Telegram refuses is taken out as broken and the next one shown instead,
+    so no worker waits on a card that can never arrive."""
+    for _ in range(MAX_REFUSED_IN_A_ROW):
+        try:
+            await _show_once(
+                bot, work, chat_id, shown, card=card, header=header, instructions=instructions
+            )
+            return
+        except CardRefused as error:
+            if not isinstance(shown, Task):
+                raise
+            log.warning(
+                "item %s of batch %s cannot be shown (%s); taken out as broken",
+                shown.item_id,
+                shown.batch_id,
+                error,
+            )
+            shown = await work.unshowable(chat_id, shown)
+    await show_text(bot, chat_id, escape(TRY_AGAIN), next_keyboard(), card=card)
+
+
+async def _show_once(
+    bot: ExtBot[None],
+    work: WorkService,
+    chat_id: int,
+    shown: Shown,
+    *,
+    card: Message | None,
+    header: str | None,
+    instructions: bool,
+) -> None:
     if shown is None or isinstance(shown, ExamResult | Closed):
         text = no_task_text(shown)
         text = escape(f"{header}\n\n{text}" if header else text)
@@ -214,29 +258,53 @@ async def show_task(
         return
     text = card_text(shown, header, instructions=instructions)
     keyboard = card_keyboard(shown)
-    if card is not None and shown.image is None and card.text is not None:
+    photo = None if shown.image is None else await _photo_source(shown)
+    if card is not None:
+        try:
+            if await _edit_card(bot, work, chat_id, card, shown, text, keyboard, photo):
+                return
+        except BadRequest as error:
+            if "not modified" in error.message:
+                raise  # a double tap: the card shows this already
+            # Too old to edit, deleted, or refused: sending it anew tells which.
+            log.info("card %s not edited (%s); sending a new one", card.message_id, error)
+        await _clear_buttons(bot, chat_id, card)
+    try:
+        if photo is None:
+            await bot.send_message(chat_id, text, parse_mode="HTML", reply_markup=keyboard)
+            return
+        sent = await bot.send_photo(
+            chat_id, photo, caption=text, parse_mode="HTML", reply_markup=keyboard
+        )
+    except BadRequest as error:
+        if any(reason in error.message.lower() for reason in _CHAT_REFUSALS):
+            raise
+        raise CardRefused(error.message) from error
+    await _remember_photo(work, shown, sent)
+
+
+async def _edit_card(
+    bot: ExtBot[None],
+    work: WorkService,
+    chat_id: int,
+    card: Message,
+    item: Item,
+    text: str,
+    keyboard: InlineKeyboardMarkup,
+    photo: str | bytes | None,
+) -> bool:
+    """Turns the card into `item` in one call when their kinds match; False when they do not."""
+    if photo is None and card.text is not None:
         await bot.edit_message_text(
             text, chat_id, card.message_id, parse_mode="HTML", reply_markup=keyboard
         )
-        return
-    if card is not None and shown.image is not None and card.photo:
-        media = InputMediaPhoto(await _photo_source(shown), caption=text, parse_mode="HTML")
+        return True
+    if photo is not None and card.photo:
+        media = InputMediaPhoto(photo, caption=text, parse_mode="HTML")
         sent = await bot.edit_message_media(media, chat_id, card.message_id, reply_markup=keyboard)
-        await _remember_photo(work, shown, sent)
-        return
-    if card is not None:
-        await _clear_buttons(bot, chat_id, card)
-    if shown.image is None:
-        await bot.send_message(chat_id, text, parse_mode="HTML", reply_markup=keyboard)
-    else:
-        sent = await bot.send_photo(
-            chat_id,
-            await _photo_source(shown),
-            caption=text,
-            parse_mode="HTML",
-            reply_markup=keyboard,
-        )
-        await _remember_photo(work, shown, sent)
+        await _remember_photo(work, item, sent)
+        return True
+    return False
 
 
 async def show_text(
@@ -266,7 +334,10 @@ async def _photo_source(item: Item) -> str | bytes:
     assert item.image is not None
     if item.image.startswith(("http://", "https://")):
         return item.image
-    return await asyncio.to_thread(Path(item.image).read_bytes)
+    try:
+        return await asyncio.to_thread(Path(item.image).read_bytes)
+    except OSError as error:  # moved or deleted since the import
+        raise CardRefused(f"image file unreadable: {error.strerror}") from error
 
 
 async def _remember_photo(work: WorkService, item: Item, sent: Message | bool) -> None:

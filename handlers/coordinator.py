@@ -22,6 +22,7 @@ from handlers import files as sending
 from handlers.context import LabelApplication, LabelContext
 from handlers.files import fit
 from handlers.worker import unknown
+from labeling.admin import Action, NotAllowed
 from labeling.batches import TRANSITIONS, AlreadyImported, BatchStateError
 from labeling.batchfile import BatchFileError
 from labeling.caption import CaptionError, parse_caption
@@ -39,17 +40,17 @@ UPLOAD_TYPES = (".csv", ".txt", ".jsonl", ".ndjson", ".json")
 USAGE = {
     "batches": "/batches - every batch and its state",
     "status": "/status N - progress, quality and pay of batch N, with a chart",
-    "publish": "/publish N [paid] - open batch N and tell every active worker",
+    "publish": "/publish N [paid] - open batch N and tell every active worker (paid: owners only)",
     "pause": "/pause N - stop handing out batch N's tasks",
     "resume": "/resume N - hand them out again",
     "close": "/close N - end batch N for good",
     "export": "/export N [labels|answers|workers] [csv|jsonl] - results as a file",
     "broadcast": "/broadcast TEXT - a message to every active worker",
     "workers": "/workers - workers with their answers, accuracy and earnings",
-    "ban": "/ban WORKER_ID [reason] - stop a worker in every batch",
+    "ban": "/ban WORKER_ID [reason] - stop a worker in every batch (a coordinator: owners only)",
     "unban": "/unban WORKER_ID [reason] - let them work again",
-    "promote": "/promote USER_ID - make someone a coordinator",
-    "demote": "/demote USER_ID - take that back",
+    "promote": "/promote USER_ID - make someone a coordinator (owners only)",
+    "demote": "/demote USER_ID - take that back (owners only)",
     "reports": "/reports N - items workers reported, broken items and suspect gold in batch N",
     "gold": "/gold N ITEM ANSWER - correct a gold item's answer (ITEM: your id, or #number)",
     "dropgold": "/dropgold N ITEM - make a gold item an ordinary one",
@@ -69,7 +70,8 @@ class Usage(Exception):
 
 
 def coordinators_only(handler: Handler) -> Handler:
-    """Runs `handler` only for a coordinator, checked on every call."""
+    """Runs `handler` only for a coordinator, checked on every call; what only an owner may
+    do is checked again where it is done (labeling.admin)."""
 
     @functools.wraps(handler)
     async def guarded(update: Update, context: LabelContext) -> None:
@@ -96,6 +98,9 @@ def coordinators_only(handler: Handler) -> Handler:
             await reply(update, f"That batch has no item {error.args[0]}.")
         except ReviewError as error:
             await reply(update, f"Cannot do that: {error}.")
+        except NotAllowed as error:
+            log.warning("coordinator %s refused %s: %s", user.id, name, error)
+            await reply(update, str(error))
 
     return guarded
 
@@ -157,6 +162,8 @@ async def publish_command(update: Update, context: LabelContext) -> None:
         raise Usage
     assert update.effective_user is not None
     paid = bool(rest)
+    if paid:
+        await context.services.admin.authorize(update.effective_user.id, Action.PAID_BROADCAST)
     if paid and not context.services.paid_broadcasts:
         await reply(update, "Paid broadcasts are off: set PAID_BROADCAST_RATE to use them.")
         return
@@ -232,7 +239,9 @@ async def broadcast_command(update: Update, context: LabelContext) -> None:
     """Sends an announcement to every active worker."""
     message = update.effective_message
     assert message is not None and message.text is not None and update.effective_user
-    text = message.text.partition(" ")[2].strip()
+    # The text starts after the command, whatever white space parts them (a new line, too).
+    command_and_text = message.text.split(maxsplit=1)
+    text = command_and_text[1].strip() if len(command_and_text) == 2 else ""
     if not text:
         raise Usage
     if len(text) > 3500:
@@ -294,8 +303,6 @@ async def _role_action(update: Update, context: LabelContext, promote: bool) -> 
     if await action(user_id, update.effective_user.id):
         done = "is now a coordinator" if promote else "is no longer a coordinator"
         await reply(update, f"{user_id} {done}.")
-    elif user_id in admin.configured:
-        await reply(update, f"{user_id} is set in COORDINATOR_IDS; change it there.")
     else:
         state = "already a coordinator" if promote else "not a promoted coordinator"
         await reply(update, f"{user_id} is {state}.")

@@ -80,7 +80,7 @@ def profile(user: User) -> WorkerProfile:
 async def start(update: Update, context: LabelContext) -> None:
     """Registers the worker and explains what to do."""
     assert update.effective_user is not None and update.effective_message is not None
-    await context.services.work.register(profile(update.effective_user))
+    await context.services.work.start(profile(update.effective_user))
     name = escape(update.effective_user.first_name)
     await update.effective_message.reply_text(
         f"Welcome, {name}! {escape(HELP)}\n\nSend /next to get your first task.",

@@ -28,7 +28,7 @@ def judge(state: AssignmentState | None, submission: Submission, now: float) -> 
         return Verdict.SKIPPED
     if state.status is AssignmentStatus.EXPIRED or state.expires_at <= now:
         return Verdict.EXPIRED
-    if state.batch_status is not BatchStatus.OPEN:
+    if state.batch_status is not BatchStatus.OPEN or not state.may_work:
         return Verdict.BATCH_NOT_OPEN
     if answer_value(state, submission) is None:
         return Verdict.INVALID

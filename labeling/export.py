@@ -70,6 +70,29 @@ def csv_cell(value: Any) -> Any:
     return value
 
 
+def column_names(keys: list[str], taken: Iterable[str]) -> dict[str, str]:
+    """The export's name for each metadata column: distinct from the export's own columns
+    (`taken`) and from each other, in CSV (where a header is escaped like any cell) as in JSON
+    Lines, and the same on every export. A column keeps its own name unless that is taken;
+    then it becomes `meta_<name>`, or `meta_<name>_2`, `_3`, ... when that is taken too."""
+    used = {csv_cell(name) for name in taken}
+    names: dict[str, str] = {}
+    for key in keys:  # own names first, so a renamed column never takes another's own name
+        if csv_cell(key) not in used:
+            used.add(csv_cell(key))
+            names[key] = key
+    for key in keys:
+        if key in names:
+            continue
+        candidate, number = f"meta_{key}", 1
+        while candidate in used:  # meta_... never needs escaping
+            number += 1
+            candidate = f"meta_{key}_{number}"
+        used.add(candidate)
+        names[key] = candidate
+    return {key: names[key] for key in keys}
+
+
 def iso(timestamp: float) -> str:
     return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="milliseconds")
 
@@ -85,7 +108,7 @@ class RowWriter:
         self._csv = None
         if fmt == "csv":
             self._csv = csv.writer(out, lineterminator="\n")
-            self._csv.writerow(self.columns)
+            self._csv.writerow([csv_cell(column) for column in self.columns])
 
     def write(self, row: dict[str, Any]) -> None:
         self.rows += 1
@@ -144,8 +167,7 @@ async def write_labels(
     metadata_columns: dict[str, None] = {}
     for item in rows:
         metadata_columns.update(dict.fromkeys(item.metadata))
-    # A metadata column named like one of ours keeps its value under a prefixed name.
-    renamed = {key: (f"meta_{key}" if key in LABEL_COLUMNS else key) for key in metadata_columns}
+    renamed = column_names(list(metadata_columns), LABEL_COLUMNS)
     writer = RowWriter(out, fmt, [*LABEL_COLUMNS, *renamed.values()])
     for item in rows:
         label = labels.get(item.item_id)

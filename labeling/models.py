@@ -120,6 +120,8 @@ class AssignmentState:
     expires_at: float
     batch_status: BatchStatus
     options: tuple[str, ...] | None
+    # False when the worker is banned, or suspended from the batch: it is closed to them.
+    may_work: bool = True
 
 
 @dataclass(frozen=True, slots=True)

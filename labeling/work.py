@@ -39,7 +39,13 @@ class WorkService:
         self.clock = clock
 
     async def register(self, profile: WorkerProfile) -> None:
+        """Registers a worker who asks for work; leaves their announcements as they set them."""
         await self.tasks.upsert_worker(profile, self.clock())
+
+    async def start(self, profile: WorkerProfile) -> None:
+        """Registers a worker who sent /start, the one way to turn announcements back on
+        after /stop."""
+        await self.tasks.upsert_worker(profile, self.clock(), notify=True)
 
     async def mark_unreachable(self, worker_id: int) -> None:
         await self.tasks.mark_unreachable(worker_id)
@@ -82,6 +88,15 @@ class WorkService:
         return await self.tasks.report(
             assignment_id, worker_id, problem, self.clock(), self.assignment_ttl
         )
+
+    async def unshowable(self, worker_id: int, task: Task) -> Shown:
+        """Takes out an item whose card Telegram refuses (an image it cannot fetch, a file
+        gone since the import): the item is broken, handed out no more until a coordinator
+        restores it, and the worker's task on it is released as if it had never been handed
+        out. No answer, no pay, and not the worker's fault: no skip and no gold given back
+        (gold owed stays owed, as after a skip). Returns what the worker gets instead."""
+        await self.tasks.withdraw_unshowable(task.assignment_id, self.clock())
+        return await self.next_task(worker_id)
 
     async def expire_stale(self) -> int:
         return await self.tasks.expire(self.clock())

@@ -11,9 +11,15 @@ class AdminStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def is_promoted(self, user_id: int) -> bool:
-        found = await self.db.fetchval("SELECT 1 FROM coordinators WHERE user_id = ?", (user_id,))
-        return found is not None
+    async def roles(self, user_id: int) -> tuple[bool, bool]:
+        """Whether the user was promoted to coordinator, and whether they are banned."""
+        promoted = await self.db.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM coordinators WHERE user_id = ?)", (user_id,)
+        )
+        banned = await self.db.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM workers WHERE id = ? AND status = 'banned')", (user_id,)
+        )
+        return bool(promoted), bool(banned)
 
     async def promote(self, user_id: int, by: int, now: float) -> bool:
         """Returns False when the user already was a promoted coordinator."""
@@ -28,17 +34,23 @@ class AdminStore:
             return cursor.rowcount == 1
 
     async def demote(self, user_id: int, by: int, now: float) -> bool:
+        """Returns False when the user was not a promoted coordinator."""
         async with self.db.atomic() as conn:
-            cursor = await conn.execute("DELETE FROM coordinators WHERE user_id = ?", (user_id,))
-            if cursor.rowcount:
-                await self._log(conn, by, "demote", user_id, None, now)
-            return cursor.rowcount == 1
+            return await self._demote(conn, user_id, by, now)
 
     async def set_banned(
-        self, worker_id: int, banned: bool, by: int | None, reason: str | None, now: float
+        self,
+        worker_id: int,
+        banned: bool,
+        by: int | None,
+        reason: str | None,
+        now: float,
+        *,
+        demote: bool = False,
     ) -> bool:
         """Bans or unbans a worker in every batch; False when the worker is unknown or
-        already in that state. A ban also hands the worker's open task back to the pool."""
+        already in that state. A ban also hands the worker's open task back to the pool, and
+        with `demote` takes their coordinator role away in the same transaction."""
         status, previous = ("banned", "active") if banned else ("active", "banned")
         async with self.db.atomic() as conn:
             cursor = await conn.execute(
@@ -59,6 +71,8 @@ class AdminStore:
                     (now, worker_id),
                 )
             await self._log(conn, by, "ban" if banned else "unban", worker_id, reason, now)
+            if banned and demote:
+                await self._demote(conn, worker_id, by, now)
             return True
 
     async def log(
@@ -66,6 +80,15 @@ class AdminStore:
     ) -> None:
         async with self.db.atomic() as conn:
             await self._log(conn, actor, action, subject, reason, now)
+
+    @classmethod
+    async def _demote(
+        cls, conn: aiosqlite.Connection, user_id: int, by: int | None, now: float
+    ) -> bool:
+        cursor = await conn.execute("DELETE FROM coordinators WHERE user_id = ?", (user_id,))
+        if cursor.rowcount:
+            await cls._log(conn, by, "demote", user_id, None, now)
+        return cursor.rowcount == 1
 
     @staticmethod
     async def _log(

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
+
 import aiosqlite
 
-from labeling.answering import answer_value
+from labeling.answering import answer_value, judge
 from labeling.batch import BatchSettings
 from labeling.models import (
     AssignmentState,
@@ -68,11 +70,14 @@ class ExamStore:
         """Records one exam answer (once: a double tap counts once) and, after the last
         question, admits the worker or not."""
         async with self.db.atomic() as conn:
-            rows = await conn.execute_fetchall(
-                "SELECT t.worker_id, t.batch_id, t.finished_at, b.settings, b.name, b.status,"
-                " i.gold, i.explanation, i.exam,"
+            rows = await records(
+                conn,
+                "SELECT t.worker_id, t.batch_id, t.finished_at, b.settings, b.name,"
+                " b.status AS batch_status, i.gold, i.explanation, i.exam,"
                 " EXISTS (SELECT 1 FROM exam_answers e WHERE e.attempt_id = t.id"
-                "  AND e.item_id = i.id)"
+                "  AND e.item_id = i.id) AS answered,"
+                " EXISTS (SELECT 1 FROM workers w WHERE w.id = t.worker_id"
+                "  AND w.status = 'banned') AS banned"
                 " FROM exam_attempts t JOIN batches b ON b.id = t.batch_id"
                 " JOIN items i ON i.id = :item AND i.batch_id = t.batch_id"
                 " WHERE t.id = :attempt",
@@ -80,38 +85,30 @@ class ExamStore:
             )
             if not rows:
                 return ExamResult(Verdict.NOT_FOUND)
-            (
-                worker_id,
-                batch_id,
-                finished_at,
-                raw,
-                name,
-                batch_status,
-                gold,
-                explanation,
-                exam,
-                answered,
-            ) = next(iter(rows))
-            settings = BatchSettings.model_validate_json(raw)
-            if worker_id != submission.worker_id:
-                return ExamResult(Verdict.NOT_YOURS)
-            if answered or finished_at is not None:
-                return ExamResult(Verdict.DUPLICATE)
-            if batch_status != BatchStatus.OPEN:
-                return ExamResult(Verdict.BATCH_NOT_OPEN)
+            row = rows[0]
+            worker_id, batch_id, name = row["worker_id"], row["batch_id"], row["name"]
+            gold, explanation = row["gold"], row["explanation"]
+            settings = BatchSettings.model_validate_json(row["settings"])
+            # A question is open until answered, for as long as the attempt is: the same rules
+            # as a task's then judge the answer (a ban in the meantime closes the batch).
+            done = row["answered"] or row["finished_at"] is not None
             state = AssignmentState(
                 submission.assignment_id,
                 worker_id,
                 item_id,
                 batch_id,
-                AssignmentStatus.OPEN,
+                AssignmentStatus.ANSWERED if done else AssignmentStatus.OPEN,
                 now,
-                now + 1,
-                BatchStatus.OPEN,
+                math.inf,
+                BatchStatus(row["batch_status"]),
                 settings.options,
+                may_work=not row["banned"],
             )
+            verdict = judge(state, submission, now)
+            if verdict is not Verdict.ACCEPTED:
+                return ExamResult(verdict)
             value = answer_value(state, submission)
-            if value is None or not exam or gold is None:
+            if value is None or not row["exam"] or gold is None:
                 return ExamResult(Verdict.INVALID)
             correct = is_correct(value, gold)
             await conn.execute(

@@ -123,17 +123,28 @@ class TaskStore:
         self.db = db
         self._settings: dict[int, BatchSettings] = {}  # a batch's settings never change
 
-    async def upsert_worker(self, profile: WorkerProfile, now: float) -> None:
+    async def upsert_worker(
+        self, profile: WorkerProfile, now: float, *, notify: bool = False
+    ) -> None:
+        """Registers the worker or refreshes their name and language; a worker who writes to
+        the bot is reachable again. `notify` turns announcements back on; without it a
+        worker's choice to pause them stands."""
         async with self.db.atomic() as conn:
             await conn.execute(
                 "INSERT INTO workers (id, name, language, created_at, last_seen_at)"
-                " VALUES (?, ?, ?, ?, ?)"
+                " VALUES (:id, :name, :language, :now, :now)"
                 " ON CONFLICT (id) DO UPDATE SET name = excluded.name,"
-                " language = excluded.language, notify = 1, reachable = 1"
+                " language = excluded.language, notify = MAX(notify, :notify), reachable = 1"
                 # Only a real change writes: a redelivered /start leaves the row as it was.
                 " WHERE (name, language, notify, reachable)"
-                "  IS NOT (excluded.name, excluded.language, 1, 1)",
-                (profile.telegram_id, profile.name, profile.language, now, now),
+                "  IS NOT (excluded.name, excluded.language, MAX(notify, :notify), 1)",
+                {
+                    "id": profile.telegram_id,
+                    "name": profile.name,
+                    "language": profile.language,
+                    "now": now,
+                    "notify": int(notify),
+                },
             )
 
     async def set_notify(self, worker_id: int, enabled: bool) -> bool:
@@ -252,6 +263,33 @@ class TaskStore:
                 await self._maybe_withdraw(conn, state.item_id, problem)
             issued = await self._issue(conn, worker_id, now, ttl)
             return Outcome(verdict, issued.task, closed=issued.closed)
+
+    async def withdraw_unshowable(self, assignment_id: int, now: float) -> None:
+        """Marks the assignment's item broken and, if the assignment is still open, releases
+        it as expired: not a skip in the worker's counts, and a gold task is not counted as
+        given back (WorkService.unshowable says why)."""
+        async with self.db.atomic() as conn:
+            rows = await records(
+                conn,
+                "SELECT a.item_id, a.batch_id, a.worker_id, a.kind, a.status, i.state"
+                " FROM assignments a JOIN items i ON i.id = a.item_id WHERE a.id = ?",
+                (assignment_id,),
+            )
+            if not rows:
+                return
+            row = rows[0]
+            if row["status"] == AssignmentStatus.OPEN:
+                await self._close(
+                    conn, assignment_id, row["item_id"], row["kind"], AssignmentStatus.EXPIRED, now
+                )
+                if row["kind"] == "gold":  # the gold_returned trigger counted it: undo that
+                    await conn.execute(
+                        "UPDATE worker_batches SET gold_returned = gold_returned - 1"
+                        " WHERE worker_id = ? AND batch_id = ?",
+                        (row["worker_id"], row["batch_id"]),
+                    )
+            if row["state"] == "ok":  # suspect gold stays suspect: it must keep not counting
+                await set_item_state(conn, row["item_id"], "broken")
 
     async def expire(self, now: float) -> int:
         """Returns every task left unanswered past its time to the pool."""
@@ -405,9 +443,10 @@ class TaskStore:
         rows = await conn.execute_fetchall(
             "SELECT a.id, a.worker_id, a.item_id, a.batch_id, a.status, a.issued_at,"
             " a.expires_at, b.status, b.options, a.kind, i.gold, b.median_ms,"
-            " COALESCE(wb.status, 'active'), i.state != 'suspect'"
+            " COALESCE(wb.status, 'active') = 'active' AND w.status != 'banned',"
+            " i.state != 'suspect'"
             " FROM assignments a JOIN batches b ON b.id = a.batch_id"
-            " JOIN items i ON i.id = a.item_id"
+            " JOIN items i ON i.id = a.item_id JOIN workers w ON w.id = a.worker_id"
             " LEFT JOIN worker_batches wb ON wb.worker_id = a.worker_id"
             "  AND wb.batch_id = a.batch_id"
             " WHERE a.id = ?",
@@ -416,8 +455,6 @@ class TaskStore:
         if not rows:
             return None, None
         row = next(iter(rows))
-        # A worker suspended from the batch may not answer its tasks, as if it were closed.
-        batch_status = BatchStatus(row[7]) if row[12] == "active" else BatchStatus.PAUSED
         state = AssignmentState(
             assignment_id=row[0],
             worker_id=row[1],
@@ -426,8 +463,9 @@ class TaskStore:
             status=AssignmentStatus(row[4]),
             issued_at=row[5],
             expires_at=row[6],
-            batch_status=batch_status,
+            batch_status=BatchStatus(row[7]),
             options=_options(row[8]),
+            may_work=bool(row[12]),
         )
         return state, (row[9], row[10], row[11], bool(row[13]))
 
