@@ -43,15 +43,19 @@ WORKER_COMMANDS = [
 ]
 
 
-async def upkeep(work: WorkService, review: ReviewService, every: float) -> None:
+async def upkeep(
+    work: WorkService, review: ReviewService, batches: BatchService, every: float
+) -> None:
     """Returns tasks left unanswered past their time to the pool, refreshes each batch's
-    typical answer time and flags gold that trusted workers miss, over and over."""
+    typical answer time and agreement, and flags gold that trusted workers miss, over and
+    over."""
     while True:
         try:
             returned = await work.expire_stale()
             if returned:
                 log.info("returned %d expired tasks to the pool", returned)
             await work.refresh_medians()
+            await batches.warm_agreement()
             swept = await review.sweep()
             if swept.flagged:
                 log.warning("%d gold items flagged as suspect; see /reports", swept.flagged)
@@ -98,7 +102,7 @@ def build_application(
         background.extend(
             [
                 asyncio.create_task(notifier.run(notify_every), name="notifier"),
-                asyncio.create_task(upkeep(work, review, sweep_every), name="upkeep"),
+                asyncio.create_task(upkeep(work, review, batches, sweep_every), name="upkeep"),
             ]
         )
 

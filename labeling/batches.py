@@ -50,6 +50,10 @@ class Imported:
         )
 
 
+# How far behind its answers a batch's agreement may be shown (it is recomputed in the
+# background, at most this often while answers come in).
+AGREEMENT_LAG = 60.0
+AGREEMENT_AT_ONCE = 50_000  # answers up to which it is computed for each request (< 0.1 s)
 # An import stores a batch in seconds; one still unfinished after an hour was cut off.
 ABANDONED_IMPORT = 3600.0
 
@@ -87,8 +91,9 @@ class BatchService:
         self.batches = batches
         self.min_hourly_rate = min_hourly_rate
         self.clock = clock
-        # Agreement per batch, with the counts it was computed at.
-        self._agreement: dict[int, tuple[tuple[int, int], float | None]] = {}
+        # Agreement per batch: the counts (answers, suspended) and time it was computed at.
+        self._agreement: dict[int, tuple[tuple[int, int], float | None, float]] = {}
+        self._refreshing: dict[int, asyncio.Task[float | None]] = {}
 
     async def import_file(
         self,
@@ -201,16 +206,39 @@ class BatchService:
         return summaries
 
     async def agreement(self, summary: BatchSummary) -> float | None:
-        """The batch's agreement; computed again only when answers or suspensions changed
-        since last time, and then from per-item counts, off the event loop."""
-        key = (summary.answers, summary.suspended)
+        """The batch's agreement. Computing it reads every counted answer: a blink for most
+        batches, seconds at a million. So a big batch's coordinator is given the last figure,
+        at most `AGREEMENT_LAG` seconds behind the answers, while a fresh one is computed in
+        the background."""
         cached = self._agreement.get(summary.batch_id)
-        if cached is not None and cached[0] == key:
-            return cached[1]
+        if cached is None or summary.answers <= AGREEMENT_AT_ONCE:
+            return await self._compute_agreement(summary)
+        counts, value, at = cached
+        stale = counts != (summary.answers, summary.suspended)
+        if stale and self.clock() - at >= AGREEMENT_LAG:
+            self._refresh_agreement(summary)
+        return value
+
+    async def warm_agreement(self) -> None:
+        """Brings every open batch's agreement up to date, so that /status finds it ready."""
+        for summary in await self.batches.summaries():
+            if summary.status == BatchStatus.OPEN:
+                await self.agreement(summary)
+
+    def _refresh_agreement(self, summary: BatchSummary) -> None:
+        if summary.batch_id in self._refreshing:
+            return
+        task = asyncio.create_task(self._compute_agreement(summary))
+        self._refreshing[summary.batch_id] = task
+        task.add_done_callback(lambda _: self._refreshing.pop(summary.batch_id, None))
+
+    async def _compute_agreement(self, summary: BatchSummary) -> float | None:
+        """From per-item counts of the counted answers, with the numpy part in a thread."""
+        started = self.clock()
         votes = await self.batches.votes(summary.batch_id)
         alpha = await asyncio.to_thread(alpha_of_votes, votes, summary.options)
         value = None if math.isnan(alpha) else alpha
-        self._agreement[summary.batch_id] = (key, value)
+        self._agreement[summary.batch_id] = ((summary.answers, summary.suspended), value, started)
         return value
 
     async def chart(self, summary: BatchSummary) -> bytes:

@@ -55,6 +55,9 @@ async def replayed_changes_nothing(harness: Harness, user: SandboxUser, update_i
 @pytest.mark.parametrize("options", ["yes,no", None])
 async def test_worker_updates_replayed(office: Harness, options: str | None) -> None:
     await office.add_batch(BATCH, options=options, overlap=1, gold_ratio=0)
+    # The batch's announcement goes out on its own clock; done before the worker comes, it
+    # cannot land between two snapshots.
+    await broadcasts_done(office)
     worker = office.user(1)
     for act in (
         lambda: worker.send("/start"),

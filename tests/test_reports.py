@@ -15,7 +15,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from handlers import files as sending
+from labeling import batches
 from labeling.aggregation import AnswerSet, alpha_of_votes, krippendorff_alpha
+from labeling.batches import AGREEMENT_LAG, BatchService
+from labeling.models import BatchStatus, BatchSummary
 from storage.db import Database
 from tests.harness import Harness, say
 
@@ -90,3 +93,46 @@ async def test_an_export_too_large_for_one_upload_comes_in_parts_that_join(
         await harness.services.batches.export(batch, "labels", "csv", expected)
         assert gzip.decompress(joined).decode() == expected.getvalue()
         assert len(list(csv.DictReader(io.StringIO(expected.getvalue())))) == 400
+
+
+class Votes:
+    """Stands in for storage: a batch whose answers a test changes, counting its reads."""
+
+    def __init__(self) -> None:
+        self.given = [(1, "yes", 2), (2, "no", 2)]
+        self.reads = 0
+
+    def summary(self) -> BatchSummary:
+        answers = sum(n for _, _, n in self.given)
+        return BatchSummary(
+            1, "b", BatchStatus.OPEN, "q?", ("yes", "no"), 2, 0.0, 2, 0, 0, answers, answers,
+            4, 2, 0, 0.0,
+        )  # fmt: skip
+
+    async def summaries(self, batch_id: int | None = None, **_: object) -> list[BatchSummary]:
+        return [self.summary()]
+
+    async def votes(self, batch_id: int) -> list[tuple[int, str, int]]:
+        self.reads += 1
+        return list(self.given)
+
+
+async def test_a_big_batchs_agreement_lags_at_most_a_minute_and_refreshes_behind(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(batches, "AGREEMENT_AT_ONCE", 3)  # as if the batch were big
+    store, now = Votes(), [0.0]
+    service = BatchService(store, clock=lambda: now[0])  # type: ignore[arg-type]
+    assert await service.agreement(store.summary()) == 1.0
+    store.given = [(1, "yes", 2), (1, "no", 1), (2, "no", 2)]  # a disagreement comes in
+    now[0] = AGREEMENT_LAG / 2
+    assert await service.agreement(store.summary()) == 1.0  # within the lag: no reading
+    assert store.reads == 1
+    now[0] = AGREEMENT_LAG
+    assert await service.agreement(store.summary()) == 1.0  # the last figure, at once...
+    await asyncio.sleep(0.1)
+    assert store.reads == 2  # ...while the new one is computed behind it
+    fresh = alpha_of_votes(store.given, ("yes", "no"))
+    assert await service.agreement(store.summary()) == pytest.approx(fresh)
+    await service.warm_agreement()  # nothing changed since: nothing read
+    assert store.reads == 2
