@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from storage.db import Database
-from tests.harness import Harness
+from tests.harness import BOSS, Harness
 
 
 @pytest.fixture
@@ -20,4 +20,11 @@ async def db(tmp_path: Path) -> AsyncIterator[Database]:
 @pytest.fixture
 async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
     async with Harness(tmp_path / "labelbot.db") as running:
+        yield running
+
+
+@pytest.fixture
+async def office(tmp_path: Path) -> AsyncIterator[Harness]:
+    """The bot with one coordinator, BOSS."""
+    async with Harness(tmp_path / "office.db", coordinator_ids=str(BOSS)) as running:
         yield running

@@ -12,6 +12,8 @@ from bot.sandbox import SandboxUser
 from bot.sandbox.core import Message
 from labeling.batch import BatchSettings
 
+BOSS = 500  # the coordinator of the `office` fixture
+
 TABLES = ("workers", "batches", "items", "assignments", "answers", "broadcasts", "deliveries")
 
 

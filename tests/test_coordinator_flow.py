@@ -5,23 +5,15 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from bot.sandbox import SandboxUser
-from tests.harness import Harness, say, settle
+from tests.harness import BOSS, Harness, say, settle
 
-BOSS = 500
 REVIEWS = 'id,text,gold,source\nr1,Great phone,yes,shop\nr2,=HYPERLINK("x"),,app\nr3,Bad,no,web\n'
 CAPTION = "question: Is it positive?\noptions: yes, no\noverlap: 1\nreward: 0.05\ngold_ratio: 0"
-
-
-@pytest.fixture
-async def office(tmp_path: Path) -> AsyncIterator[Harness]:
-    async with Harness(tmp_path / "office.db", coordinator_ids=str(BOSS)) as running:
-        yield running
 
 
 async def upload(

@@ -17,16 +17,9 @@ from bot.sandbox import SandboxUser
 from labeling.batch import BatchSettings
 from labeling.export import LABEL_COLUMNS, Format, write_labels
 from labeling.models import ExportAnswer, ExportItem
-from tests.harness import Harness, first_card, say, settle
+from tests.harness import BOSS, Harness, first_card, say, settle
 
-BOSS = 500
 CAPTION = "question: Is it positive?\noptions: yes, no\noverlap: 1\ngold_ratio: 0"
-
-
-@pytest.fixture
-async def office(tmp_path: Path) -> AsyncIterator[Harness]:
-    async with Harness(tmp_path / "office.db", coordinator_ids=str(BOSS)) as running:
-        yield running
 
 
 async def publish_batch(boss: SandboxUser, number: int) -> None:

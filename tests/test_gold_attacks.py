@@ -13,11 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator, Callable
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
-
-import pytest
 
 from bot.sandbox import SandboxUser
 from bot.sandbox.core import Disconnect, Message, Params
@@ -29,10 +26,9 @@ from storage.db import Database
 from storage.reviews import ReviewStore
 from storage.tasks import TaskStore
 from tests.factories import open_batch, registered
-from tests.harness import Harness, first_card, press, settle
+from tests.harness import BOSS, Harness, first_card, press, settle
 
 TTL = 600.0
-BOSS = 500
 OPTIONS = ("cat", "dog", "bird", "fish")
 BATCH = "Animals"
 QUESTION = "Which animal?"
@@ -247,12 +243,6 @@ async def test_two_colluders_cannot_get_an_honest_worker_suspended(db: Database)
 
 
 # -- through the bot -------------------------------------------------------------------------
-
-
-@pytest.fixture
-async def office(tmp_path: Path) -> AsyncIterator[Harness]:
-    async with Harness(tmp_path / "office.db", coordinator_ids=str(BOSS)) as running:
-        yield running
 
 
 async def add_animals(harness: Harness, content: str, **settings: Any) -> int:

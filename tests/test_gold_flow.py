@@ -13,7 +13,7 @@ import asyncio
 import csv
 import io
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -24,9 +24,8 @@ from bot.sandbox.core import Message
 from handlers.cards import BACK, CLOSED, NEXT, NOTHING_LEFT, PROBLEMS, REPORT, SKIP
 from labeling.models import Problem
 from labeling.review import Sweep
-from tests.harness import Harness, first_card, press, say
+from tests.harness import BOSS, Harness, first_card, press, say
 
-BOSS = 500
 OPTIONS = ("cat", "dog", "bird", "fish")
 QUESTION = "Which animal?"
 BATCH = "Animals"
@@ -35,12 +34,6 @@ ITEM = re.compile(r"(Gold photo|Photo) (\d+): a (cat|dog|bird|fish) sits here")
 SUSPENDED = "did not pass its quality checks"
 GOOD_NEWS = f"Good news: a check question in {BATCH} turned out to be wrong"
 UNKNOWN = "Unknown command. /help lists what I can do."
-
-
-@pytest.fixture
-async def office(tmp_path: Path) -> AsyncIterator[Harness]:
-    async with Harness(tmp_path / "gold.db", coordinator_ids=str(BOSS)) as running:
-        yield running
 
 
 def animals(regular: int, gold: int, wrong: Callable[[int], bool] = lambda i: False) -> str:

@@ -3,23 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 
 from bot.sandbox import SandboxUser
 from handlers.cards import SKIP
-from tests.harness import Harness, settle
+from tests.harness import BOSS, Harness, settle
 
-BOSS = 500
 BATCH = "text\nfirst\nsecond\nthird\n"
-
-
-@pytest.fixture
-async def office(tmp_path: Path) -> AsyncIterator[Harness]:
-    async with Harness(tmp_path / "replay.db", coordinator_ids=str(BOSS)) as running:
-        yield running
 
 
 async def delivered(harness: Harness, user: SandboxUser, act: Callable[[], int]) -> int:

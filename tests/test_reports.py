@@ -8,7 +8,6 @@ import csv
 import gzip
 import io
 from collections import Counter
-from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -20,9 +19,7 @@ from labeling.aggregation import AnswerSet, alpha_of_votes, krippendorff_alpha
 from labeling.batches import AGREEMENT_LAG, BatchService
 from labeling.models import BatchStatus, BatchSummary
 from storage.db import Database
-from tests.harness import Harness, say
-
-BOSS = 500
+from tests.harness import BOSS, Harness, say
 
 answers = st.lists(
     st.tuples(
@@ -67,32 +64,31 @@ async def test_a_report_reads_while_a_writer_holds_the_database(db: Database) ->
 
 
 async def test_an_export_too_large_for_one_upload_comes_in_parts_that_join(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    office: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(sending, "MAX_PLAIN", 200)
     monkeypatch.setattr(sending, "MAX_UPLOAD", 700)
-    async with Harness(tmp_path / "e.db", coordinator_ids=str(BOSS)) as harness:
-        items = "id,text\n" + "".join(f"i{n},item {n}\n" for n in range(400))
-        batch = await harness.add_batch(items, options="yes,no", overlap=1, gold_ratio=0)
-        boss = harness.user(BOSS)
-        note = await say(boss, f"/export {batch} labels", "parts")
-        count = int(note.split("Too large for one file: ")[1].split(" parts")[0])
-        assert count >= 2
-        assert f"cat batch-{batch}-labels.csv.gz.part* > batch-{batch}-labels.csv.gz" in note
-        await boss.wait_for(lambda u: len([m for m in u.bot_messages if m.document]) == count)
-        parts = [m.document for m in boss.bot_messages if m.document]
-        names = [part.name for part in parts]
-        assert (
-            names
-            == sorted(names)
-            == [f"batch-{batch}-labels.csv.gz.part{n:02d}" for n in range(1, count + 1)]
-        )
-        assert all(len(part.content) <= 700 for part in parts)
-        joined = b"".join(part.content for part in parts)
-        expected = io.StringIO()
-        await harness.services.batches.export(batch, "labels", "csv", expected)
-        assert gzip.decompress(joined).decode() == expected.getvalue()
-        assert len(list(csv.DictReader(io.StringIO(expected.getvalue())))) == 400
+    items = "id,text\n" + "".join(f"i{n},item {n}\n" for n in range(400))
+    batch = await office.add_batch(items, options="yes,no", overlap=1, gold_ratio=0)
+    boss = office.user(BOSS)
+    note = await say(boss, f"/export {batch} labels", "parts")
+    count = int(note.split("Too large for one file: ")[1].split(" parts")[0])
+    assert count >= 2
+    assert f"cat batch-{batch}-labels.csv.gz.part* > batch-{batch}-labels.csv.gz" in note
+    await boss.wait_for(lambda u: len([m for m in u.bot_messages if m.document]) == count)
+    parts = [m.document for m in boss.bot_messages if m.document]
+    names = [part.name for part in parts]
+    assert (
+        names
+        == sorted(names)
+        == [f"batch-{batch}-labels.csv.gz.part{n:02d}" for n in range(1, count + 1)]
+    )
+    assert all(len(part.content) <= 700 for part in parts)
+    joined = b"".join(part.content for part in parts)
+    expected = io.StringIO()
+    await office.services.batches.export(batch, "labels", "csv", expected)
+    assert gzip.decompress(joined).decode() == expected.getvalue()
+    assert len(list(csv.DictReader(io.StringIO(expected.getvalue())))) == 400
 
 
 class Votes:

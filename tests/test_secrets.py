@@ -20,10 +20,9 @@ from bot.logs import RedactTokens, redact, setup_logging
 from bot.sandbox import Sandbox, SandboxServer
 from bot.settings import load_settings
 from labeling.export import FORMATS, WHATS
-from tests.harness import Harness, first_card, press, settle
+from tests.harness import BOSS, Harness, first_card, press, settle
 
 SECRET_PART = SANDBOX_TOKEN.split(":", 1)[1]
-BOSS = 500
 BATCH = "id,text,gold\nr1,first,\nr2,second,\nr3,third,yes\n"
 
 

@@ -11,9 +11,8 @@ import pytest
 from labeling.batch import BatchSettings, ItemRow
 from storage.batches import BatchStore
 from storage.db import Database
-from tests.harness import Harness, first_card
+from tests.harness import BOSS, Harness, first_card
 
-BOSS = 500
 CAPTION = "question: Is it positive?\noptions: yes, no\noverlap: 1\ngold_ratio: 0"
 TWENTY_MB = 20 * 1024 * 1024
 
