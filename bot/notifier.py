@@ -143,9 +143,11 @@ class Notifier:
                 if not batch:
                     batch = await self.store.claim(broadcast.broadcast_id, time.time(), claim_size)
                 if not batch:
-                    if not sending and not run.retry:
+                    if sending:
+                        await asyncio.wait(sending, return_when=asyncio.FIRST_COMPLETED)
+                    elif not run.retry:
                         break
-                    await asyncio.wait(sending, return_when=asyncio.FIRST_COMPLETED)
+                    # else a send was refused with 429 while claiming: retry it next round
                     continue
                 run.claimed.extend(batch)
                 while run.claimed:

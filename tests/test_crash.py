@@ -39,7 +39,7 @@ async def test_sigkill_mid_broadcast_resumes_and_tells_no_one_twice(tmp_path: Pa
         service = BatchService(BatchStore(db))
         imported = await service.import_file(b"text\na\n", "k.csv", settings)
     sandbox = Sandbox(SANDBOX_TOKEN)
-    users = [sandbox.user(300_000 + i) for i in range(workers)]
+    users = [sandbox.user(300_000 + i, started=True) for i in range(workers)]
     async with SandboxServer(sandbox) as server:
         env = labelbot_env(server, database, broadcast_rate=100)
         bot = await start(labelbot_command(), env, sandbox)
