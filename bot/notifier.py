@@ -17,7 +17,7 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
-from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
+from telegram.error import Forbidden, NetworkError, RetryAfter, TelegramError
 from telegram.ext import ExtBot
 
 from bot.retry import NO_RETRY_ON_429, may_have_arrived, retry_after_seconds
@@ -118,13 +118,9 @@ class Notifier:
                 await self.bot.send_message(notice.worker_id, text)
             except Forbidden:
                 status, unreachable = "failed", True
-            except NetworkError as error:
-                # Perhaps delivered: counted unconfirmed, like a send a crash interrupted.
-                status = "unknown" if may_have_arrived("sendMessage", error) else "failed"
-                log.warning("notice %d to %d: %s", notice.notice_id, notice.worker_id, error)
             except TelegramError as error:
-                status = "failed"
-                log.warning("notice %d to %d failed: %s", notice.notice_id, notice.worker_id, error)
+                status = failure(error)
+                log.warning("notice %d to %d: %s", notice.notice_id, notice.worker_id, error)
             await self.store.record_notice(notice, status, time.time(), unreachable=unreachable)
 
     async def _broadcast(self, broadcast: Broadcast) -> None:
@@ -197,10 +193,11 @@ class Notifier:
         except Forbidden as error:
             run.pending.append(Delivery(worker_id, "failed", str(error), unreachable=True))
             run.counts["unreachable"] += 1
-        except (BadRequest, TelegramError) as error:
-            log.warning("announcement to %d failed: %s", worker_id, error)
-            run.pending.append(Delivery(worker_id, "failed", str(error)))
-            run.counts["failed"] += 1
+        except TelegramError as error:
+            status = failure(error)
+            log.warning("announcement to %d: %s (%s)", worker_id, error, status)
+            run.pending.append(Delivery(worker_id, status, str(error)))
+            run.counts[status] += 1
         else:
             run.pending.append(Delivery(worker_id, "sent"))
             run.counts["sent"] += 1
@@ -230,7 +227,10 @@ class Notifier:
             f" {run.counts['failed']} failed"
         )
         if run.counts["unknown"]:
-            text += f", {run.counts['unknown']} unconfirmed after a restart"
+            text += (
+                f", {run.counts['unknown']} unconfirmed (perhaps told: the bot stopped or"
+                " Telegram's answer was lost)"
+            )
         text += "." if final else f" ({told / elapsed:.0f} per second)…"
         try:
             if broadcast.progress_message_id is None:
@@ -250,6 +250,15 @@ class Notifier:
                 )
         except TelegramError as error:  # unchanged text, or the coordinator is unreachable
             log.debug("progress of broadcast %d not shown: %s", broadcast.broadcast_id, error)
+
+
+def failure(error: TelegramError) -> str:
+    """How a send that raised is recorded: 'unknown' when it may have been delivered all the
+    same (its answer was lost), counted unconfirmed and never sent again, like a send a crash
+    interrupted; else 'failed'."""
+    if isinstance(error, NetworkError) and may_have_arrived("sendMessage", error):
+        return "unknown"
+    return "failed"
 
 
 def pacer_rate(pacer: Pacer) -> float:

@@ -2,9 +2,9 @@
 
 PTB's AIORateLimiter throttles every request with a chat_id to a bot-wide 30 per second, which
 would cap answers near 30 per second. Replies inside a worker's own chat are not bulk sends, so
-here nothing waits unless Telegram says so: a 429 waits its retry_after, a 5xx or a dropped
-connection backs off and tries again a few times, unless it may have delivered a message
-already. Bulk sends are paced by bot.notifier.
+here nothing waits unless Telegram says so: a 429 waits its retry_after, a 5xx, a timeout or a
+dropped connection backs off and tries again a few times, unless it may have delivered a
+message already. Bulk sends are paced by bot.notifier.
 """
 
 from __future__ import annotations
@@ -29,8 +29,9 @@ Result = bool | dict[str, Any] | list[dict[str, Any]]
 # whole broadcast down) instead of retrying the one request.
 NO_RETRY_ON_429 = {"retry_on_429": False}
 # Requests that put a new message in a chat. When the connection breaks after the request was
-# written, Telegram may have carried it out: sent again, the message would show twice. Only a
-# connection that never opened, or an error Telegram answered with, proves nothing arrived.
+# written, or the answer is a 5xx, Telegram may have carried it out: sent again, the message
+# would show twice. Only a connection that never opened, or Telegram refusing the request
+# (a bad request, a 429), proves nothing arrived.
 CREATES = frozenset(
     {"sendMessage", "sendPhoto", "sendDocument", "sendMediaGroup", "copyMessage"}
     | {"forwardMessage", "sendAudio", "sendVideo", "sendVoice", "sendAnimation"}
@@ -39,14 +40,13 @@ CREATES = frozenset(
 
 def may_have_arrived(endpoint: str, error: NetworkError) -> bool:
     """Whether a failed request may still have been carried out, so that retrying it could
-    deliver a message twice."""
-    if endpoint not in CREATES:
+    deliver a message twice. A 5xx proves nothing: a gateway can fail after Telegram acted."""
+    if endpoint not in CREATES or isinstance(error, BadRequest):
         return False
     if isinstance(error, TimedOut):
         # Unless the connection never opened, or never left the pool.
         return not isinstance(error.__cause__, httpx.ConnectTimeout | httpx.PoolTimeout)
-    text = str(error.message)
-    return text.startswith("httpx.") and not text.startswith("httpx.ConnectError")
+    return not str(error.message).startswith("httpx.ConnectError")
 
 
 def retry_after_seconds(error: RetryAfter) -> float:
@@ -86,11 +86,9 @@ class RetryingLimiter(BaseRateLimiter[dict[str, bool]]):
                     log.error("%s still rate limited after %d retries", endpoint, attempt)
                     raise
                 wait = retry_after_seconds(error)
-            except (BadRequest, TimedOut):
-                # A bad request stays bad; a timed-out one may have reached Telegram, and
-                # sending it again could show the worker a message twice.
-                raise
-            except NetworkError as error:
+            except BadRequest:
+                raise  # a bad request stays bad
+            except NetworkError as error:  # timeouts and 5xx included
                 if endpoint == "getUpdates":
                     raise  # the updater has its own retry loop
                 if may_have_arrived(endpoint, error):
