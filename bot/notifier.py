@@ -20,7 +20,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.error import Forbidden, NetworkError, RetryAfter, TelegramError
 from telegram.ext import ExtBot
 
-from bot.retry import NO_RETRY_ON_429, may_have_arrived, retry_after_seconds
+from bot.retry import BULK, Pacer, may_have_arrived, retry_after_seconds
 from handlers.callbacks import NextTap, encode
 from handlers.worker import SUSPENDED
 from storage.broadcasts import Broadcast, BroadcastStore, Delivery
@@ -36,25 +36,6 @@ NOTICES = {
     ),
     "suspended": SUSPENDED,
 }
-
-
-class Pacer:
-    """Spaces sends evenly at `rate` per second; `pause` holds every later send back."""
-
-    def __init__(self, rate: float) -> None:
-        self.interval = 1.0 / rate
-        self._next = time.monotonic()
-
-    async def wait(self) -> None:
-        now = time.monotonic()
-        self._next = max(self._next, now)
-        delay = self._next - now
-        self._next += self.interval
-        if delay > 0:
-            await asyncio.sleep(delay)
-
-    def pause(self, seconds: float) -> None:
-        self._next = max(self._next, time.monotonic() + seconds)
 
 
 @dataclass
@@ -132,7 +113,7 @@ class Notifier:
         slots = asyncio.Semaphore(self.in_flight)
         sending: set[asyncio.Task[None]] = set()
         # Small claims: after a crash, only what was claimed and unsent is left unconfirmed.
-        claim_size = max(1, min(50, int(pacer_rate(pacer))))
+        claim_size = max(1, min(50, int(pacer.rate)))
         try:
             while True:
                 batch = [run.retry.popleft() for _ in range(len(run.retry))]
@@ -183,7 +164,7 @@ class Notifier:
                 broadcast.text,
                 reply_markup=keyboard,
                 allow_paid_broadcast=True if broadcast.paid and self.paid_rate else None,
-                rate_limit_args=NO_RETRY_ON_429,
+                rate_limit_args=BULK,
             )
         except RetryAfter as error:
             # Telegram asks the whole bot to slow down: hold every send back, retry this one.
@@ -259,7 +240,3 @@ def failure(error: TelegramError) -> str:
     if isinstance(error, NetworkError) and may_have_arrived("sendMessage", error):
         return "unknown"
     return "failed"
-
-
-def pacer_rate(pacer: Pacer) -> float:
-    return 1.0 / pacer.interval

@@ -45,6 +45,12 @@ class Harness(LocalBot):
         """Every row of every table, to show that something changed nothing."""
         return {table: await self.query(f"SELECT * FROM {table} ORDER BY 1") for table in TABLES}
 
+    async def idle(self) -> None:
+        """Waits until the bot handles no update: every one it took in is done."""
+        assert self.app is not None
+        processor = self.app.update_processor
+        await settle(lambda: processor.current_concurrent_updates == 0)
+
     async def join(self, user_id: int, name: str | None = None) -> SandboxUser:
         """A worker who has sent /start and read the welcome."""
         worker = self.user(user_id, name)
