@@ -12,6 +12,7 @@ from telegram import BotCommand, Update
 from telegram.error import Forbidden
 from telegram.ext import ApplicationBuilder, ContextTypes
 
+from bot.lanes import Lanes
 from bot.notifier import Notifier
 from bot.retry import RetryingLimiter
 from bot.settings import Settings
@@ -124,10 +125,10 @@ def build_application(
         .base_url(settings.telegram_base_url)
         .base_file_url(settings.telegram_base_file_url)
         .context_types(ContextTypes(context=LabelContext, bot_data=BotData))
-        .concurrent_updates(settings.concurrent_updates)
+        .concurrent_updates(Lanes(settings.concurrent_updates))
         .connection_pool_size(pool)
         .pool_timeout(30.0)
-        .rate_limiter(RetryingLimiter())
+        .rate_limiter(RetryingLimiter(send_rate=settings.broadcast_rate))
         .post_init(post_init)
         .post_stop(post_stop)
         .post_shutdown(post_shutdown)

@@ -155,7 +155,7 @@ async def run_demo(*, workers: int = 30, out: Path = Path("demo-output"), seed: 
     )
     started = time.monotonic()
     # Simulated workers tap faster than people; flood control would drop their taps.
-    async with LocalBot(database, broadcast_rate=200, user_rate=100.0, user_burst=100) as local:
+    async with LocalBot(database, user_rate=100.0, user_burst=100) as local:
         print(f"sandbox listening at {local.server.base_url.removesuffix('/bot')}")
         users = [local.user(p.user_id, p.name) for p in crowd]
         for user in users:

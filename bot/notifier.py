@@ -17,10 +17,10 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
-from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
+from telegram.error import Forbidden, NetworkError, RetryAfter, TelegramError
 from telegram.ext import ExtBot
 
-from bot.retry import NO_RETRY_ON_429, may_have_arrived, retry_after_seconds
+from bot.retry import BULK, Pacer, may_have_arrived, retry_after_seconds
 from handlers.callbacks import NextTap, encode
 from handlers.worker import SUSPENDED
 from storage.broadcasts import Broadcast, BroadcastStore, Delivery
@@ -36,25 +36,6 @@ NOTICES = {
     ),
     "suspended": SUSPENDED,
 }
-
-
-class Pacer:
-    """Spaces sends evenly at `rate` per second; `pause` holds every later send back."""
-
-    def __init__(self, rate: float) -> None:
-        self.interval = 1.0 / rate
-        self._next = time.monotonic()
-
-    async def wait(self) -> None:
-        now = time.monotonic()
-        self._next = max(self._next, now)
-        delay = self._next - now
-        self._next += self.interval
-        if delay > 0:
-            await asyncio.sleep(delay)
-
-    def pause(self, seconds: float) -> None:
-        self._next = max(self._next, time.monotonic() + seconds)
 
 
 @dataclass
@@ -119,13 +100,9 @@ class Notifier:
                 await self.bot.send_message(notice.worker_id, text)
             except Forbidden:
                 status, unreachable = "failed", True
-            except NetworkError as error:
-                # Perhaps delivered: counted unconfirmed, like a send a crash interrupted.
-                status = "unknown" if may_have_arrived("sendMessage", error) else "failed"
-                log.warning("notice %d to %d: %s", notice.notice_id, notice.worker_id, error)
             except TelegramError as error:
-                status = "failed"
-                log.warning("notice %d to %d failed: %s", notice.notice_id, notice.worker_id, error)
+                status = failure(error)
+                log.warning("notice %d to %d: %s", notice.notice_id, notice.worker_id, error)
             await self.store.record_notice(notice, status, time.time(), unreachable=unreachable)
 
     async def _broadcast(self, broadcast: Broadcast) -> None:
@@ -136,7 +113,8 @@ class Notifier:
         progress = asyncio.create_task(self._report(run))
         slots = asyncio.Semaphore(self.in_flight)
         sending: set[asyncio.Task[None]] = set()
-        batch_size = max(1, min(50, int(pacer_rate(pacer))))
+        # Small reads of who is untold: each send claims its own worker just before it goes.
+        batch_size = max(1, min(50, int(pacer.rate)))
         try:
             while True:
                 run.untold.extend(run.retry.popleft() for _ in range(len(run.retry)))
@@ -144,9 +122,11 @@ class Notifier:
                     untold = await self.store.untold(broadcast.broadcast_id, batch_size)
                     run.untold.extend(w for w in untold if w not in run.claiming)
                 if not run.untold:
-                    if not sending and not run.retry:
+                    if sending:
+                        await asyncio.wait(sending, return_when=asyncio.FIRST_COMPLETED)
+                    elif not run.retry:
                         break
-                    await asyncio.wait(sending, return_when=asyncio.FIRST_COMPLETED)
+                    # else a send was refused with 429 while claiming: retry it next round
                     continue
                 while run.untold:
                     await pacer.wait()
@@ -188,7 +168,7 @@ class Notifier:
                 broadcast.text,
                 reply_markup=keyboard,
                 allow_paid_broadcast=True if broadcast.paid and self.paid_rate else None,
-                rate_limit_args=NO_RETRY_ON_429,
+                rate_limit_args=BULK,
             )
         except RetryAfter as error:
             # Telegram asks the whole bot to slow down: hold every send back, retry this one.
@@ -200,10 +180,11 @@ class Notifier:
         except Forbidden as error:
             run.pending.append(Delivery(worker_id, "failed", str(error), unreachable=True))
             run.counts["unreachable"] += 1
-        except (BadRequest, TelegramError) as error:
-            log.warning("announcement to %d failed: %s", worker_id, error)
-            run.pending.append(Delivery(worker_id, "failed", str(error)))
-            run.counts["failed"] += 1
+        except TelegramError as error:
+            status = failure(error)
+            log.warning("announcement to %d: %s (%s)", worker_id, error, status)
+            run.pending.append(Delivery(worker_id, status, str(error)))
+            run.counts[status] += 1
         else:
             run.pending.append(Delivery(worker_id, "sent"))
             run.counts["sent"] += 1
@@ -233,7 +214,10 @@ class Notifier:
             f" {run.counts['failed']} failed"
         )
         if run.counts["unknown"]:
-            text += f", {run.counts['unknown']} unconfirmed after a restart"
+            text += (
+                f", {run.counts['unknown']} unconfirmed (perhaps told: the bot stopped or"
+                " Telegram's answer was lost)"
+            )
         text += "." if final else f" ({told / elapsed:.0f} per second)…"
         try:
             if broadcast.progress_message_id is None:
@@ -255,5 +239,10 @@ class Notifier:
             log.debug("progress of broadcast %d not shown: %s", broadcast.broadcast_id, error)
 
 
-def pacer_rate(pacer: Pacer) -> float:
-    return 1.0 / pacer.interval
+def failure(error: TelegramError) -> str:
+    """How a send that raised is recorded: 'unknown' when it may have been delivered all the
+    same (its answer was lost), counted unconfirmed and never sent again, like a send a crash
+    interrupted; else 'failed'."""
+    if isinstance(error, NetworkError) and may_have_arrived("sendMessage", error):
+        return "unknown"
+    return "failed"

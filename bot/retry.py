@@ -1,20 +1,27 @@
 """Retries Bot API calls that Telegram asks to retry, without throttling the labeling loop.
 
 PTB's AIORateLimiter throttles every request with a chat_id to a bot-wide 30 per second, which
-would cap answers near 30 per second. Replies inside a worker's own chat are not bulk sends, so
-here nothing waits unless Telegram says so: a 429 waits its retry_after, a 5xx or a dropped
-connection backs off and tries again a few times, unless it may have delivered a message
-already. Bulk sends are paced by bot.notifier.
+would cap answers near 30 per second. Answers inside a worker's own chat (a card edited, a tap
+answered) are not limited that way by Telegram, so they never wait unless Telegram says so: a
+429 waits its retry_after; a 5xx, a timeout or a dropped connection backs off and tries again a
+few times. New messages are what Telegram limits (about 30 a second across chats, about one a
+second in a chat after a short burst): they start on a bot-wide pace and take turns in their
+chat, so a crowd arriving at once, or a burst in one chat, waits in line instead of meeting 429
+after 429; and one that may have been delivered already is never sent again. Bulk sends pace
+themselves (bot.notifier).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
+import functools
 import itertools
 import logging
+import time
 import warnings
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
 import httpx
@@ -25,12 +32,13 @@ from telegram.warnings import PTBDeprecationWarning
 log = logging.getLogger(__name__)
 
 Result = bool | dict[str, Any] | list[dict[str, Any]]
-# Passed as `rate_limit_args` by bulk senders that handle a 429 themselves (by slowing the
-# whole broadcast down) instead of retrying the one request.
-NO_RETRY_ON_429 = {"retry_on_429": False}
+# Passed as `rate_limit_args` by bulk senders, which pace themselves and handle a 429 by
+# slowing the whole broadcast down instead of retrying the one request.
+BULK = {"bulk": True}
 # Requests that put a new message in a chat. When the connection breaks after the request was
-# written, Telegram may have carried it out: sent again, the message would show twice. Only a
-# connection that never opened, or an error Telegram answered with, proves nothing arrived.
+# written, or the answer is a 5xx, Telegram may have carried it out: sent again, the message
+# would show twice. Only a connection that never opened, or Telegram refusing the request
+# (a bad request, a 429), proves nothing arrived.
 CREATES = frozenset(
     {"sendMessage", "sendPhoto", "sendDocument", "sendMediaGroup", "copyMessage"}
     | {"forwardMessage", "sendAudio", "sendVideo", "sendVoice", "sendAnimation"}
@@ -39,14 +47,13 @@ CREATES = frozenset(
 
 def may_have_arrived(endpoint: str, error: NetworkError) -> bool:
     """Whether a failed request may still have been carried out, so that retrying it could
-    deliver a message twice."""
-    if endpoint not in CREATES:
+    deliver a message twice. A 5xx proves nothing: a gateway can fail after Telegram acted."""
+    if endpoint not in CREATES or isinstance(error, BadRequest):
         return False
     if isinstance(error, TimedOut):
         # Unless the connection never opened, or never left the pool.
         return not isinstance(error.__cause__, httpx.ConnectTimeout | httpx.PoolTimeout)
-    text = str(error.message)
-    return text.startswith("httpx.") and not text.startswith("httpx.ConnectError")
+    return not str(error.message).startswith("httpx.ConnectError")
 
 
 def retry_after_seconds(error: RetryAfter) -> float:
@@ -57,10 +64,64 @@ def retry_after_seconds(error: RetryAfter) -> float:
     return value.total_seconds() if isinstance(value, dt.timedelta) else float(value)
 
 
+class Pacer:
+    """Spaces requests evenly at `rate` per second; `pause` holds every later one back."""
+
+    def __init__(self, rate: float) -> None:
+        self.interval = 1.0 / rate
+        self._next = time.monotonic()
+
+    @property
+    def rate(self) -> float:
+        return 1.0 / self.interval
+
+    async def wait(self) -> None:
+        now = time.monotonic()
+        self._next = max(self._next, now)
+        delay = self._next - now
+        self._next += self.interval
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+    def pause(self, seconds: float) -> None:
+        self._next = max(self._next, time.monotonic() + seconds)
+
+
+class Turns:
+    """One holder at a time per key, the others waiting in order; a key nobody holds or waits
+    for is forgotten, so the table stays the size of the chats being written to."""
+
+    def __init__(self) -> None:
+        self._locks: dict[object, tuple[asyncio.Lock, int]] = {}
+
+    @contextlib.asynccontextmanager
+    async def turn(self, key: object) -> AsyncIterator[None]:
+        lock, users = self._locks.get(key) or (asyncio.Lock(), 0)
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[key]
+            if users == 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
+
+    def __len__(self) -> int:
+        return len(self._locks)
+
+
 class RetryingLimiter(BaseRateLimiter[dict[str, bool]]):
-    def __init__(self, *, max_retries: int = 4, backoff: float = 0.5) -> None:
+    """`send_rate` paces new messages bot-wide (None: not at all)."""
+
+    def __init__(
+        self, *, max_retries: int = 4, backoff: float = 0.5, send_rate: float | None = 30.0
+    ) -> None:
         self.max_retries = max_retries
         self.backoff = backoff
+        self.sends = Pacer(send_rate) if send_rate else None
+        self.chats = Turns()
 
     async def initialize(self) -> None:
         pass
@@ -77,20 +138,30 @@ class RetryingLimiter(BaseRateLimiter[dict[str, bool]]):
         data: dict[str, Any],
         rate_limit_args: dict[str, bool] | None,
     ) -> Result:
-        retry_on_429 = (rate_limit_args or {}).get("retry_on_429", True)
+        call = functools.partial(callback, *args, **kwargs)
+        if (rate_limit_args or {}).get("bulk"):
+            return await call()
+        if endpoint not in CREATES:
+            return await self._attempts(call, endpoint)
+        async with self.chats.turn(data.get("chat_id")):
+            return await self._attempts(call, endpoint, paced=True)
+
+    async def _attempts(
+        self, call: Callable[[], Coroutine[Any, Any, Result]], endpoint: str, *, paced: bool = False
+    ) -> Result:
         for attempt in itertools.count():
+            if paced and self.sends is not None:
+                await self.sends.wait()
             try:
-                return await callback(*args, **kwargs)
+                return await call()
             except RetryAfter as error:
-                if not retry_on_429 or attempt >= self.max_retries:
+                if attempt >= self.max_retries:
                     log.error("%s still rate limited after %d retries", endpoint, attempt)
                     raise
                 wait = retry_after_seconds(error)
-            except (BadRequest, TimedOut):
-                # A bad request stays bad; a timed-out one may have reached Telegram, and
-                # sending it again could show the worker a message twice.
-                raise
-            except NetworkError as error:
+            except BadRequest:
+                raise  # a bad request stays bad
+            except NetworkError as error:  # timeouts and 5xx included
                 if endpoint == "getUpdates":
                     raise  # the updater has its own retry loop
                 if may_have_arrived(endpoint, error):

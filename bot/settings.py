@@ -26,12 +26,14 @@ class Settings(BaseSettings):
     coordinator_ids: Annotated[tuple[int, ...], NoDecode] = ()
     # A task left unanswered this long returns to the pool for other workers.
     assignment_timeout_seconds: float = Field(default=600.0, gt=0, le=7 * 86400)
-    # Updates handled at once; PTB's default of one caps a busy bot at a few per second.
+    # Updates handled at once, taps and messages each (bot.lanes); PTB's default of one caps a
+    # busy bot at a few per second.
     concurrent_updates: int = Field(default=128, ge=1, le=4096)
     # Per-user flood control: updates a second one user may send, and how many at once.
     user_rate: float = Field(default=5.0, gt=0, le=1000)
     user_burst: int = Field(default=15, ge=1, le=10_000)
-    # Bulk sends (announcements) to different users; Telegram allows about 30 per second.
+    # New messages to different users (announcements, replies); Telegram allows about 30 per
+    # second.
     broadcast_rate: float = Field(default=30.0, gt=0, le=1000)
     # Paid broadcasting (allow_paid_broadcast, billed in Telegram Stars) for `/publish N paid`:
     # up to 1000 messages per second. Unset: paid broadcasts are off.

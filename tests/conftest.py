@@ -4,6 +4,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from aiohttp import web
 
 from storage.db import Database
 from tests.harness import BOSS, Harness
@@ -28,3 +29,33 @@ async def office(tmp_path: Path) -> AsyncIterator[Harness]:
     """The bot with one coordinator, BOSS."""
     async with Harness(tmp_path / "office.db", coordinator_ids=str(BOSS)) as running:
         yield running
+
+
+# A JPEG's first bytes are enough: the sandbox, like Telegram, judges by the content type.
+JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 64
+
+
+@pytest.fixture
+async def images() -> AsyncIterator[str]:
+    """A local web server for image URLs (the sandbox fetches them as Telegram would):
+    /<name>.jpg is an image, /page.html a web page, anything else 404. Yields its base URL."""
+
+    async def serve(request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        if name.endswith(".jpg"):
+            return web.Response(body=JPEG, content_type="image/jpeg")
+        if name.endswith(".html"):
+            return web.Response(text="<html>not an image</html>", content_type="text/html")
+        raise web.HTTPNotFound()
+
+    app = web.Application()
+    app.router.add_get("/{name}", serve)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()

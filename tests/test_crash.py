@@ -42,7 +42,7 @@ async def test_sigkill_mid_broadcast_resumes_and_tells_no_one_twice(tmp_path: Pa
         service = BatchService(BatchStore(db))
         imported = await service.import_file(b"text\na\n", "k.csv", settings)
     sandbox = Sandbox(SANDBOX_TOKEN)
-    users = {first + i: sandbox.user(first + i) for i in range(workers)}
+    users = {first + i: sandbox.user(first + i, started=True) for i in range(workers)}
     killed = False
     held = sandbox.hold(
         "sendMessage", when=lambda p: not killed and (p.int("chat_id") or 0) >= first + 60

@@ -26,7 +26,7 @@ from storage.db import Database
 from storage.reviews import ReviewStore
 from storage.tasks import TaskStore
 from tests.factories import open_batch, registered
-from tests.harness import BOSS, Harness, first_card, press, settle
+from tests.harness import BOSS, Harness, first_card, press, replies, settle
 
 TTL = 600.0
 OPTIONS = ("cat", "dog", "bird", "fish")
@@ -422,8 +422,8 @@ async def say(user: SandboxUser, text: str) -> str:
     """Sends a message and returns the bot's first reply to it."""
     before = len(user.bot_messages)
     user.send(text)
-    await user.wait_for(lambda u: len(u.bot_messages) > before)
-    return user.bot_messages[before].shown
+    await user.wait_for(lambda u: bool(replies(u, before)))
+    return replies(user, before)[0].shown
 
 
 async def test_review_commands_refuse_everyone_but_coordinators(office: Harness) -> None:

@@ -21,14 +21,18 @@ async def delivered(harness: Harness, user: SandboxUser, act: Callable[[], int])
     await settle(
         lambda: sum(harness.sandbox.calls.values()) - harness.sandbox.calls["get_updates"] > calls
     )
-    await asyncio.sleep(0.1)  # let the handler finish what follows its first call
+    await harness.idle()  # the handler may go on after its first call (Telegram's limits)
     return update_id
 
 
 async def broadcasts_done(harness: Harness) -> None:
-    """Waits until the notifier has finished every broadcast queued so far."""
+    """Waits until the notifier has finished every broadcast queued so far, and has shown
+    the coordinator how it went (Telegram's limits may hold that message back)."""
     for _ in range(500):
-        if not await harness.query("SELECT 1 FROM broadcasts WHERE finished_at IS NULL"):
+        if not await harness.query(
+            "SELECT 1 FROM broadcasts WHERE finished_at IS NULL"
+            " OR (created_by IS NOT NULL AND progress_message_id IS NULL)"
+        ):
             return
         await asyncio.sleep(0.02)
     raise TimeoutError("a broadcast did not finish")

@@ -45,7 +45,7 @@ async def test_the_webhook_takes_updates_only_with_the_secret(tmp_path: Path) ->
     )
     try:
         assert harness.sandbox.webhook == ("https://bot.example/telegram", SECRET)
-        ann = harness.user(9, "Ann")
+        ann = harness.sandbox.user(9, "Ann", started=True)  # her updates come by webhook
         url = f"http://127.0.0.1:{port}/{WEBHOOK_PATH}"
         async with httpx.AsyncClient() as client:
             body = json.dumps(update(1, "/help"))

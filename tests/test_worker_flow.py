@@ -161,9 +161,11 @@ async def test_nothing_to_do_is_said_plainly(harness: Harness) -> None:
     await worker.wait_for(lambda u: NOTHING_LEFT in u.last.shown)
 
 
-async def test_image_items_are_sent_as_photos_and_edited_in_place(harness: Harness) -> None:
+async def test_image_items_are_sent_as_photos_and_edited_in_place(
+    harness: Harness, images: str
+) -> None:
     await harness.add_batch(
-        "image,text\nhttps://example.org/a.jpg,first\nhttps://example.org/b.jpg,second\n",
+        f"image,text\n{images}/a.jpg,first\n{images}/b.jpg,second\n",
         options="duck,no duck",
         overlap=1,
     )

@@ -9,18 +9,21 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import math
 import re
 import time
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
+from bot.sandbox.fetch import FetchError, fetch_image
 from bot.sandbox.markup import MarkupError, check_keyboard, check_text, visible_text
 
 MAX_DOWNLOAD = 20 * 1024 * 1024  # bots download files up to 20 MB
 MAX_UPLOAD = 50 * 1024 * 1024  # and upload up to 50 MB
-CALLBACK_TTL = 60.0  # a callback query must be answered within this time
+CALLBACK_TTL = 15.0  # a callback query must be answered within about this time
+CANT_INITIATE = "Forbidden: bot can't initiate conversation with a user"
 
 
 class Disconnect(Exception):
@@ -66,7 +69,7 @@ class StoredFile:
     content: bytes
     name: str | None = None
     mime_type: str | None = None
-    url: str | None = None  # a photo sent by URL: the sandbox has no network to fetch it
+    url: str | None = None  # a photo sent by URL, fetched from it
 
     def as_document(self) -> dict[str, Any]:
         return {
@@ -132,12 +135,52 @@ class Notice:
     alert: bool
 
 
+@dataclass(slots=True)
+class Bucket:
+    """A token bucket: `burst` messages at once, then `rate` a second."""
+
+    rate: float
+    burst: int
+    tokens: float
+    stamp: float
+
+    @classmethod
+    def full(cls, rate_and_burst: tuple[float, int], now: float) -> Bucket:
+        rate, burst = rate_and_burst
+        return cls(rate, burst, float(burst), now)
+
+    def wait(self, now: float) -> float:
+        """Seconds until one more message fits; 0 when it fits now."""
+        self.tokens = min(float(self.burst), self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        return 0.0 if self.tokens >= 1 else (1 - self.tokens) / self.rate
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Telegram's flood limits on the messages a bot sends, as (per second, burst): across
+    all chats (paid broadcasts have their own), in one private chat, in one group. Edits and
+    callback answers are not limited this way."""
+
+    overall: tuple[float, int] = (30.0, 30)
+    paid: tuple[float, int] = (1000.0, 1000)
+    private: tuple[float, int] = (1.0, 3)
+    group: tuple[float, int] = (20 / 60, 3)
+
+
+TELEGRAM_LIMITS = Limits()
+
+
 @dataclass
 class Chat:
-    user: dict[str, Any]
+    user: dict[str, Any]  # the private chat's user; a group's title for groups
+    kind: Literal["private", "group"] = "private"
+    started: bool = False  # the user has written to the bot: the bot may write to them
     messages: dict[int, Message] = field(default_factory=dict)
     notices: list[Notice] = field(default_factory=list)
     blocked: bool = False
+    bucket: Bucket | None = None
+    message_ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     def touch(self) -> None:
@@ -150,18 +193,35 @@ class Chat:
 
 @dataclass(slots=True)
 class Fault:
-    """An error to answer instead of doing the call, `times` times; code 0 drops the
-    connection without any answer."""
+    """Trouble with the next `times` matching calls. Before the method runs, an error
+    answered instead of running it; after it runs (`when="after"`), the effect stays but the
+    answer is lost, as when a response goes missing on its way back. Code 0 drops the
+    connection without any answer; no code answers normally. `delay` holds the answer back
+    first: past the client's timeout, the call still completes here."""
 
-    code: int
+    code: int | None = None
     method: str | None = None
     chat_id: int | None = None
     times: int = 1
     retry_after: int = 1
     description: str | None = None
+    when: Literal["before", "after"] = "before"
+    delay: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.when not in ("before", "after"):
+            raise ValueError(f"when must be 'before' or 'after', not {self.when!r}")
+        if self.delay < 0:
+            raise ValueError("delay must not be negative")
 
     def matches(self, method: str, chat_id: int | None) -> bool:
         return (self.method in (None, method)) and (self.chat_id in (None, chat_id))
+
+    async def strike(self) -> None:
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        if self.code is not None:
+            raise self.error()
 
     def error(self) -> Exception:
         if self.code == 0:
@@ -251,9 +311,20 @@ class Params:
 
 
 class Sandbox:
-    """One bot and its users, in memory."""
+    """One bot and its users, in memory. `limits` are Telegram's flood limits (None switches
+    them off, for benchmarks that measure the bot rather than Telegram); `clock` times them
+    and the age of callback queries, so tests can move time on."""
 
-    def __init__(self, token: str, *, username: str = "labelbot_sandbox_bot") -> None:
+    def __init__(
+        self,
+        token: str,
+        *,
+        username: str = "labelbot_sandbox_bot",
+        limits: Limits | None = TELEGRAM_LIMITS,
+        callback_ttl: float = CALLBACK_TTL,
+        clock: Callable[[], float] = time.monotonic,
+        fetch: Callable[[str], Awaitable[tuple[bytes, str]]] = fetch_image,
+    ) -> None:
         self.token = token
         bot_id = int(token.split(":", 1)[0]) if token.split(":", 1)[0].isdigit() else 1
         self.bot_user = {
@@ -278,13 +349,19 @@ class Sandbox:
         self._replays: deque[tuple[int, dict[str, Any]]] = deque()
         self._sent_updates: dict[int, dict[str, Any]] = {}
         self._update_ids = itertools.count(1)
-        self._message_ids = itertools.count(1)
         self._file_ids = itertools.count(1)
         self._query_ids = itertools.count(1)
         self._queries: dict[str, tuple[int, float]] = {}
         self._new_update = asyncio.Event()
         self._poll_generation = 0
         self._releases = 0
+        self.limits = limits
+        self.callback_ttl = callback_ttl
+        self.clock = clock
+        self.fetch = fetch
+        self.limited: Counter[int] = Counter()  # 429s answered per chat for going too fast
+        self._overall = Bucket.full(limits.overall, clock()) if limits else None
+        self._paid = Bucket.full(limits.paid, clock()) if limits else None
 
     # -- the bot side ----------------------------------------------------------------------
 
@@ -297,19 +374,27 @@ class Sandbox:
         self.calls[handler.__name__] += 1
         if chat_id is not None:
             self.calls_by_chat[(handler.__name__, chat_id)] += 1
-        for fault in self.faults:
-            if fault.times > 0 and fault.matches(handler.__name__, chat_id):
-                fault.times -= 1
-                raise fault.error()
+        fault = self._take_fault(handler.__name__, chat_id)
+        if fault is not None and fault.when == "before":
+            await fault.strike()
         await self._wait_holds(handler.__name__, params)
         result = handler(self, params)
         if asyncio.iscoroutine(result):
             result = await result
+        if fault is not None and fault.when == "after":
+            await fault.strike()
         return result
 
     async def _wait_holds(self, method: str, params: Params) -> None:
         for hold in [hold for hold in self.holds if hold.matches(method, params)]:
             await hold.wait()
+
+    def _take_fault(self, method: str, chat_id: int | None) -> Fault | None:
+        for fault in self.faults:
+            if fault.times > 0 and fault.matches(method, chat_id):
+                fault.times -= 1
+                return fault
+        return None
 
     def _chat(self, params: Params) -> tuple[int, Chat]:
         chat_id = params.int("chat_id")
@@ -320,6 +405,8 @@ class Sandbox:
             raise bad_request("chat not found")
         if chat.blocked:
             raise ApiError(403, "Forbidden: bot was blocked by the user")
+        if not chat.started:
+            raise ApiError(403, CANT_INITIATE)
         return chat_id, chat
 
     def _message(self, params: Params) -> tuple[Chat, Message]:
@@ -407,28 +494,49 @@ class Sandbox:
                     " one bot instance is running",
                 )
 
-    def send_message(self, params: Params) -> dict[str, Any]:
-        return self._send(params, "text")
+    async def send_message(self, params: Params) -> dict[str, Any]:
+        return await self._send(params, "text")
 
-    def send_photo(self, params: Params) -> dict[str, Any]:
-        return self._send(params, "caption", media="photo")
+    async def send_photo(self, params: Params) -> dict[str, Any]:
+        return await self._send(params, "caption", media="photo")
 
-    def send_document(self, params: Params) -> dict[str, Any]:
-        return self._send(params, "caption", media="document")
+    async def send_document(self, params: Params) -> dict[str, Any]:
+        return await self._send(params, "caption", media="document")
 
-    def _send(self, params: Params, field: str, media: str | None = None) -> dict[str, Any]:
+    async def _send(self, params: Params, field: str, media: str | None = None) -> dict[str, Any]:
         chat_id, chat = self._chat(params)
-        attached = {}
-        if media is not None:
-            attached[media] = self._input_file(params, media, photo=media == "photo")
         raw = params.str(field) or ""
         parse_mode = params.str("parse_mode")
         shown = self._render(raw, parse_mode, caption=field == "caption")
+        markup = self._markup(params)
+        attached = {}
+        if media is not None:
+            attached[media] = await self._input_file(params, media, photo=media == "photo")
+        self._admit(chat_id, chat, paid=params.bool("allow_paid_broadcast"))
         message = self._add(
-            chat_id, chat, True, raw=raw, parse_mode=parse_mode,
-            reply_markup=self._markup(params), **{field: shown}, **attached,
+            chat_id, chat, True, raw=raw, parse_mode=parse_mode, reply_markup=markup,
+            **{field: shown}, **attached,
         )  # fmt: skip
         return self.message_json(message)
+
+    def _admit(self, chat_id: int, chat: Chat, *, paid: bool) -> None:
+        """Counts one new message against Telegram's limits, or answers 429 with the whole
+        seconds until it would fit."""
+        if self.limits is None:
+            return
+        now = self.clock()
+        overall = self._paid if paid else self._overall
+        assert overall is not None
+        if chat.bucket is None:
+            kind = self.limits.private if chat.kind == "private" else self.limits.group
+            chat.bucket = Bucket.full(kind, now)
+        wait = max(overall.wait(now), chat.bucket.wait(now))
+        if wait > 0:
+            self.limited[chat_id] += 1
+            seconds = max(1, math.ceil(wait))
+            raise ApiError(429, f"Too Many Requests: retry after {seconds}", seconds)
+        overall.tokens -= 1
+        chat.bucket.tokens -= 1
 
     def edit_message_text(self, params: Params) -> dict[str, Any]:
         return self._edit(params, "text")
@@ -444,12 +552,12 @@ class Sandbox:
         parse_mode = params.str("parse_mode")
         shown = self._render(raw, parse_mode, caption=field == "caption")
         markup = self._markup(params)
-        self._check_modified(message, raw, parse_mode, markup, message.photo)
+        self._check_modified(message, shown, markup, message.photo)
         message.raw, message.parse_mode, message.reply_markup = raw, parse_mode, markup
         setattr(message, field, shown)
         return self._edited(chat, message)
 
-    def edit_message_media(self, params: Params) -> dict[str, Any]:
+    async def edit_message_media(self, params: Params) -> dict[str, Any]:
         chat, message = self._message(params)
         if message.photo is None:
             raise bad_request("there is no media in the message to edit")
@@ -463,12 +571,12 @@ class Sandbox:
                 raise bad_request("wrong file identifier/HTTP URL specified")
             photo = self._store(upload.content, upload.filename, "image/jpeg", "photos")
         else:
-            photo = self._file_reference(source, photo=True)
+            photo = await self._file_reference(source, photo=True)
         raw = str(media.get("caption") or "")
         parse_mode = media.get("parse_mode")
         shown = self._render(raw, parse_mode, caption=True)
         markup = self._markup(params)
-        self._check_modified(message, raw, parse_mode, markup, photo)
+        self._check_modified(message, shown, markup, photo)
         message.raw, message.parse_mode, message.caption, message.photo = (
             raw,
             parse_mode,
@@ -481,14 +589,14 @@ class Sandbox:
     def edit_message_reply_markup(self, params: Params) -> dict[str, Any]:
         chat, message = self._message(params)
         markup = self._markup(params)
-        self._check_modified(message, message.raw, message.parse_mode, markup, message.photo)
+        self._check_modified(message, message.shown, markup, message.photo)
         message.reply_markup = markup
         return self._edited(chat, message)
 
     def answer_callback_query(self, params: Params) -> bool:
         query_id = params.str("callback_query_id") or ""
         entry = self._queries.pop(query_id, None)
-        if entry is None or time.monotonic() - entry[1] > CALLBACK_TTL:
+        if entry is None or self.clock() - entry[1] > self.callback_ttl:
             raise bad_request(
                 "query is too old and response timeout expired or query ID is invalid"
             )
@@ -524,17 +632,14 @@ class Sandbox:
     def _check_modified(
         self,
         message: Message,
-        raw: str | None,
-        parse_mode: str | None,
+        shown: str,
         markup: dict[str, Any] | None,
         photo: StoredFile | None,
     ) -> None:
-        if (message.raw, message.parse_mode, message.reply_markup, message.photo) == (
-            raw,
-            parse_mode,
-            markup,
-            photo,
-        ):
+        """Telegram compares what the user would see (text with its markup stripped, the
+        buttons, the photo), not the request: other markup around the same text changes
+        nothing."""
+        if (message.shown, message.reply_markup, message.photo) == (shown, markup, photo):
             raise bad_request(
                 "message is not modified: specified new message content and reply markup are"
                 " exactly the same as a current content and reply markup of the message"
@@ -545,7 +650,7 @@ class Sandbox:
         chat.touch()
         return self.message_json(message)
 
-    def _input_file(self, params: Params, name: str, *, photo: bool) -> StoredFile:
+    async def _input_file(self, params: Params, name: str, *, photo: bool) -> StoredFile:
         upload = params.files.get(name)
         if upload is not None:
             if len(upload.content) > MAX_UPLOAD:
@@ -555,14 +660,19 @@ class Sandbox:
         reference = params.str(name)
         if not reference:
             raise bad_request(f"there is no {name} in the request")
-        return self._file_reference(reference, photo=photo)
+        return await self._file_reference(reference, photo=photo)
 
-    def _file_reference(self, reference: str, *, photo: bool) -> StoredFile:
+    async def _file_reference(self, reference: str, *, photo: bool) -> StoredFile:
         if reference in self.files:
             return self.files[reference]
         if reference.startswith(("http://", "https://")):
             if reference not in self._url_files:
-                stored = self._store(b"", reference.rsplit("/", 1)[-1], "image/jpeg", "photos")
+                try:
+                    content, mime = await self.fetch(reference)
+                except FetchError as error:
+                    raise bad_request(str(error)) from None
+                name = reference.rsplit("/", 1)[-1]
+                stored = self._store(content, name, mime, "photos" if photo else "documents")
                 stored.url = reference
                 self._url_files[reference] = stored
             return self._url_files[reference]
@@ -583,8 +693,10 @@ class Sandbox:
         return stored
 
     def _add(self, chat_id: int, chat: Chat, from_bot: bool, **fields: Any) -> Message:
-        message = Message(next(self._message_ids), chat_id, from_bot, int(time.time()), **fields)
+        # Message ids count per chat, as in Telegram: id 2 exists in many chats.
+        message = Message(next(chat.message_ids), chat_id, from_bot, int(time.time()), **fields)
         chat.messages[message.message_id] = message
+        chat.started = chat.started or not from_bot
         chat.touch()
         return message
 
@@ -593,13 +705,13 @@ class Sandbox:
         data: dict[str, Any] = {
             "message_id": message.message_id,
             "from": self.bot_user if message.from_bot else chat.user,
-            "chat": {
-                "id": message.chat_id,
-                "type": "private",
-                "first_name": chat.user["first_name"],
-            },
+            "chat": {"id": message.chat_id, "type": chat.kind},
             "date": message.date,
         }
+        if chat.kind == "private":
+            data["chat"]["first_name"] = chat.user["first_name"]
+        else:
+            data["chat"]["title"] = chat.user["title"]
         if message.edits:
             data["edit_date"] = int(time.time())
         if message.text is not None:
@@ -620,9 +732,15 @@ class Sandbox:
     # -- the user side ---------------------------------------------------------------------
 
     def user(
-        self, user_id: int, first_name: str | None = None, language: str | None = "en"
+        self,
+        user_id: int,
+        first_name: str | None = None,
+        language: str | None = "en",
+        *,
+        started: bool = False,
     ) -> SandboxUser:
-        """Acts as user `user_id`; the chat with the bot opens on first use."""
+        """Acts as user `user_id`; the chat with the bot opens on first use. The bot may write
+        to them once they have written to it, or when `started` says they did in the past."""
         if user_id not in self.chats:
             self.chats[user_id] = Chat(
                 user={
@@ -632,11 +750,20 @@ class Sandbox:
                     "language_code": language,
                 }
             )
+        self.chats[user_id].started |= started
         return SandboxUser(self, user_id)
 
-    def inject(self, code: int, **kwargs: Any) -> Fault:
-        """Answers the next matching call(s) with an error: 429, 403 or 5xx, or with a dropped
-        connection (code 0)."""
+    def group(self, chat_id: int, title: str = "Group") -> SandboxUser:
+        """A group the bot is a member of (Telegram's group ids are negative); returns a view
+        of what its members read there."""
+        if chat_id not in self.chats:
+            self.chats[chat_id] = Chat(user={"title": title}, kind="group", started=True)
+        return SandboxUser(self, chat_id)
+
+    def inject(self, code: int | None = None, **kwargs: Any) -> Fault:
+        """Troubles the next matching call(s): an error (429, 403, 5xx; 0 drops the
+        connection), before the method runs or after it (`when="after"`: the effect stays,
+        the answer is lost), or an answer held back for `delay` seconds."""
         fault = Fault(code, **kwargs)
         self.faults.append(fault)
         return fault
@@ -675,7 +802,7 @@ class Sandbox:
 
     def new_query(self, chat_id: int) -> str:
         query_id = str(next(self._query_ids))
-        self._queries[query_id] = (chat_id, time.monotonic())
+        self._queries[query_id] = (chat_id, self.clock())
         return query_id
 
 

@@ -163,6 +163,9 @@ class SandboxServer:
 
     async def _fault(self, request: web.Request) -> web.Response:
         body = await request.json()
-        code = int(body.pop("code"))
-        self.sandbox.inject(code, **body)
+        code = body.pop("code", None)
+        try:
+            self.sandbox.inject(None if code is None else int(code), **body)
+        except (TypeError, ValueError) as error:
+            return web.json_response({"error": str(error)}, status=400)
         return web.json_response({"ok": True})
