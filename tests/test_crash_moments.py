@@ -39,7 +39,7 @@ ALREADY_SAVED = REFUSALS[Verdict.DUPLICATE]
 
 async def test_a_held_call_waits_until_released_and_then_runs() -> None:
     sandbox = Sandbox(SANDBOX_TOKEN)
-    user = sandbox.user(1)
+    user = sandbox.user(1, started=True)
     message = await sandbox.call("sendMessage", Params({"chat_id": 1, "text": "hi"}, {}))
     hold = sandbox.hold("editMessageText")
     edit = Params({"chat_id": 1, "message_id": message["message_id"], "text": "changed"}, {})
@@ -54,9 +54,9 @@ async def test_a_held_call_waits_until_released_and_then_runs() -> None:
 
 async def test_a_dropped_hold_fails_its_calls_as_a_lost_connection_and_others_pass() -> None:
     sandbox = Sandbox(SANDBOX_TOKEN)
-    user = sandbox.user(1)
+    user = sandbox.user(1, started=True)
     hold = sandbox.hold("send_message", when=lambda params: params.int("chat_id") == 1)
-    sandbox.user(2)
+    sandbox.user(2, started=True)
     await sandbox.call("sendMessage", Params({"chat_id": 2, "text": "not held"}, {}))
     call = asyncio.ensure_future(
         sandbox.call("sendMessage", Params({"chat_id": 1, "text": "x"}, {}))

@@ -83,17 +83,21 @@ async def test_next_and_its_buttons_keep_announcements_off_until_start(office: H
 # -- item 5: a card Telegram refuses takes its item out, not the worker ---------------------
 
 REFUSED = "Bad Request: wrong type of the web page content"
-PHOTOS = (
-    "image,text\nhttps://example.org/a.jpg,first\nhttps://example.org/b.jpg,second\n"
-    "https://example.org/c.jpg,third\n"
-)
+
+
+def photos(images: str) -> str:
+    """Three items whose pictures the sandbox can fetch from the tests' image server."""
+    return "image,text\n" + "".join(
+        f"{images}/{name}.jpg,{text}\n"
+        for name, text in (("a", "first"), ("b", "second"), ("c", "third"))
+    )
 
 
 async def test_a_refused_image_is_taken_out_and_the_worker_gets_the_next_task(
-    office: Harness,
+    office: Harness, images: str
 ) -> None:
     worker = await office.join(51)
-    batch = await announced(office, PHOTOS, worker, options="duck,no duck", overlap=1)
+    batch = await announced(office, photos(images), worker, options="duck,no duck", overlap=1)
     office.sandbox.inject(400, method="send_photo", description=REFUSED)
     card = await first_card(office, worker)
     assert "second" in card.shown and card.photo is not None
@@ -138,10 +142,10 @@ async def test_a_missing_local_image_is_taken_out_too(office: Harness, tmp_path:
 
 
 async def test_a_refused_next_card_after_a_tap_moves_on_to_the_one_after(
-    office: Harness,
+    office: Harness, images: str
 ) -> None:
     worker = await office.join(54)
-    await announced(office, PHOTOS, worker, options="duck,no duck", overlap=1)
+    await announced(office, photos(images), worker, options="duck,no duck", overlap=1)
     card = await first_card(office, worker)
     assert "first" in card.shown
     # Telegram refuses the second image whichever way it is sent.
@@ -158,11 +162,9 @@ async def test_a_refused_next_card_after_a_tap_moves_on_to_the_one_after(
     assert await office.query("SELECT COUNT(*) FROM answers") == [(1,)]
 
 
-async def test_refused_gold_is_not_counted_as_gold_given_back(office: Harness) -> None:
+async def test_refused_gold_is_not_counted_as_gold_given_back(office: Harness, images: str) -> None:
     """Gold items are images and ordinary ones text, so the first gold card is refused."""
-    gold = "".join(
-        f"https://example.org/g{n}.jpg,gold {n},{'yes' if n % 2 else 'no'}\n" for n in range(4)
-    )
+    gold = "".join(f"{images}/g{n}.jpg,gold {n},{'yes' if n % 2 else 'no'}\n" for n in range(4))
     plain = "".join(f",plain {n},\n" for n in range(8))
     worker = await office.join(55)
     await announced(office, "image,text,gold\n" + gold + plain, worker, options="yes,no")
@@ -185,9 +187,9 @@ async def test_refused_gold_is_not_counted_as_gold_given_back(office: Harness) -
     assert await office.query("SELECT gold_returned, gold_owed FROM worker_batches") == [(0, 1)]
 
 
-async def test_a_network_error_on_a_card_breaks_nothing(office: Harness) -> None:
+async def test_a_network_error_on_a_card_breaks_nothing(office: Harness, images: str) -> None:
     worker = await office.join(56)
-    await announced(office, PHOTOS, worker, options="duck,no duck", overlap=1)
+    await announced(office, photos(images), worker, options="duck,no duck", overlap=1)
     office.sandbox.inject(0, method="send_photo")  # the connection breaks: not the card's fault
     worker.send("/next")
     await settle(lambda: office.sandbox.calls["send_photo"] >= 1)

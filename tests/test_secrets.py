@@ -147,7 +147,9 @@ async def test_the_bot_process_never_writes_the_token_to_stderr(tmp_path: Path) 
                 )
                 worker.send("/start")
                 worker.send("/help")
-                await settle(lambda: sandbox.calls["send_message"] >= 3, 15)
+                # One send each: a new message answered with a 5xx may have arrived, so it is
+                # not sent again.
+                await settle(lambda: sandbox.calls["send_message"] >= 2, 15)
             finally:
                 await stop(bot, sandbox)
     logs = stderr_path.read_text()
