@@ -26,13 +26,18 @@ from labeling.report import format_standing, format_status
 from labeling.review import ItemNotFound, ReviewError, ReviewService, format_problem
 from storage.backup import backup
 from storage.batches import BatchStore
-from storage.db import Database
+from storage.db import Database, latest_version
 from storage.reviews import ReviewStore
 from storage.tasks import TaskStore
 
 
 class CommandError(Exception):
     """A problem the user can fix, printed as one line without a traceback."""
+
+
+class NotReady(Exception):
+    """labelbot cannot do its work as things stand (the schema is behind, Telegram cannot be
+    reached): one line naming the cause and what to check, and exit code 1."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -116,10 +121,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             from bot.demo import run_demo  # the demo's simulation is not needed elsewhere
 
             return asyncio.run(run_demo(workers=args.workers, out=args.out))
+        if args.command != "migrate" and not Path(settings.database_path).exists():
+            raise NotReady(
+                f"there is no database at {settings.database_path}: run `labelbot migrate`"
+                " to create it"
+            )
         return asyncio.run(_with_database(settings, args))
     except (SettingsError, CommandError) as error:
         print(f"labelbot: {error}", file=sys.stderr)
         return 2
+    except NotReady as error:
+        print(f"labelbot: {error}", file=sys.stderr)
+        return 1
     except BatchFileError as error:
         print(
             f"labelbot: the file was not imported, nothing was stored:\n{error.describe()}",
@@ -159,12 +172,13 @@ def run_bot(settings: Settings) -> int:
 
 async def _with_database(settings: Settings, args: argparse.Namespace) -> int:
     async with Database(settings.database_path, synchronous=settings.sqlite_synchronous) as db:
-        applied = await db.migrate()
         if args.command == "migrate":
+            applied = await db.migrate()
             version = await db.schema_version()
             done = f"applied {', '.join(map(str, applied))}" if applied else "nothing to apply"
             print(f"{settings.database_path}: schema version {version} ({done})")
             return 0
+        await _check_schema(db)
         if args.command == "reinstate":
             return await _reinstate(db, args)
         if args.command in _REVIEWS:
@@ -184,6 +198,22 @@ async def _with_database(settings: Settings, args: argparse.Namespace) -> int:
             raise CommandError(f"there is no batch {error.args[0]}") from None
         except BatchStateError as error:
             raise CommandError(str(error)) from None
+
+
+async def _check_schema(db: Database) -> None:
+    """Only `migrate` and `run` change the schema: a command that did so on the side could
+    surprise a bot running an older labelbot on the same file."""
+    version, needed = await db.schema_version(), latest_version()
+    if version < needed:
+        raise NotReady(
+            f"the database is at version {version}, this labelbot needs {needed}:"
+            " run `labelbot migrate`"
+        )
+    if version > needed:
+        raise NotReady(
+            f"the database is at version {version}, newer than this labelbot knows"
+            f" ({needed}): upgrade labelbot"
+        )
 
 
 async def _import(service: BatchService, args: argparse.Namespace) -> int:
