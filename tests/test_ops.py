@@ -8,6 +8,8 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import time
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -73,8 +75,6 @@ RACER = textwrap.dedent(
 
 
 def test_two_processes_migrating_one_file_at_once_both_succeed(tmp_path: Path) -> None:
-    import time
-
     path = tmp_path / "race.db"
     start = time.time() + 2.0  # both interpreters are up by then
     racers = [
@@ -137,3 +137,99 @@ def test_commands_other_than_migrate_create_no_database(
         " to create it"
     ]
     assert not (workdir / "ops.db").exists()
+
+
+# -- backups ------------------------------------------------------------------------------
+
+
+def _filled(path: Path, megabytes: int) -> None:
+    """A database in WAL mode larger than one step of a stepped backup."""
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("CREATE TABLE filler (id INTEGER PRIMARY KEY, data BLOB)")
+        conn.execute(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?)"
+            " INSERT INTO filler (data) SELECT randomblob(1000) FROM n",
+            (megabytes * 1000,),
+        )
+
+
+# Another process writes without pause, far more often than a busy bot's write every 10 ms,
+# until its stdin closes or, at most, `cap` times: a backup that cannot finish under writes
+# shows as one that finished only after they stopped. (SQLite's stepped backup starts again
+# from the first page after any write between two of its steps: at a write every 10 ms it
+# took from 1.4 s to over 40 s on a 48 MB database, depending on when the writer happened to
+# pause, and under this writer it never finished; VACUUM INTO takes 0.3 s.)
+WRITER = textwrap.dedent(
+    """
+    import sqlite3, sys, threading
+    conn = sqlite3.connect(sys.argv[1], timeout=10, isolation_level=None)
+    conn.execute("PRAGMA synchronous = NORMAL")
+    stop = threading.Event()
+    threading.Thread(target=lambda: (sys.stdin.read(), stop.set()), daemon=True).start()
+    for n in range(int(sys.argv[2])):
+        if stop.is_set():
+            print("stopped")
+            break
+        conn.execute("INSERT INTO filler (data) VALUES (randomblob(100))")
+    else:
+        print("capped")
+    """
+)
+
+
+def _rows(path: Path) -> int:
+    with closing(sqlite3.connect(path, timeout=10)) as conn:
+        return int(conn.execute("SELECT COUNT(*) FROM filler").fetchone()[0])
+
+
+def _more_rows(path: Path, than: int) -> None:
+    while _rows(path) <= than:
+        time.sleep(0.01)
+
+
+def test_a_backup_finishes_while_another_process_writes_all_the_time(tmp_path: Path) -> None:
+    from storage.backup import backup
+
+    source, target = tmp_path / "live.db", tmp_path / "backups" / "copy.db"
+    target.parent.mkdir()
+    _filled(source, megabytes=48)
+    before = _rows(source)
+    writer = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(source), "500000"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        _more_rows(source, before)  # the writes are under way before the backup starts
+        size = backup(source, target)
+        _more_rows(source, _rows(source))  # and still going after it finished
+    finally:
+        ended, _ = writer.communicate(input="", timeout=120)
+    assert ended.strip() == "stopped"  # not "capped": the backup did not wait for a pause
+    assert size == target.stat().st_size
+    assert [p.name for p in target.parent.iterdir()] == ["copy.db"]  # no partial file left
+    with closing(sqlite3.connect(target)) as copy:
+        assert copy.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        assert copy.execute("PRAGMA journal_mode").fetchone() == ("delete",)
+        assert copy.execute("SELECT COUNT(*) FROM filler").fetchone()[0] >= 48_000
+
+
+def test_a_backup_is_readable_by_its_owner_only(tmp_path: Path) -> None:
+    from storage.backup import backup
+
+    _filled(tmp_path / "live.db", megabytes=1)
+    backup(tmp_path / "live.db", tmp_path / "copy.db")
+    assert (tmp_path / "copy.db").stat().st_mode & 0o777 == 0o600
+
+
+def test_a_failed_backup_leaves_the_previous_one_alone(tmp_path: Path) -> None:
+    from storage.backup import backup
+
+    (tmp_path / "copy.db").write_bytes(b"yesterday's backup")
+    (tmp_path / "broken.db").write_bytes(b"this is not a database, but long enough" * 100)
+    with pytest.raises(sqlite3.DatabaseError):
+        backup(tmp_path / "broken.db", tmp_path / "copy.db")
+    assert (tmp_path / "copy.db").read_bytes() == b"yesterday's backup"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.db", "copy.db"]
