@@ -107,6 +107,10 @@ def build_application(
         background.clear()
 
     async def post_shutdown(application: LabelApplication) -> None:
+        # A start that failed after post_init (a webhook Telegram refused) never stops the
+        # application, so post_stop did not run: the background work must end before the
+        # database closes under it.
+        await post_stop(application)
         await db.close()
 
     pool = min(max(settings.concurrent_updates, 8), 256)

@@ -14,7 +14,7 @@ from typing import TextIO
 
 from pydantic import ValidationError
 
-from bot.logs import setup_logging
+from bot.logs import redact, setup_logging
 from bot.settings import Settings, SettingsError, load_settings
 from labeling.batch import BatchSettings
 from labeling.batches import BatchService, BatchStateError
@@ -151,23 +151,51 @@ def backup_database(settings: Settings, path: Path) -> int:
 
 
 def run_bot(settings: Settings) -> int:
+    from telegram.error import TelegramError
+
     from bot.app import ALLOWED_UPDATES, WEBHOOK_PATH, build_application
 
     token = settings.token()
     setup_logging(settings.log_level, token)
     application = build_application(settings)
-    if settings.webhook_url and settings.webhook_secret:
-        application.run_webhook(
-            listen=settings.webhook_listen,
-            port=settings.webhook_port,
-            url_path=WEBHOOK_PATH,
-            webhook_url=settings.webhook_url,
-            secret_token=settings.webhook_secret.get_secret_value(),
-            allowed_updates=ALLOWED_UPDATES,
-        )
-    else:
-        application.run_polling(allowed_updates=ALLOWED_UPDATES)
+    try:
+        if settings.webhook_url and settings.webhook_secret:
+            application.run_webhook(
+                listen=settings.webhook_listen,
+                port=settings.webhook_port,
+                url_path=WEBHOOK_PATH,
+                webhook_url=settings.webhook_url,
+                secret_token=settings.webhook_secret.get_secret_value(),
+                allowed_updates=ALLOWED_UPDATES,
+            )
+        else:
+            application.run_polling(allowed_updates=ALLOWED_UPDATES)
+    except TelegramError as error:
+        raise NotReady(redact(startup_failure(error, settings), token)) from None
     return 0
+
+
+def startup_failure(error: Exception, settings: Settings) -> str:
+    """What stopped `labelbot run` from starting, and what to check, in one line. Never the
+    error's text for a refused token: PTB's names the token."""
+    from telegram.error import BadRequest, InvalidToken, NetworkError
+
+    if isinstance(error, InvalidToken):
+        return (
+            "Telegram refused the bot token (401 Unauthorized): check TELEGRAM_BOT_TOKEN"
+            " (the token from @BotFather, revoked tokens stop working)"
+        )
+    if isinstance(error, NetworkError) and not isinstance(error, BadRequest):  # or TimedOut
+        return (
+            f"cannot reach Telegram at {settings.telegram_base_url}: {error}; check the network"
+            " (a proxy, a firewall) and TELEGRAM_BASE_URL"
+        )
+    if settings.webhook_url:
+        return (
+            f"Telegram refused the webhook {settings.webhook_url}: {error}; check that"
+            " WEBHOOK_URL is a public https address that reaches this bot"
+        )
+    return f"Telegram refused to start the bot: {error}; check TELEGRAM_BASE_URL"
 
 
 async def _with_database(settings: Settings, args: argparse.Namespace) -> int:

@@ -10,6 +10,12 @@ from typing import TextIO
 _TOKEN = re.compile(r"\d{3,}:[A-Za-z0-9_-]{20,}")
 
 
+def redact(text: str, token: str | None = None) -> str:
+    """`text` with anything shaped like a bot token, and the configured token, masked."""
+    cleaned = _TOKEN.sub("<token>", text)
+    return cleaned.replace(token, "<token>") if token else cleaned
+
+
 class RedactTokens(logging.Filter):
     """Replaces anything shaped like a bot token, and the configured token, with a mark."""
 
@@ -19,18 +25,25 @@ class RedactTokens(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        cleaned = _TOKEN.sub("<token>", message)
-        if self.token:
-            cleaned = cleaned.replace(self.token, "<token>")
+        cleaned = redact(message, self.token)
         if cleaned != message:
             record.msg, record.args = cleaned, None
         if record.exc_info and record.exc_info[1] is not None:
             text = logging.Formatter().formatException(record.exc_info)
-            cleaned_text = _TOKEN.sub("<token>", text)
-            if self.token:
-                cleaned_text = cleaned_text.replace(self.token, "<token>")
-            record.exc_text, record.exc_info = cleaned_text, None
+            record.exc_text, record.exc_info = redact(text, self.token), None
         return True
+
+
+class StartupAborts(logging.Filter):
+    """Drops PTB's record, with its traceback, of a start-up step it gave up on: the command
+    line says in one line what failed and what to check (bot.cli.startup_failure)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (
+            record.name.startswith("telegram.ext")
+            and record.levelno >= logging.ERROR
+            and "Network Retry Loop (Bootstrap" in record.getMessage()
+        )
 
 
 def setup_logging(
@@ -41,6 +54,7 @@ def setup_logging(
     handler = logging.StreamHandler(stream)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(RedactTokens(token))
+    handler.addFilter(StartupAborts())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -233,3 +233,112 @@ def test_a_failed_backup_leaves_the_previous_one_alone(tmp_path: Path) -> None:
         backup(tmp_path / "broken.db", tmp_path / "copy.db")
     assert (tmp_path / "copy.db").read_bytes() == b"yesterday's backup"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.db", "copy.db"]
+
+
+# -- start-up failures --------------------------------------------------------------------
+
+WEBHOOK_SECRET = "s3cret-webhook-token_0123456789"
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def _run_labelbot(tmp_path: Path, **env: str) -> tuple[int, str, str]:
+    """`labelbot run` in its own process, as an operator starts it; its exit code and output."""
+    import os
+
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "WEBHOOK_"))}
+    clean |= {"PYTHONPATH": str(ROOT), "DATABASE_PATH": str(tmp_path / "run.db"), **env}
+    clean.pop("COORDINATOR_IDS", None)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        "run",
+        cwd=tmp_path,
+        env=clean,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        out, err = await asyncio.wait_for(process.communicate(), timeout=120)
+    finally:
+        if process.returncode is None:
+            process.kill()
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+def _says_once(err: str, line: str) -> None:
+    """The failure is one line at the end, the rest of stderr log lines; no traceback."""
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert lines[-1] == line
+    assert all(not each.startswith(("labelbot:", " ")) for each in lines[:-1])
+
+
+async def test_run_with_telegram_unreachable_says_so_in_one_line(tmp_path: Path) -> None:
+    from bot.local import SANDBOX_TOKEN
+
+    url = f"http://127.0.0.1:{_free_port()}/bot"  # nothing listens there
+    code, out, err = await _run_labelbot(
+        tmp_path, TELEGRAM_BOT_TOKEN=SANDBOX_TOKEN, TELEGRAM_BASE_URL=url
+    )
+    assert code == 1
+    _says_once(
+        err,
+        f"labelbot: cannot reach Telegram at {url}: httpx.ConnectError: All connection attempts"
+        " failed; check the network (a proxy, a firewall) and TELEGRAM_BASE_URL",
+    )
+    assert SANDBOX_TOKEN not in out + err
+
+
+async def test_run_with_a_refused_token_says_so_in_one_line(tmp_path: Path) -> None:
+    from bot.local import LocalBot
+
+    token = "987654321:REFUSEDtokenREFUSEDtokenREFUSED_x"
+    local = LocalBot(tmp_path / "unused.db")  # the sandbox knows another token: it answers 401
+    async with local.server:
+        code, out, err = await _run_labelbot(
+            tmp_path, TELEGRAM_BOT_TOKEN=token, TELEGRAM_BASE_URL=local.server.base_url
+        )
+    assert code == 1
+    _says_once(
+        err,
+        "labelbot: Telegram refused the bot token (401 Unauthorized): check TELEGRAM_BOT_TOKEN"
+        " (the token from @BotFather, revoked tokens stop working)",
+    )
+    assert token not in out + err and token.split(":")[1] not in out + err
+
+
+async def test_run_with_a_webhook_telegram_refuses_says_so_in_one_line(tmp_path: Path) -> None:
+    from bot.local import SANDBOX_TOKEN, LocalBot
+
+    local = LocalBot(tmp_path / "unused.db")
+    local.sandbox.inject(
+        400,
+        method="set_webhook",
+        description="Bad Request: bad webhook: Failed to resolve host: Name or service not known",
+    )
+    async with local.server:
+        code, out, err = await _run_labelbot(
+            tmp_path,
+            TELEGRAM_BOT_TOKEN=SANDBOX_TOKEN,
+            TELEGRAM_BASE_URL=local.server.base_url,
+            WEBHOOK_URL="https://nowhere.invalid/telegram",
+            WEBHOOK_SECRET=WEBHOOK_SECRET,
+            WEBHOOK_PORT=str(_free_port()),
+        )
+    assert code == 1
+    _says_once(
+        err,
+        "labelbot: Telegram refused the webhook https://nowhere.invalid/telegram: Bad webhook:"
+        " failed to resolve host: name or service not known; check that WEBHOOK_URL is a public"
+        " https address that reaches this bot",
+    )
+    assert SANDBOX_TOKEN not in out + err and WEBHOOK_SECRET not in out + err
