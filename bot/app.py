@@ -15,17 +15,19 @@ from telegram.ext import ApplicationBuilder, ContextTypes
 from bot.notifier import Notifier
 from bot.retry import RetryingLimiter
 from bot.settings import Settings
-from handlers import coordinator, guard, worker
+from handlers import coordinator, erasure, guard, worker
 from handlers.context import BotData, LabelApplication, LabelContext, Services
 from handlers.guard import FloodGuard
 from labeling.admin import AdminService
 from labeling.batches import BatchService
+from labeling.erasure import ErasureService
 from labeling.review import ReviewService
 from labeling.work import WorkService
 from storage.admin import AdminStore
 from storage.batches import BatchStore
 from storage.broadcasts import BroadcastStore
 from storage.db import Database
+from storage.erasure import ErasureStore
 from storage.exams import ExamStore
 from storage.reviews import ReviewStore
 from storage.tasks import TaskStore
@@ -40,6 +42,7 @@ WORKER_COMMANDS = [
     BotCommand("stats", "Your answers and earnings"),
     BotCommand("help", "How labeling works"),
     BotCommand("stop", "Pause messages about new batches"),
+    BotCommand("forgetme", "Erase your name and Telegram id from the records"),
 ]
 
 
@@ -76,11 +79,13 @@ def build_application(
             TaskStore(db), ExamStore(db), assignment_ttl=settings.assignment_timeout_seconds
         )
         review = ReviewService(ReviewStore(db))
+        admin = AdminService(AdminStore(db), frozenset(settings.coordinator_ids))
         application.bot_data.services = Services(
             work=work,
             review=review,
             batches=BatchService(BatchStore(db), min_hourly_rate=settings.min_hourly_rate),
-            admin=AdminService(AdminStore(db), frozenset(settings.coordinator_ids)),
+            admin=admin,
+            erasure=ErasureService(ErasureStore(db), admin.is_coordinator),
             paid_broadcasts=settings.paid_broadcast_rate is not None,
         )
         await application.bot.set_my_commands(WORKER_COMMANDS)
@@ -131,6 +136,7 @@ def build_application(
     )
     guard.register(application, FloodGuard(settings.user_rate, settings.user_burst))
     coordinator.register(application)  # before the workers' catch-all for unknown commands
+    erasure.register(application)
     worker.register(application)
     application.add_error_handler(on_error)
     return application

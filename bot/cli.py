@@ -16,17 +16,21 @@ from pydantic import ValidationError
 
 from bot.logs import redact, setup_logging
 from bot.settings import Settings, SettingsError, load_settings
+from labeling.admin import AdminService
 from labeling.batch import BatchSettings
 from labeling.batches import BatchService, BatchStateError
 from labeling.batchfile import FORMATS as FILE_FORMATS
 from labeling.batchfile import BatchFileError
+from labeling.erasure import ErasureRefused, ErasureService
 from labeling.export import FORMATS, WHATS
 from labeling.models import BatchNotFound
 from labeling.report import format_standing, format_status
 from labeling.review import ItemNotFound, ReviewError, ReviewService, format_problem
+from storage.admin import AdminStore
 from storage.backup import backup
 from storage.batches import BatchStore
 from storage.db import Database, latest_version
+from storage.erasure import ErasureStore
 from storage.reviews import ReviewStore
 from storage.tasks import TaskStore
 
@@ -102,6 +106,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     restore.add_argument("batch", type=int)
     restore.add_argument("item", help="the item's id from the batch file, or #number")
+
+    erase = commands.add_parser(
+        "erase", help="forget a worker: name and language removed, Telegram id pseudonymised"
+    )
+    erase.add_argument("worker", type=int, help="the worker's Telegram user id")
 
     reinstate = commands.add_parser("reinstate", help="let a suspended worker back into a batch")
     reinstate.add_argument("batch", type=int)
@@ -209,6 +218,8 @@ async def _with_database(settings: Settings, args: argparse.Namespace) -> int:
         await _check_schema(db)
         if args.command == "reinstate":
             return await _reinstate(db, args)
+        if args.command == "erase":
+            return await _erase(db, settings, args)
         if args.command in _REVIEWS:
             try:
                 return await _REVIEWS[args.command](ReviewService(ReviewStore(db)), args)
@@ -311,6 +322,21 @@ async def _reinstate(db: Database, args: argparse.Namespace) -> int:
     if not await tasks.reinstate(args.worker, args.batch, time.time()):
         raise CommandError(f"worker {args.worker} is not suspended from batch {args.batch}")
     print(f"worker {args.worker} may work on batch {args.batch} again; their answers count.")
+    return 0
+
+
+async def _erase(db: Database, settings: Settings, args: argparse.Namespace) -> int:
+    owners = frozenset(settings.coordinator_ids)
+    erasure = ErasureService(ErasureStore(db), AdminService(AdminStore(db), owners).is_coordinator)
+    try:
+        erased = await erasure.erase(args.worker)
+    except ErasureRefused as refused:
+        raise CommandError(str(refused)) from None
+    # The pseudonym is not shown: printed here, it would tie the two together again.
+    print(
+        f"worker {args.worker} erased: name and language removed; {erased.describe()}."
+        " If they write to the bot again, they start as a new worker."
+    )
     return 0
 
 

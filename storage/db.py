@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+import os
 import re
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Iterable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -46,7 +47,7 @@ class Database:
     async def open(self) -> Database:
         if self._conn is None:
             if self.path != ":memory:":
-                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+                create_private(Path(self.path))
             # Python's sqlite3 begins the transaction itself, as BEGIN IMMEDIATE, with the first
             # write: a round trip to the database thread fewer per transaction, and none at all
             # for a transaction that turns out to write nothing (a refused tap).
@@ -218,6 +219,14 @@ class Database:
         ):
             return 0
         return int(await self.fetchval("SELECT COALESCE(MAX(version), 0) FROM schema_migrations"))
+
+
+def create_private(path: Path) -> None:
+    """Creates the database file, if it is new, readable by its owner only: it holds people's
+    ids and answers. SQLite gives its -wal and -shm files the database file's mode."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
 async def records(conn: aiosqlite.Connection, sql: str, params: Params = ()) -> list[Record]:
