@@ -8,6 +8,7 @@ from telegram.ext import CallbackQueryHandler, CommandHandler, filters
 from handlers.callbacks import ForgetTap, decode, encode
 from handlers.context import LabelApplication, LabelContext
 from handlers.worker import REFUSALS, _answer
+from handlers.worker import tap as tap_handler
 from labeling.answering import Verdict
 from labeling.erasure import ErasureRefused
 
@@ -47,7 +48,10 @@ async def confirm(update: Update, context: LabelContext) -> None:
     query = update.callback_query
     assert query is not None
     tap = decode(query.data)
-    assert isinstance(tap, ForgetTap)
+    if not isinstance(tap, ForgetTap):
+        # PTB hands a query without data to every pattern: the workers' handler answers it.
+        await tap_handler(update, context)
+        return
     erasure = context.services.erasure
     if tap.code is None:
         erasure.cancel(query.from_user.id)

@@ -177,10 +177,14 @@ class Database:
         """
         async with self._hold():
             conn = self.conn
+            # Under the write lock too: on its own, the statement reads first and then writes,
+            # and another process's commit in between fails it at once, with no busy wait.
+            await conn.execute("BEGIN IMMEDIATE")
             await conn.execute(
                 "CREATE TABLE IF NOT EXISTS schema_migrations ("
                 " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)"
             )
+            await conn.commit()
             applied = []
             for version, name, sql in migrations():
                 if up_to is not None and version > up_to:
