@@ -16,17 +16,19 @@ from bot.lanes import Lanes
 from bot.notifier import Notifier
 from bot.retry import RetryingLimiter
 from bot.settings import Settings
-from handlers import coordinator, guard, worker
+from handlers import coordinator, erasure, guard, worker
 from handlers.context import BotData, LabelApplication, LabelContext, Services
 from handlers.guard import FloodGuard
 from labeling.admin import AdminService
 from labeling.batches import BatchService
+from labeling.erasure import ErasureService
 from labeling.review import ReviewService
 from labeling.work import WorkService
 from storage.admin import AdminStore
 from storage.batches import BatchStore
 from storage.broadcasts import BroadcastStore
 from storage.db import Database
+from storage.erasure import ErasureStore
 from storage.exams import ExamStore
 from storage.reviews import ReviewStore
 from storage.tasks import TaskStore
@@ -41,6 +43,7 @@ WORKER_COMMANDS = [
     BotCommand("stats", "Your answers and earnings"),
     BotCommand("help", "How labeling works"),
     BotCommand("stop", "Pause messages about new batches"),
+    BotCommand("forgetme", "Erase your name and Telegram id from the records"),
 ]
 
 
@@ -85,11 +88,13 @@ def build_application(
         discarded = await batches.discard_abandoned_imports()
         if discarded:
             log.warning("removed batches %s, whose import was cut off", discarded)
+        admin = AdminService(AdminStore(db), owners=frozenset(settings.coordinator_ids))
         application.bot_data.services = Services(
             work=work,
             review=review,
             batches=batches,
-            admin=AdminService(AdminStore(db), owners=frozenset(settings.coordinator_ids)),
+            admin=admin,
+            erasure=ErasureService(ErasureStore(db), admin.is_coordinator),
             paid_broadcasts=settings.paid_broadcast_rate is not None,
         )
         await application.bot.set_my_commands(WORKER_COMMANDS)
@@ -116,6 +121,10 @@ def build_application(
         background.clear()
 
     async def post_shutdown(application: LabelApplication) -> None:
+        # A start that failed after post_init (a webhook Telegram refused) never stops the
+        # application, so post_stop did not run: the background work must end before the
+        # database closes under it.
+        await post_stop(application)
         await db.close()
 
     pool = min(max(settings.concurrent_updates, 8), 256)
@@ -136,6 +145,7 @@ def build_application(
     )
     guard.register(application, FloodGuard(settings.user_rate, settings.user_burst))
     coordinator.register(application)  # before the workers' catch-all for unknown commands
+    erasure.register(application)
     worker.register(application)
     application.add_error_handler(on_error)
     return application

@@ -14,25 +14,34 @@ from typing import TextIO
 
 from pydantic import ValidationError
 
-from bot.logs import setup_logging
+from bot.logs import redact, setup_logging
 from bot.settings import Settings, SettingsError, load_settings
+from labeling.admin import AdminService
 from labeling.batch import BatchSettings
 from labeling.batches import BatchService, BatchStateError
 from labeling.batchfile import FORMATS as FILE_FORMATS
 from labeling.batchfile import BatchFileError
+from labeling.erasure import ErasureRefused, ErasureService
 from labeling.export import FORMATS, WHATS
 from labeling.models import BatchNotFound
 from labeling.report import format_standing, format_status
 from labeling.review import ItemNotFound, ReviewError, ReviewService, format_problem
+from storage.admin import AdminStore
 from storage.backup import backup
 from storage.batches import BatchStore
-from storage.db import Database
+from storage.db import Database, latest_version
+from storage.erasure import ErasureStore
 from storage.reviews import ReviewStore
 from storage.tasks import TaskStore
 
 
 class CommandError(Exception):
     """A problem the user can fix, printed as one line without a traceback."""
+
+
+class NotReady(Exception):
+    """labelbot cannot do its work as things stand (the schema is behind, Telegram cannot be
+    reached): one line naming the cause and what to check, and exit code 1."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -98,6 +107,11 @@ def _parser() -> argparse.ArgumentParser:
     restore.add_argument("batch", type=int)
     restore.add_argument("item", help="the item's id from the batch file, or #number")
 
+    erase = commands.add_parser(
+        "erase", help="forget a worker: name and language removed, Telegram id pseudonymised"
+    )
+    erase.add_argument("worker", type=int, help="the worker's Telegram user id")
+
     reinstate = commands.add_parser("reinstate", help="let a suspended worker back into a batch")
     reinstate.add_argument("batch", type=int)
     reinstate.add_argument("worker", type=int, help="the worker's Telegram user id")
@@ -116,10 +130,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             from bot.demo import run_demo  # the demo's simulation is not needed elsewhere
 
             return asyncio.run(run_demo(workers=args.workers, out=args.out))
+        if args.command != "migrate" and not Path(settings.database_path).exists():
+            raise NotReady(
+                f"there is no database at {settings.database_path}: run `labelbot migrate`"
+                " to create it"
+            )
         return asyncio.run(_with_database(settings, args))
     except (SettingsError, CommandError) as error:
         print(f"labelbot: {error}", file=sys.stderr)
         return 2
+    except NotReady as error:
+        print(f"labelbot: {error}", file=sys.stderr)
+        return 1
     except BatchFileError as error:
         print(
             f"labelbot: the file was not imported, nothing was stored:\n{error.describe()}",
@@ -138,35 +160,66 @@ def backup_database(settings: Settings, path: Path) -> int:
 
 
 def run_bot(settings: Settings) -> int:
+    from telegram.error import TelegramError
+
     from bot.app import ALLOWED_UPDATES, WEBHOOK_PATH, build_application
 
     token = settings.token()
     setup_logging(settings.log_level, token)
     application = build_application(settings)
-    if settings.webhook_url and settings.webhook_secret:
-        application.run_webhook(
-            listen=settings.webhook_listen,
-            port=settings.webhook_port,
-            url_path=WEBHOOK_PATH,
-            webhook_url=settings.webhook_url,
-            secret_token=settings.webhook_secret.get_secret_value(),
-            allowed_updates=ALLOWED_UPDATES,
-        )
-    else:
-        application.run_polling(allowed_updates=ALLOWED_UPDATES)
+    try:
+        if settings.webhook_url and settings.webhook_secret:
+            application.run_webhook(
+                listen=settings.webhook_listen,
+                port=settings.webhook_port,
+                url_path=WEBHOOK_PATH,
+                webhook_url=settings.webhook_url,
+                secret_token=settings.webhook_secret.get_secret_value(),
+                allowed_updates=ALLOWED_UPDATES,
+            )
+        else:
+            application.run_polling(allowed_updates=ALLOWED_UPDATES)
+    except TelegramError as error:
+        raise NotReady(redact(startup_failure(error, settings), token)) from None
     return 0
+
+
+def startup_failure(error: Exception, settings: Settings) -> str:
+    """What stopped `labelbot run` from starting, and what to check, in one line. Never the
+    error's text for a refused token: PTB's names the token."""
+    from telegram.error import BadRequest, InvalidToken, NetworkError
+
+    if isinstance(error, InvalidToken):
+        return (
+            "Telegram refused the bot token (401 Unauthorized): check TELEGRAM_BOT_TOKEN"
+            " (the token from @BotFather, revoked tokens stop working)"
+        )
+    if isinstance(error, NetworkError) and not isinstance(error, BadRequest):  # or TimedOut
+        return (
+            f"cannot reach Telegram at {settings.telegram_base_url}: {error}; check the network"
+            " (a proxy, a firewall) and TELEGRAM_BASE_URL"
+        )
+    if settings.webhook_url:
+        return (
+            f"Telegram refused the webhook {settings.webhook_url}: {error}; check that"
+            " WEBHOOK_URL is a public https address that reaches this bot"
+        )
+    return f"Telegram refused to start the bot: {error}; check TELEGRAM_BASE_URL"
 
 
 async def _with_database(settings: Settings, args: argparse.Namespace) -> int:
     async with Database(settings.database_path, synchronous=settings.sqlite_synchronous) as db:
-        applied = await db.migrate()
         if args.command == "migrate":
+            applied = await db.migrate()
             version = await db.schema_version()
             done = f"applied {', '.join(map(str, applied))}" if applied else "nothing to apply"
             print(f"{settings.database_path}: schema version {version} ({done})")
             return 0
+        await _check_schema(db)
         if args.command == "reinstate":
             return await _reinstate(db, args)
+        if args.command == "erase":
+            return await _erase(db, settings, args)
         if args.command in _REVIEWS:
             try:
                 return await _REVIEWS[args.command](ReviewService(ReviewStore(db)), args)
@@ -184,6 +237,22 @@ async def _with_database(settings: Settings, args: argparse.Namespace) -> int:
             raise CommandError(f"there is no batch {error.args[0]}") from None
         except BatchStateError as error:
             raise CommandError(str(error)) from None
+
+
+async def _check_schema(db: Database) -> None:
+    """Only `migrate` and `run` change the schema: a command that did so on the side could
+    surprise a bot running an older labelbot on the same file."""
+    version, needed = await db.schema_version(), latest_version()
+    if version < needed:
+        raise NotReady(
+            f"the database is at version {version}, this labelbot needs {needed}:"
+            " run `labelbot migrate`"
+        )
+    if version > needed:
+        raise NotReady(
+            f"the database is at version {version}, newer than this labelbot knows"
+            f" ({needed}): upgrade labelbot"
+        )
 
 
 async def _import(service: BatchService, args: argparse.Namespace) -> int:
@@ -253,6 +322,21 @@ async def _reinstate(db: Database, args: argparse.Namespace) -> int:
     if not await tasks.reinstate(args.worker, args.batch, time.time()):
         raise CommandError(f"worker {args.worker} is not suspended from batch {args.batch}")
     print(f"worker {args.worker} may work on batch {args.batch} again; their answers count.")
+    return 0
+
+
+async def _erase(db: Database, settings: Settings, args: argparse.Namespace) -> int:
+    owners = frozenset(settings.coordinator_ids)
+    erasure = ErasureService(ErasureStore(db), AdminService(AdminStore(db), owners).is_coordinator)
+    try:
+        erased = await erasure.erase(args.worker)
+    except ErasureRefused as refused:
+        raise CommandError(str(refused)) from None
+    # The pseudonym is not shown: printed here, it would tie the two together again.
+    print(
+        f"worker {args.worker} erased: name and language removed; {erased.describe()}."
+        " If they write to the bot again, they start as a new worker."
+    )
     return 0
 
 

@@ -47,6 +47,18 @@ def _log_uncaught(
     logging.getLogger("labelbot").critical("stopped by an error", exc_info=(kind, error, trace))
 
 
+class StartupAborts(logging.Filter):
+    """Drops PTB's record, with its traceback, of a start-up step it gave up on: the command
+    line says in one line what failed and what to check (bot.cli.startup_failure)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (
+            record.name.startswith("telegram.ext")
+            and record.levelno >= logging.ERROR
+            and "Network Retry Loop (Bootstrap" in record.getMessage()
+        )
+
+
 def setup_logging(
     level: str = "INFO", token: str | None = None, stream: TextIO | None = None
 ) -> None:
@@ -55,6 +67,7 @@ def setup_logging(
     handler = logging.StreamHandler(stream)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(RedactTokens(token))
+    handler.addFilter(StartupAborts())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

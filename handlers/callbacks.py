@@ -3,7 +3,8 @@
 `a:<assignment>:<option>` answers, `s:<assignment>` skips, `r:<assignment>` opens the list of
 problems to report and `r:<assignment>:<n>` reports the n-th (0 goes back to the task), `n` asks
 for the next task, `x:<attempt>:<item>:<option>` answers an exam question and
-`d:<attempt>:<item>` disputes the answer a missed exam question showed. A task's data
+`d:<attempt>:<item>` disputes the answer a missed exam question showed; `f:<code>` confirms a
+worker's request to be forgotten and `f` cancels it. A task's data
 names only the assignment and the option's place, so it tells nothing about the item (gold or
 not); whether the assignment is the tapper's and still open is checked on every tap.
 """
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 MAX_ID = 2**53
 _PATTERN = re.compile(
     r"a:([0-9]{1,16}):([0-9]{1,3})|s:([0-9]{1,16})|n|x:([0-9]{1,16}):([0-9]{1,16}):([0-9]{1,3})"
-    r"|r:([0-9]{1,16})(?::([0-9]))?|d:([0-9]{1,16}):([0-9]{1,16})"
+    r"|r:([0-9]{1,16})(?::([0-9]))?|d:([0-9]{1,16}):([0-9]{1,16})|f(?::([0-9a-f]{16}))?"
 )
 
 
@@ -57,7 +58,14 @@ class ExamTap:
     option: int
 
 
-Tap = AnswerTap | SkipTap | ReportTap | NextTap | ExamTap | DisputeTap
+@dataclass(frozen=True, slots=True)
+class ForgetTap:
+    """`code` None cancels the request to be forgotten; else it confirms that request."""
+
+    code: str | None = None
+
+
+Tap = AnswerTap | SkipTap | ReportTap | NextTap | ExamTap | DisputeTap | ForgetTap
 
 
 def encode(tap: Tap) -> str:
@@ -76,6 +84,10 @@ def encode(tap: Tap) -> str:
             return "n"
         case ExamTap(attempt_id, item_id, option):
             return f"x:{attempt_id}:{item_id}:{option}"
+        case ForgetTap(None):
+            return "f"
+        case ForgetTap(code):
+            return f"f:{code}"
     raise TypeError(tap)
 
 
@@ -99,6 +111,8 @@ def decode(data: str | None) -> Tap | None:
         assignment_id = int(match[7])
         choice = None if match[8] is None else int(match[8])
         return ReportTap(assignment_id, choice) if assignment_id < MAX_ID else None
+    if data[0] == "f":
+        return ForgetTap(match[11])
     if match[4] is not None:
         attempt_id, item_id = int(match[4]), int(match[5])
         if attempt_id < MAX_ID and item_id < MAX_ID:

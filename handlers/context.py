@@ -8,6 +8,7 @@ from telegram.ext import Application, CallbackContext, ExtBot
 
 from labeling.admin import AdminService
 from labeling.batches import BatchService
+from labeling.erasure import ErasureService
 from labeling.review import ReviewService
 from labeling.work import WorkService
 
@@ -18,6 +19,7 @@ class Services:
     batches: BatchService
     admin: AdminService
     review: ReviewService
+    erasure: ErasureService
     paid_broadcasts: bool = False
 
 

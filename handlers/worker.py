@@ -44,6 +44,7 @@ HELP = (
     "/next - show your current or next task\n"
     "/stats - your answers and earnings\n"
     "/stop - no more messages about new batches (/start turns them back on)\n"
+    "/forgetme - erase your name and Telegram id from my records\n"
     "/help - this message"
 )
 

@@ -1,33 +1,38 @@
-"""Copies the live database with SQLite's online backup API, while the bot keeps writing."""
+"""Copies the live database in one consistent read, while the bot keeps writing."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
+import tempfile
 from pathlib import Path
 
 
-def backup(source: Path, target: Path, *, pages: int = 2048) -> int:
+def backup(source: Path, target: Path) -> int:
     """Writes a consistent copy of `source` to `target` and returns its size in bytes.
 
-    The copy goes in steps of `pages`, so the bot's writes are held up only briefly; if the
-    bot writes meanwhile, SQLite restarts the copy from a consistent state. The copy is
-    written beside the target and renamed into place, so a half-written backup never
-    replaces a good one.
+    `VACUUM INTO` reads the database in one read transaction: in WAL mode the bot's writes go
+    on meanwhile and the copy is the database as it was when the backup began. (SQLite's
+    stepped backup restarts from the first page whenever another connection writes between
+    two steps, so under a busy bot it never finished.) The copy is written under a temporary
+    name beside the target, readable by its owner only, checked, and only then renamed to
+    the target, so a half-written or damaged backup never has the final name.
     """
     if not source.is_file():
         raise FileNotFoundError(f"{source}: no such database")
-    partial = target.with_name(target.name + ".partial")
-    partial.unlink(missing_ok=True)
-    with sqlite3.connect(f"file:{source}?mode=ro", uri=True) as live:
-        copy = sqlite3.connect(partial)
-        try:
-            live.backup(copy, pages=pages)
+    handle, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
+    os.close(handle)  # mkstemp made it empty and mode 0600; VACUUM INTO fills an empty file
+    partial = Path(name)
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{source}?mode=ro", uri=True)) as live:
+            live.execute("VACUUM INTO ?", (str(partial),))
+        with contextlib.closing(sqlite3.connect(partial)) as copy:
             check = copy.execute("PRAGMA integrity_check").fetchone()[0]
             if check != "ok":
                 raise sqlite3.DatabaseError(f"the copy failed its integrity check: {check}")
             copy.execute("PRAGMA journal_mode = DELETE")  # one self-contained file
-        finally:
-            copy.close()
-    os.replace(partial, target)
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
     return target.stat().st_size

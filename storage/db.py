@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+import os
 import re
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Iterable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -47,19 +48,17 @@ class Database:
     async def open(self) -> Database:
         if self._conn is None:
             if self.path != ":memory:":
-                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+                create_private(Path(self.path))
             # Python's sqlite3 begins the transaction itself, as BEGIN IMMEDIATE, with the first
             # write: a round trip to the database thread fewer per transaction, and none at all
             # for a transaction that turns out to write nothing (a refused tap).
             conn = await aiosqlite.connect(self.path, isolation_level="IMMEDIATE")
-            conn.row_factory = sqlite3.Row
-            for pragma in (
-                "journal_mode = WAL",
-                "foreign_keys = ON",
-                f"synchronous = {self.synchronous}",
-                "busy_timeout = 10000",
-            ):
-                await conn.execute(f"PRAGMA {pragma}")
+            try:
+                await self._configure(conn)
+            except BaseException:
+                # An unclosed connection's thread would keep the process from exiting.
+                await conn.close()
+                raise
             self._conn = conn
         if self._reader is None and self.path != ":memory:":
             # Reports (status, exports) read through a second connection in its own thread:
@@ -71,6 +70,18 @@ class Database:
                 await reader.execute(f"PRAGMA {pragma}")
             self._reader = reader
         return self
+
+    async def _configure(self, conn: aiosqlite.Connection) -> None:
+        conn.row_factory = sqlite3.Row
+        # The busy timeout first: switching a new file to WAL takes a lock that another
+        # process opening the same file at the same moment may hold.
+        for pragma in (
+            "busy_timeout = 10000",
+            "journal_mode = WAL",
+            "foreign_keys = ON",
+            f"synchronous = {self.synchronous}",
+        ):
+            await conn.execute(f"PRAGMA {pragma}")
 
     async def close(self) -> None:
         if self._reader is not None:
@@ -179,46 +190,98 @@ class Database:
 
     async def migrate(self, up_to: int | None = None) -> list[int]:
         """Applies the migrations not yet recorded (up to version `up_to`, for tests of the
-        upgrade path); returns the versions applied."""
+        upgrade path); returns the versions applied.
+
+        Another process may be migrating the same file: each migration takes the write lock
+        first (BEGIN IMMEDIATE) and only then reads whether its version is recorded, so the
+        second process waits for the first and finds the work done instead of repeating it.
+        """
         async with self._hold():
             conn = self.conn
+            # Under the write lock too: on its own, the statement reads first and then writes,
+            # and another process's commit in between fails it at once, with no busy wait.
+            await conn.execute("BEGIN IMMEDIATE")
             await conn.execute(
                 "CREATE TABLE IF NOT EXISTS schema_migrations ("
                 " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)"
             )
-            done = {
-                row[0]
-                for row in await conn.execute_fetchall("SELECT version FROM schema_migrations")
-            }
+            await conn.commit()
             applied = []
             for version, name, sql in migrations():
-                if version in done or (up_to is not None and version > up_to):
-                    continue
-                # executescript commits any open transaction first, so the BEGIN and the
-                # version record travel inside the script: both land or neither does.
-                script = (
-                    f"BEGIN IMMEDIATE;\n{sql}\n;"
-                    f"INSERT INTO schema_migrations VALUES ({version}, '{name}', {time.time()});"
-                    "\nCOMMIT;"
-                )
-                try:
-                    await conn.executescript(script)
-                except Exception:
-                    if conn.in_transaction:
-                        await conn.execute("ROLLBACK")
-                    raise
-                log.info("applied migration %04d_%s", version, name)
-                applied.append(version)
+                if up_to is not None and version > up_to:
+                    break
+                if await self._apply(version, name, sql):
+                    log.info("applied migration %04d_%s", version, name)
+                    applied.append(version)
             return applied
 
+    async def _apply(self, version: int, name: str, sql: str) -> bool:
+        """Applies one migration with the record of its version, in one transaction; False
+        when it was recorded already. (Not executescript: it commits before it runs, so the
+        check and the change could not share a transaction.)"""
+        conn = self.conn
+        await conn.execute("BEGIN IMMEDIATE")
+        try:
+            done = await conn.execute_fetchall(
+                "SELECT 1 FROM schema_migrations WHERE version = ?", (version,)
+            )
+            if not done:
+                for statement in statements(sql):
+                    await conn.execute(statement)
+                await conn.execute(
+                    "INSERT INTO schema_migrations VALUES (?, ?, ?)", (version, name, time.time())
+                )
+        except BaseException:
+            await conn.rollback()
+            raise
+        await conn.commit()
+        return not done
+
     async def schema_version(self) -> int:
+        """The newest migration applied; 0 for a database never migrated."""
+        if not await self.fetchval(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
+        ):
+            return 0
         return int(await self.fetchval("SELECT COALESCE(MAX(version), 0) FROM schema_migrations"))
+
+
+def create_private(path: Path) -> None:
+    """Creates the database file, if it is new, readable by its owner only: it holds people's
+    ids and answers. SQLite gives its -wal and -shm files the database file's mode."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
 async def records(conn: aiosqlite.Connection, sql: str, params: Params = ()) -> list[Record]:
     """The rows of a query, read by column name, so a reordered SELECT cannot fill the wrong
     field. One round trip to the database thread, like any other read."""
     return list(await conn.execute_fetchall(sql, params))
+
+
+def statements(script: str) -> Iterable[str]:
+    """The statements of an SQL script, one at a time (a trigger's body stays whole)."""
+    pending = ""
+    for piece in script.split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            if _has_code(pending):
+                yield pending.strip()
+            pending = ""
+    if _has_code(pending.removesuffix(";")):
+        raise ValueError(f"an SQL statement is not finished: {pending.strip()[:80]!r}")
+
+
+def _has_code(sql: str) -> bool:
+    """Whether `sql` holds more than comments, white space and semicolons."""
+    lines = (line.split("--", 1)[0] for line in sql.splitlines())
+    return any(line.strip(" \t;") for line in lines)
+
+
+def latest_version() -> int:
+    """The schema version this labelbot needs: its newest migration."""
+    return max((version for version, _, _ in migrations()), default=0)
 
 
 def migrations() -> Iterable[tuple[int, str, str]]:

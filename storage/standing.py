@@ -76,3 +76,17 @@ async def _recount(conn: aiosqlite.Connection, worker_id: int, batch_id: int, si
         "  AND x.kind = 'task')",
         {"s": sign, "w": worker_id, "b": batch_id},
     )
+
+
+async def release_open_tasks(conn: aiosqlite.Connection, worker_id: int, now: float) -> None:
+    """Hands the worker's open task back to the pool: they will not answer it."""
+    await conn.execute(
+        "UPDATE items SET wanted = wanted + 1 WHERE id IN (SELECT item_id"
+        " FROM assignments WHERE worker_id = ? AND status = 'open' AND kind = 'task')",
+        (worker_id,),
+    )
+    await conn.execute(
+        "UPDATE assignments SET status = 'expired', closed_at = ?"
+        " WHERE worker_id = ? AND status = 'open'",
+        (now, worker_id),
+    )

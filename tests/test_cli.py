@@ -20,6 +20,8 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for name in ("TELEGRAM_BOT_TOKEN", "COORDINATOR_IDS", "DATABASE_PATH"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("DATABASE_PATH", str(tmp_path / "cli.db"))
+    # Only `migrate` and `run` create or upgrade the schema; every other command checks it.
+    assert main(["migrate"]) == 0
     (tmp_path / "good.csv").write_text("id,text,gold,lang\na,Nice,yes,en\nb,Awful,,de\n")
     return tmp_path
 
@@ -151,8 +153,13 @@ def test_publishing_twice_is_refused(workdir: Path, capsys: pytest.CaptureFixtur
     assert code == 2 and "batch 1 is open, not a draft" in err
 
 
-def test_migrate_reports_the_version(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_migrate_reports_the_version(
+    workdir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     from storage.db import migrations
+
+    monkeypatch.setenv("DATABASE_PATH", str(workdir / "fresh.db"))
+    capsys.readouterr()
 
     versions = [version for version, _, _ in migrations()]
     applied = ", ".join(map(str, versions))
