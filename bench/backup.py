@@ -107,10 +107,12 @@ def main() -> None:
                 slowest = max(args.cap if t is None else t for t in times)
                 worst[copy] = max(worst.get(copy, 0.0), slowest)
         print(
-            f"summary: backup of {size:.0f} MB under writes every 10-30 ms: slowest"
-            f" {worst['vacuum into']:.2f} s (VACUUM INTO) vs {worst['stepped']:.1f} s (stepped,"
-            f" capped at {args.cap:.0f} s)"
+            f"under writes every 10-30 ms the slowest copy of {size:.0f} MB took"
+            f" {worst['vacuum into']:.2f} s by VACUUM INTO, {worst['stepped']:.1f} s stepped"
+            f" (given up at {args.cap:.0f} s)"
         )
+        vacuum, stepped = worst["vacuum into"], worst["stepped"]
+        print(f"backup: megabytes={size:.0f} vacuum_into_s={vacuum:.2f} stepped_s={stepped:.1f}")
 
 
 if __name__ == "__main__":

@@ -111,6 +111,10 @@ async def main() -> None:
             f"{r['peak_mb']:>13.1f}"
         )
     print("targets: share >= 0.95, duplicates 0, misses 0")
+    share = min(r["share"] for r in results)
+    duplicates = sum(r["duplicates"] for r in results)
+    misses = sum(r["misses"] for r in results)
+    print(f"broadcast: min_share={share:.3f} duplicates={duplicates:.0f} misses={misses:.0f}")
 
 
 if __name__ == "__main__":

@@ -238,11 +238,9 @@ async def main() -> None:
     print(f"p99 tap to next:    {report.p99_ms():.0f} ms")
     print(f"bot peak memory:    {report.peak_mb:.1f} MB")
     doubled = " ".join(f"{name}={count}" for name, count in report.doubled.items())
-    print(
-        f"load: confirmed={len(report.confirmed)} lost={report.lost}"
-        f" duplicated={report.duplicated} {doubled} p99_ms={report.p99_ms():.0f}"
-        f" peak_mb={report.peak_mb:.1f}"
-    )
+    rest = f"{doubled} p99_ms={report.p99_ms():.0f} peak_mb={report.peak_mb:.1f}"
+    confirmed, lost, duplicated = len(report.confirmed), report.lost, report.duplicated
+    print(f"load: confirmed={confirmed} lost={lost} duplicated={duplicated} {rest}")
 
 
 if __name__ == "__main__":

@@ -183,6 +183,8 @@ async def main() -> None:
         f"mean latency: labelbot {statistics.fmean(labelbot.latencies) * 1000:.1f} ms,"
         f" bare {statistics.fmean(bare.latencies) * 1000:.1f} ms"
     )
+    ratio, p99 = labelbot.rate / bare.rate, labelbot.percentile(0.99)
+    print(f"loop: ratio={ratio:.2f} labelbot_per_s={labelbot.rate:.1f} p99_ms={p99:.1f}")
 
 
 if __name__ == "__main__":
