@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import re
 import time
-from html import escape
+from dataclasses import replace
+from datetime import UTC, datetime
+from html import escape, unescape
 from pathlib import Path
 
 from telegram import (
@@ -48,6 +52,9 @@ NOTHING_LEFT = "Nothing left to label right now. I will message you when a new b
 CLOSED = "That is all of {batch} for you. Thank you for your work!"
 
 Item = Task | ExamQuestion
+# Telegram's limits on a message's text and a picture's caption.
+MAX_TEXT = 4096
+MAX_CAPTION = 1024
 
 
 def card_text(item: Item, header: str | None = None, *, instructions: bool = False) -> str:
@@ -59,6 +66,8 @@ def card_text(item: Item, header: str | None = None, *, instructions: bool = Fal
     if isinstance(item, ExamQuestion):
         title = f"<b>Training {item.number} of {item.total}</b> · {escape(item.batch_name)}"
         instructions = instructions or item.number == 1
+        if item.number == 1 and item.pass_mark:
+            title += "\n" + escape(exam_intro(item))
     parts.append(title)
     if instructions and item.instructions:
         parts.append(f"<i>{escape(item.instructions)}</i>")
@@ -152,6 +161,13 @@ def without_dispute(keyboard: InlineKeyboardMarkup | None) -> InlineKeyboardMark
     return InlineKeyboardMarkup(rows) if rows else None
 
 
+def exam_intro(question: ExamQuestion) -> str:
+    """What the worker is told before the first question: how many, and how many to pass."""
+    return (
+        f"Training: {_counted(question.total, 'question')}; pass with {question.pass_mark} right."
+    )
+
+
 def exam_feedback(result: ExamResult) -> str:
     """What the worker learns from an exam answer: the right answer when they missed, and
     the verdict after the last question."""
@@ -167,6 +183,67 @@ def exam_feedback(result: ExamResult) -> str:
     return "\n\n".join(parts)
 
 
+def exam_feedback_card(result: ExamResult) -> str:
+    """The answered question's card (HTML) with the feedback under it: the item stays in view
+    while the worker reads why the answer was right or wrong."""
+    feedback = escape(exam_feedback(result))
+    if result.question is None:
+        return feedback
+    # The item alone: the instructions and the pass mark were read with the question.
+    item = replace(result.question, instructions=None, pass_mark=0)
+    return f"{card_text(item)}\n\n{feedback}"
+
+
+async def show_exam_feedback(
+    bot: ExtBot[None],
+    chat_id: int,
+    result: ExamResult,
+    keyboard: InlineKeyboardMarkup | None,
+    *,
+    card: Message | None,
+) -> None:
+    """Puts an exam answer's feedback on the card of its question, the item kept in view (a
+    picture stays: only its caption changes); sends the whole card anew when that card cannot
+    be edited (too old, or not at hand)."""
+    text = exam_feedback_card(result)
+    item = result.question
+    if not _fits(text, caption=item is not None and item.image is not None):
+        # Too long to go with the item: the card keeps showing it, the feedback follows.
+        if card is not None:
+            await _clear_buttons(bot, chat_id, card)
+        feedback = escape(exam_feedback(result))
+        await bot.send_message(chat_id, feedback, parse_mode="HTML", reply_markup=keyboard)
+        return
+    if card is not None:
+        try:
+            if card.photo:
+                await bot.edit_message_caption(
+                    chat_id, card.message_id, caption=text, parse_mode="HTML", reply_markup=keyboard
+                )
+            else:
+                await bot.edit_message_text(
+                    text, chat_id, card.message_id, parse_mode="HTML", reply_markup=keyboard
+                )
+            return
+        except BadRequest as error:
+            if "not modified" in error.message:
+                return  # a double tap: the card shows it already
+            log.info("card %s not edited (%s); sending the feedback anew", card.message_id, error)
+        await _clear_buttons(bot, chat_id, card)
+    if item is not None and item.image is not None:
+        photo = await _photo_source(item)
+        await bot.send_photo(chat_id, photo, caption=text, parse_mode="HTML", reply_markup=keyboard)
+        return
+    await bot.send_message(chat_id, text, parse_mode="HTML", reply_markup=keyboard)
+
+
+def _fits(html: str, *, caption: bool) -> bool:
+    """Whether Telegram takes this HTML as a message's text (or a picture's caption): it
+    counts the text shown, in UTF-16 code units. Our markup is tags around escaped text."""
+    shown = unescape(re.sub(r"<[^>]*>", "", html))
+    return len(shown.encode("utf-16-le")) // 2 <= (MAX_CAPTION if caption else MAX_TEXT)
+
+
 def no_task_text(shown: ExamResult | Closed | None) -> str:
     """Why there is no task to show."""
     if isinstance(shown, Closed):
@@ -177,22 +254,53 @@ def no_task_text(shown: ExamResult | Closed | None) -> str:
 
 
 def exam_verdict(result: ExamResult) -> str:
+    """The outcome of a finished exam: the score always (also when a worker asks again before
+    the retry time), the mark it fell short of, and when to come back."""
     if result.passed:
         return (
             f"Training done: {result.score} of {result.total} right. "
             f"Welcome to {result.batch_name}!"
         )
-    score = f"{result.score} of {result.total} right. " if result.total else ""
+    score = "That is below the pass mark."
+    if result.total:
+        score = f"{result.score} of {result.total} right; you need {result.pass_mark} to pass."
+    verdict = f"Training for {result.batch_name}: {score}"
     if result.retry_at is None:
-        return (
-            f"Training for {result.batch_name}: {score}That is below the pass mark, so "
-            "this batch stays closed to you. Thank you for trying!"
-        )
-    wait = max(1, round((result.retry_at - time.time()) / 60))
-    return (
-        f"Training for {result.batch_name}: {score}That is below the pass mark. You can "
-        f"try again in about {wait} minute{'s' if wait != 1 else ''} with /next."
-    )
+        return f"{verdict} This batch stays closed to you. Thank you for trying!"
+    when = come_back(result.retry_at, time.time())
+    return f"{verdict} You can try again {when} with /next."
+
+
+def come_back(moment: float, now: float) -> str:
+    """When `moment` comes, in words and as a clock time in UTC: "in about 30 minutes (at
+    14:35 UTC)". The clock is rounded up to the minute, so that a worker who comes back at the
+    time said is not turned away again."""
+    seconds = moment - now
+    if seconds <= 0:
+        return "now"
+    minutes = seconds / 60
+    if minutes < 1:
+        words = "in under a minute"
+    elif minutes < 90:
+        words = f"in about {_counted(round(minutes), 'minute')}"
+    elif minutes < 36 * 60:
+        words = f"in about {_counted(round(minutes / 60), 'hour')}"
+    else:
+        words = f"in about {_counted(round(minutes / 1440), 'day')}"
+    at = datetime.fromtimestamp(math.ceil(moment / 60) * 60, UTC)
+    clock = f"{at:%H:%M} UTC"
+    days = (at.date() - datetime.fromtimestamp(now, UTC).date()).days
+    if days == 1:
+        clock = f"tomorrow at {clock}"
+    elif days > 1:
+        clock = f"on {at:%a} {at.day} {at:%b} at {clock}"
+    else:
+        clock = f"at {clock}"
+    return f"{words} ({clock})"
+
+
+def _counted(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 class CardRefused(Exception):
@@ -254,7 +362,9 @@ async def _show_once(
     if shown is None or isinstance(shown, ExamResult | Closed):
         text = no_task_text(shown)
         text = escape(f"{header}\n\n{text}" if header else text)
-        await show_text(bot, chat_id, text, next_keyboard(), card=card)
+        # No button under a failed exam: it could only say the same again until the retry.
+        keyboard = None if isinstance(shown, ExamResult) else next_keyboard()
+        await show_text(bot, chat_id, text, keyboard, card=card)
         return
     text = card_text(shown, header, instructions=instructions)
     keyboard = card_keyboard(shown)

@@ -25,8 +25,8 @@ from handlers.cards import (
     next_keyboard,
     problem_keyboard,
     reported_problem,
+    show_exam_feedback,
     show_task,
-    show_text,
     without_dispute,
 )
 from handlers.context import LabelApplication, LabelContext
@@ -225,7 +225,7 @@ async def exam_answer(
     context: LabelContext, query: CallbackQuery, submission: Submission, item_id: int
 ) -> None:
     """Records a training answer: a right one moves on to the next question, a wrong one shows
-    the right answer and its explanation first."""
+    the right answer and its explanation under the item first."""
     work = context.services.work
     result = await work.answer_exam(submission, item_id)
     if result.verdict is not Verdict.ACCEPTED:
@@ -240,7 +240,7 @@ async def exam_answer(
         return
     keyboard = feedback_keyboard(result, submission.assignment_id, item_id)
     await asyncio.gather(
-        _answer(query), show_text(context.bot, chat_id, escape(feedback), keyboard, card=card)
+        _answer(query), show_exam_feedback(context.bot, chat_id, result, keyboard, card=card)
     )
 
 

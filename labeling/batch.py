@@ -87,10 +87,13 @@ class BatchSettings(BaseModel):
 
     # Training: an exam of `exam_size` gold items (the batch's first ones) before real work;
     # `exam_pass` is the share to get right; a failed worker may retry after
-    # `exam_retry_minutes` (never, when unset).
+    # `exam_retry_minutes` (never, when unset). `exam_pool` keeps that many of the first gold
+    # items for training (unset: `exam_size`), so that a retry can ask other ones; they are
+    # shown with their answers, so they never serve as hidden gold.
     exam_size: int = Field(default=0, ge=0, le=50)
     exam_pass: float = Field(default=0.8, gt=0.0, le=1.0)
     exam_retry_minutes: float | None = Field(default=None, ge=0.0, le=7 * 24 * 60)
+    exam_pool: int | None = Field(default=None, ge=1, le=500)
 
     # Fast answers: faster than `fast_ratio` times the batch's median time are flagged; a worker
     # with at least `fast_suspend` flagged answers, half or more of theirs, is suspended
@@ -113,12 +116,21 @@ class BatchSettings(BaseModel):
             raise ValueError("a confidence_target needs a max_overlap to grow towards")
         if self.exam_size and self.options is None:
             raise ValueError("an exam needs options to choose from")
+        if self.exam_pool is not None and self.exam_pool < self.exam_size:
+            raise ValueError("exam_pool must be at least exam_size")
+        if self.exam_pool is not None and not self.exam_size:
+            raise ValueError("exam_pool needs an exam_size")
         return self
 
     @property
     def option_count(self) -> int | None:
         """How many options a task offers; None for typed answers."""
         return len(self.options) if self.options else None
+
+    @property
+    def training_gold(self) -> int:
+        """How many of the batch's first gold items are kept for training."""
+        return max(self.exam_size, self.exam_pool or 0)
 
     @property
     def dynamic_overlap(self) -> bool:

@@ -123,14 +123,10 @@ class BatchService:
             file_format=file_format,
         )
         gold = sum(item.gold is not None for item in items)
-        if settings.exam_size > gold:
+        if settings.training_gold > gold:
+            wanted = settings.training_gold
             raise BatchFileError(
-                [
-                    RowError(
-                        0,
-                        (f"the exam asks for {settings.exam_size} gold items, the file has {gold}"),
-                    )
-                ]
+                [RowError(0, f"training asks for {wanted} gold items, the file has {gold}")]
             )
         batch_id = await self.batches.create(
             settings,

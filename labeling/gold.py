@@ -34,17 +34,51 @@ def new_seed() -> str:
     return secrets.token_hex(16)
 
 
+def _keyed(seed: str, message: str) -> float:
+    """A number in [0, 1) that only the batch's secret ties to `message`."""
+    digest = hashlib.blake2b(message.encode(), key=bytes.fromhex(seed), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64
+
+
 def stream(seed: str, worker_id: int, draw: int) -> float:
     """The `draw`-th number in [0, 1) of the worker's gold stream in a batch."""
-    digest = hashlib.blake2b(
-        f"{worker_id}:{draw}".encode(), key=bytes.fromhex(seed), digest_size=8
-    ).digest()
-    return int.from_bytes(digest, "big") / 2**64
+    return _keyed(seed, f"{worker_id}:{draw}")
 
 
 def gold_order(seed: str, worker_id: int) -> int:
     """A number that shuffles the batch's gold items into the worker's own order."""
     return 1 + int(stream(seed, worker_id, -1) * 2**31)
+
+
+def exam_questions(
+    seed: str,
+    worker_id: int,
+    attempt: int,
+    pool: Sequence[int],
+    size: int,
+    last: Sequence[int],
+) -> tuple[int, ...]:
+    """The training items that a worker's `attempt`-th exam in a batch asks (counted from 0),
+    in the order asked. `pool` is the batch's training gold in file order, `last` what the
+    attempt before asked, in its order.
+
+    The first attempt is the coordinator's exam: the pool's first `size` items, in file order.
+    A retry comes right after the answers were shown, so it asks first what the last attempt
+    did not, where the pool has more, and in an order of the worker's own, keyed by the
+    batch's secret (the same after a restart, another for each attempt and worker); and never
+    in the last order again: answers recalled in their places would pass an exam nobody read.
+    """
+    if attempt == 0:
+        return tuple(pool[:size])
+    asked = set(last)
+
+    def place(item: int) -> tuple[bool, float]:
+        return item in asked, _keyed(seed, f"exam:{worker_id}:{attempt}:{item}")
+
+    drawn = tuple(sorted(pool, key=place)[:size])
+    if drawn == tuple(last) and len(drawn) > 1:
+        drawn = drawn[1:] + drawn[:1]
+    return drawn
 
 
 @dataclass(frozen=True, slots=True)

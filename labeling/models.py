@@ -89,6 +89,7 @@ class ExamQuestion:
     image_file_id: str | None
     number: int  # 1-based place in the exam
     total: int
+    pass_mark: int = 0  # right answers needed to pass, said before the first question
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +106,8 @@ class ExamResult:
     total: int = 0
     retry_at: float | None = None  # a failed worker may try again from then on
     batch_name: str = ""
+    pass_mark: int = 0
+    question: ExamQuestion | None = None  # the question answered, shown with its feedback
 
 
 @dataclass(frozen=True, slots=True)

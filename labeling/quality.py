@@ -120,5 +120,11 @@ def needs_more_answers(settings: BatchSettings, target: int, confidence: float) 
     return confidence < settings.confidence_target and target < (settings.max_overlap or 0)
 
 
+def exam_pass_mark(total: int, settings: BatchSettings) -> int:
+    """The fewest right answers of `total` that pass the exam: the mark a worker is told at
+    the start (the tolerance keeps 0.7 x 10 at 7, not 8)."""
+    return math.ceil(settings.exam_pass * total - 1e-9)
+
+
 def exam_passed(correct: int, total: int, settings: BatchSettings) -> bool:
-    return total > 0 and correct / total >= settings.exam_pass - 1e-9
+    return total > 0 and correct >= exam_pass_mark(total, settings)

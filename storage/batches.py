@@ -45,9 +45,9 @@ class BatchStore:
         is cancelled half way, what was stored is removed again.
 
         Gold items stay out of the pool (the gold schedule hands them out); the first
-        `exam_size` of them are the batch's training exam."""
+        `training_gold` of them are the batch's training items."""
         gold_positions = [p for p, item in enumerate(items, start=1) if item.gold is not None]
-        exam = set(gold_positions[: settings.exam_size])
+        exam = set(gold_positions[: settings.training_gold])
         async with self.db.atomic() as conn:
             cursor = await conn.execute(
                 "INSERT INTO batches (name, question, options, overlap, gold_ratio, reward,"

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import aiosqlite
 
 from labeling.answering import answer_value, judge
 from labeling.batch import BatchSettings
+from labeling.gold import exam_questions
 from labeling.models import (
     AssignmentState,
     AssignmentStatus,
@@ -17,16 +19,19 @@ from labeling.models import (
     Submission,
     Verdict,
 )
-from labeling.quality import exam_passed, is_correct
+from labeling.quality import exam_pass_mark, exam_passed, is_correct
 from labeling.review import may_dispute
 from storage.db import Database, records
 
 # Open batches with an exam that this worker has not passed and is not barred from: never
-# started, in progress, or failed with a retry now allowed.
+# started, in progress, or failed with a retry now allowed; with the worker's last score.
 _EXAM_BATCHES = """
-    SELECT b.id, b.name, b.settings, wb.status, wb.retry_at
+    SELECT b.id, b.name, b.settings, wb.status, wb.retry_at,
+           COALESCE(t.correct, 0) AS score, COALESCE(t.answered, 0) AS total
     FROM batches b INDEXED BY batches_open
     LEFT JOIN worker_batches wb ON wb.batch_id = b.id AND wb.worker_id = :w
+    LEFT JOIN exam_attempts t ON t.id = (SELECT MAX(id) FROM exam_attempts
+        WHERE batch_id = b.id AND worker_id = :w AND finished_at IS NOT NULL)
     WHERE b.status = 'open' AND json_extract(b.settings, '$.exam_size') > 0
       AND COALESCE(wb.status, 'none') NOT IN ('active', 'suspended')
       AND NOT EXISTS (SELECT 1 FROM workers w WHERE w.id = :w AND w.status = 'banned')
@@ -43,15 +48,20 @@ class ExamStore:
         failed and may not retry yet; None when no batch asks them for an exam."""
         async with self.db.atomic() as conn:
             barred: ExamResult | None = None
-            for batch_id, name, raw, status, retry_at in await conn.execute_fetchall(
-                _EXAM_BATCHES, {"w": worker_id}
-            ):
-                settings = BatchSettings.model_validate_json(raw)
+            for row in await records(conn, _EXAM_BATCHES, {"w": worker_id}):
+                batch_id, retry_at = row["id"], row["retry_at"]
+                settings = BatchSettings.model_validate_json(row["settings"])
                 attempt = await self._open_attempt(conn, batch_id, worker_id)
                 if attempt is None:
-                    if status == "failed" and (retry_at is None or retry_at > now):
+                    if row["status"] == "failed" and (retry_at is None or retry_at > now):
                         barred = barred or ExamResult(
-                            Verdict.ACCEPTED, finished=True, retry_at=retry_at, batch_name=name
+                            Verdict.ACCEPTED,
+                            finished=True,
+                            score=row["score"],
+                            total=row["total"],
+                            retry_at=retry_at,
+                            batch_name=row["name"],
+                            pass_mark=exam_pass_mark(row["total"], settings),
                         )
                         continue
                     cursor = await conn.execute(
@@ -61,7 +71,7 @@ class ExamStore:
                     )
                     attempt = cursor.lastrowid
                     assert attempt is not None
-                question = await self._question(conn, attempt, batch_id, settings)
+                question = await self._question(conn, attempt, batch_id, worker_id, settings)
                 if question is not None:
                     return question
             return barred
@@ -73,7 +83,7 @@ class ExamStore:
             rows = await records(
                 conn,
                 "SELECT t.worker_id, t.batch_id, t.finished_at, b.settings, b.name,"
-                " b.status AS batch_status, i.gold, i.explanation, i.exam,"
+                " b.status AS batch_status, i.gold, i.explanation,"
                 " EXISTS (SELECT 1 FROM exam_answers e WHERE e.attempt_id = t.id"
                 "  AND e.item_id = i.id) AS answered,"
                 " EXISTS (SELECT 1 FROM workers w WHERE w.id = t.worker_id"
@@ -108,8 +118,9 @@ class ExamStore:
             if verdict is not Verdict.ACCEPTED:
                 return ExamResult(verdict)
             value = answer_value(state, submission)
-            if value is None or not row["exam"] or gold is None:
-                return ExamResult(Verdict.INVALID)
+            drawn = await self._draw(conn, submission.assignment_id, batch_id, worker_id, settings)
+            if value is None or item_id not in drawn or gold is None:
+                return ExamResult(Verdict.INVALID)  # forged: not a question of this attempt
             correct = is_correct(value, gold)
             await conn.execute(
                 "INSERT INTO exam_answers (attempt_id, item_id, value, correct, created_at)"
@@ -122,7 +133,7 @@ class ExamStore:
                 (int(correct), submission.assignment_id),
             )
             answered_count, score = next(iter(score_rows))
-            total = await self._exam_size(conn, batch_id, settings)
+            total = len(drawn)
             result = ExamResult(
                 Verdict.ACCEPTED,
                 correct,
@@ -131,6 +142,10 @@ class ExamStore:
                 score=score,
                 total=total,
                 batch_name=name,
+                pass_mark=exam_pass_mark(total, settings),
+                question=await self._exam_question(
+                    conn, submission.assignment_id, item_id, answered_count, total, settings
+                ),
             )
             if answered_count < total:
                 return result
@@ -156,18 +171,7 @@ class ExamStore:
                     "retry": retry_at,
                 },
             )
-            return ExamResult(
-                Verdict.ACCEPTED,
-                correct,
-                gold,
-                explanation,
-                True,
-                passed,
-                score,
-                total,
-                retry_at,
-                name,
-            )
+            return replace(result, finished=True, passed=passed, retry_at=retry_at)
 
     async def dispute(self, attempt_id: int, worker_id: int, item_id: int, now: float) -> bool:
         """Files the worker's dispute of a training answer for the coordinator (once)."""
@@ -204,40 +208,94 @@ class ExamStore:
         return next((row[0] for row in rows), None)
 
     @staticmethod
-    async def _exam_size(conn: aiosqlite.Connection, batch_id: int, settings: BatchSettings) -> int:
-        rows = await conn.execute_fetchall(
-            "SELECT COUNT(*) FROM items WHERE batch_id = ? AND exam = 1", (batch_id,)
+    async def _draw(
+        conn: aiosqlite.Connection,
+        attempt: int,
+        batch_id: int,
+        worker_id: int,
+        settings: BatchSettings,
+    ) -> tuple[int, ...]:
+        """The items this attempt asks, in order: drawn again from what it depends on (the
+        batch's secret, the training items, the attempts before), so it needs no storing and
+        is the same after a restart."""
+        keys = {"attempt": attempt, "batch": batch_id, "worker": worker_id}
+        rows = await records(
+            conn,
+            "SELECT b.gold_seed, (SELECT COUNT(*) FROM exam_attempts t WHERE t.batch_id = b.id"
+            "  AND t.worker_id = :worker AND t.id < :attempt) AS earlier"
+            " FROM batches b WHERE b.id = :batch",
+            keys,
         )
-        return min(settings.exam_size, next(iter(rows))[0])
+        pool = await conn.execute_fetchall(
+            "SELECT id FROM items WHERE batch_id = :batch AND exam = 1 ORDER BY position", keys
+        )
+        last = await conn.execute_fetchall(
+            "SELECT item_id FROM exam_answers WHERE attempt_id = (SELECT MAX(id)"
+            "  FROM exam_attempts WHERE batch_id = :batch AND worker_id = :worker"
+            "  AND id < :attempt) ORDER BY created_at",
+            keys,
+        )
+        return exam_questions(
+            rows[0]["gold_seed"] or "",
+            worker_id,
+            rows[0]["earlier"],
+            [item for (item,) in pool],
+            settings.exam_size,
+            [item for (item,) in last],
+        )
 
     async def _question(
-        self, conn: aiosqlite.Connection, attempt: int, batch_id: int, settings: BatchSettings
+        self,
+        conn: aiosqlite.Connection,
+        attempt: int,
+        batch_id: int,
+        worker_id: int,
+        settings: BatchSettings,
     ) -> ExamQuestion | None:
-        rows = await conn.execute_fetchall(
-            "SELECT b.name, b.question, b.instructions, i.id, i.text, i.image, i.image_file_id,"
-            " (SELECT COUNT(*) FROM exam_answers e WHERE e.attempt_id = :attempt)"
-            " FROM items i JOIN batches b ON b.id = i.batch_id"
-            " WHERE i.batch_id = :batch AND i.exam = 1"
-            " AND NOT EXISTS (SELECT 1 FROM exam_answers e WHERE e.attempt_id = :attempt"
-            "  AND e.item_id = i.id)"
-            " ORDER BY i.position LIMIT 1",
-            {"attempt": attempt, "batch": batch_id},
-        )
-        if not rows or settings.options is None:
+        """The attempt's first question not answered yet."""
+        if settings.options is None:
             return None
-        name, question, instructions, item_id, text, image, file_id, done = next(iter(rows))
-        total = await self._exam_size(conn, batch_id, settings)
+        drawn = await self._draw(conn, attempt, batch_id, worker_id, settings)
+        rows = await conn.execute_fetchall(
+            "SELECT item_id FROM exam_answers WHERE attempt_id = ?", (attempt,)
+        )
+        answered = {item for (item,) in rows}
+        item_id = next((item for item in drawn if item not in answered), None)
+        if item_id is None:
+            return None
+        return await self._exam_question(
+            conn, attempt, item_id, len(answered) + 1, len(drawn), settings
+        )
+
+    @staticmethod
+    async def _exam_question(
+        conn: aiosqlite.Connection,
+        attempt: int,
+        item_id: int,
+        number: int,
+        total: int,
+        settings: BatchSettings,
+    ) -> ExamQuestion:
+        rows = await records(
+            conn,
+            "SELECT b.id AS batch_id, b.name, b.question, b.instructions, i.text, i.image,"
+            " i.image_file_id FROM items i JOIN batches b ON b.id = i.batch_id WHERE i.id = ?",
+            (item_id,),
+        )
+        row = rows[0]
+        assert settings.options is not None
         return ExamQuestion(
             attempt,
-            batch_id,
-            name,
-            question,
+            row["batch_id"],
+            row["name"],
+            row["question"],
             settings.options,
-            instructions,
+            row["instructions"],
             item_id,
-            text,
-            image,
-            file_id,
-            done + 1,
+            row["text"],
+            row["image"],
+            row["image_file_id"],
+            number,
             total,
+            exam_pass_mark(total, settings),
         )
