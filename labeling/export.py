@@ -59,8 +59,8 @@ class ExportSummary:
             return f"{self.rows} rows"
         alpha = "n/a" if self.agreement_alpha is None else f"{self.agreement_alpha:.3f}"
         return (
-            f"{self.rows} labels by {self.method} from the counted answers; answers:"
-            f" {self.counts.describe()}; agreement (Krippendorff's alpha): {alpha}"
+            f"{self.rows} labels by {self.method}; answers: {self.counts.describe()};"
+            f" agreement (Krippendorff's alpha): {alpha}"
         )
 
     def to_json(self) -> str:
