@@ -23,6 +23,7 @@ from labeling.admin import AdminService
 from labeling.batches import BatchService
 from labeling.erasure import ErasureService
 from labeling.review import ReviewService
+from labeling.watch import WatchService
 from labeling.work import WorkService
 from storage.admin import AdminStore
 from storage.batches import BatchStore
@@ -32,6 +33,7 @@ from storage.erasure import ErasureStore
 from storage.exams import ExamStore
 from storage.reviews import ReviewStore
 from storage.tasks import TaskStore
+from storage.watch import WatchStore
 
 log = logging.getLogger(__name__)
 
@@ -48,11 +50,15 @@ WORKER_COMMANDS = [
 
 
 async def upkeep(
-    work: WorkService, review: ReviewService, batches: BatchService, every: float
+    work: WorkService,
+    review: ReviewService,
+    batches: BatchService,
+    watch: WatchService,
+    every: float,
 ) -> None:
     """Returns tasks left unanswered past their time to the pool, refreshes each batch's
-    typical answer time and agreement, and flags gold that trusted workers miss, over and
-    over."""
+    typical answer time and agreement, flags gold that trusted workers miss, and queues what
+    coordinators are told about their batches, over and over."""
     while True:
         try:
             returned = await work.expire_stale()
@@ -65,6 +71,7 @@ async def upkeep(
                 log.warning("%d gold items flagged as suspect; see /reports", swept.flagged)
             if swept.suspended:
                 log.info("%d workers suspended on their agreement with others", swept.suspended)
+            await watch.round()
         except Exception:
             log.exception("upkeep round failed")
         await asyncio.sleep(every)
@@ -88,7 +95,9 @@ def build_application(
         discarded = await batches.discard_abandoned_imports()
         if discarded:
             log.warning("removed batches %s, whose import was cut off", discarded)
-        admin = AdminService(AdminStore(db), owners=frozenset(settings.coordinator_ids))
+        owners = frozenset(settings.coordinator_ids)
+        admin = AdminService(AdminStore(db), owners=owners)
+        watch = WatchService(WatchStore(db), BatchStore(db), owners)
         application.bot_data.services = Services(
             work=work,
             review=review,
@@ -108,7 +117,9 @@ def build_application(
         background.extend(
             [
                 asyncio.create_task(notifier.run(notify_every), name="notifier"),
-                asyncio.create_task(upkeep(work, review, batches, sweep_every), name="upkeep"),
+                asyncio.create_task(
+                    upkeep(work, review, batches, watch, sweep_every), name="upkeep"
+                ),
             ]
         )
 

@@ -6,7 +6,6 @@ import argparse
 import asyncio
 import sqlite3
 import sys
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
@@ -24,13 +23,15 @@ from labeling.batchfile import BatchFileError
 from labeling.erasure import ErasureRefused, ErasureService
 from labeling.export import FORMATS, WHATS
 from labeling.models import BatchNotFound
-from labeling.report import format_standing, format_status
+from labeling.report import format_status
 from labeling.review import ItemNotFound, ReviewError, ReviewService, format_problem
+from labeling.work import WorkService
 from storage.admin import AdminStore
 from storage.backup import backup
 from storage.batches import BatchStore
 from storage.db import Database, latest_version
 from storage.erasure import ErasureStore
+from storage.exams import ExamStore
 from storage.reviews import ReviewStore
 from storage.tasks import TaskStore
 
@@ -217,7 +218,7 @@ async def _with_database(settings: Settings, args: argparse.Namespace) -> int:
             return 0
         await _check_schema(db)
         if args.command == "reinstate":
-            return await _reinstate(db, args)
+            return await _reinstate(db, settings, args)
         if args.command == "erase":
             return await _erase(db, settings, args)
         if args.command in _REVIEWS:
@@ -314,14 +315,24 @@ async def _export(service: BatchService, args: argparse.Namespace) -> int:
             sidecar = path.with_name(path.name + ".summary.json")
             sidecar.write_text(summary.to_json() + "\n", encoding="utf-8")
             print(f"{summary.describe()}\nsummary: {sidecar}")
+        elif args.what == "answers":
+            print(summary.describe())
     return 0
 
 
-async def _reinstate(db: Database, args: argparse.Namespace) -> int:
-    tasks = TaskStore(db)
-    if not await tasks.reinstate(args.worker, args.batch, time.time()):
-        raise CommandError(f"worker {args.worker} is not suspended from batch {args.batch}")
-    print(f"worker {args.worker} may work on batch {args.batch} again; their answers count.")
+async def _reinstate(db: Database, settings: Settings, args: argparse.Namespace) -> int:
+    work = WorkService(
+        TaskStore(db), ExamStore(db), assignment_ttl=settings.assignment_timeout_seconds
+    )
+    try:
+        if not await work.reinstate(args.worker, args.batch):
+            raise CommandError(f"worker {args.worker} is not suspended from batch {args.batch}")
+    except BatchNotFound as error:
+        raise CommandError(f"there is no batch {error.args[0]}") from None
+    print(
+        f"worker {args.worker} may work on batch {args.batch} again; their answers count, and"
+        " the bot will tell them."
+    )
     return 0
 
 
@@ -341,12 +352,11 @@ async def _erase(db: Database, settings: Settings, args: argparse.Namespace) -> 
 
 
 async def _trust(service: BatchService, args: argparse.Namespace) -> int:
-    settings = (await service.batches.get(args.batch)).settings
-    standings = await service.standings(args.batch)
-    if not standings:
+    lines = await service.standing_lines(args.batch)
+    if not lines:
         print(f"batch {args.batch}: no worker has had a task yet")
-    for standing in standings:
-        print(format_standing(standing, settings))
+    for line in lines:
+        print(line)
     return 0
 
 

@@ -35,6 +35,10 @@ NOTICES = {
         " tasks for you."
     ),
     "suspended": SUSPENDED,
+    "let_back": (
+        "A coordinator let you back into {batch}: your answers count again, and /next has"
+        " tasks for you."
+    ),
 }
 
 
@@ -90,19 +94,20 @@ class Notifier:
             await self._broadcast(broadcast)
 
     async def _send_notices(self) -> None:
-        """Tells single workers about their standing; each notice is sent at most once. One is
-        claimed at a time, so a stop leaves at most one in doubt."""
+        """Tells single workers about their standing, and coordinators about their batches
+        (complete, digests of suspensions); each notice is sent at most once. One is claimed
+        at a time, so a stop leaves at most one in doubt."""
         while notices := await self.store.claim_notices(time.time(), limit=1):
             (notice,) = notices
-            text = NOTICES[notice.kind].format(batch=notice.batch_name)
+            text = notice.text or NOTICES[notice.kind].format(batch=notice.batch_name)
             status, unreachable = "sent", False
             try:
-                await self.bot.send_message(notice.worker_id, text)
+                await self.bot.send_message(notice.chat_id, text)
             except Forbidden:
                 status, unreachable = "failed", True
             except TelegramError as error:
                 status = failure(error)
-                log.warning("notice %d to %d: %s", notice.notice_id, notice.worker_id, error)
+                log.warning("notice %d to %d: %s", notice.notice_id, notice.chat_id, error)
             await self.store.record_notice(notice, status, time.time(), unreachable=unreachable)
 
     async def _broadcast(self, broadcast: Broadcast) -> None:

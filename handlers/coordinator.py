@@ -25,10 +25,10 @@ from handlers.worker import unknown
 from labeling.admin import Action, NotAllowed
 from labeling.batches import TRANSITIONS, AlreadyImported, BatchStateError
 from labeling.batchfile import BatchFileError
-from labeling.caption import CaptionError, parse_caption
+from labeling.caption import CaptionError, read_caption
 from labeling.export import FORMATS, WHATS
 from labeling.models import BatchNotFound
-from labeling.report import format_batch_line, format_status, format_worker
+from labeling.report import format_batch_line, format_status, format_worker, pages
 from labeling.review import ItemNotFound, Review, ReviewError, format_problem
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,11 @@ USAGE = {
     "close": "/close N - end batch N for good",
     "export": "/export N [labels|answers|workers] [csv|jsonl] - results as a file",
     "broadcast": "/broadcast TEXT - a message to every active worker",
-    "workers": "/workers - workers with their answers, accuracy and earnings",
+    "workers": (
+        "/workers [N [PAGE]] - workers with their answers, accuracy and earnings; with N,"
+        " each one's standing in batch N (suspended first, why, gold accuracy)"
+    ),
+    "reinstate": "/reinstate N WORKER - let a suspended worker back into batch N (they are told)",
     "ban": "/ban WORKER_ID [reason] - stop a worker in every batch (a coordinator: owners only)",
     "unban": "/unban WORKER_ID [reason] - let them work again",
     "promote": "/promote USER_ID - make someone a coordinator (owners only)",
@@ -59,7 +63,9 @@ USAGE = {
 HELP = (
     "Coordinator commands. To upload a batch, send a .csv, .jsonl or .json file with its"
     " settings as 'key: value' lines in the caption (at least 'question: ...';"
-    " e.g. 'options: yes, no', 'overlap: 3', 'reward: 0.05').\n\n" + "\n".join(USAGE.values())
+    " e.g. 'options: yes, no', 'overlap: 3', 'reward: 0.05'). A file imported before is"
+    " imported again as a new batch with 'again: yes' in the caption.\n\n"
+    + "\n".join(USAGE.values())
 )
 
 Handler = Callable[[Update, LabelContext], Awaitable[None]]
@@ -176,28 +182,32 @@ async def publish_command(update: Update, context: LabelContext) -> None:
     await reply(update, text)
 
 
-async def _change_state(update: Update, context: LabelContext, action: str) -> None:
+async def _change_state(update: Update, context: LabelContext, action: str) -> str:
     batch_id, _ = batch_argument(context)
-    state = await context.services.batches.change_state(batch_id, action)
-    await reply(update, f"Batch {batch_id} is now {state}.")
+    assert update.effective_user is not None
+    state = await context.services.batches.change_state(
+        batch_id, action, by=update.effective_user.id
+    )
+    return f"Batch {batch_id} is now {state}."
 
 
 @coordinators_only
 async def pause_command(update: Update, context: LabelContext) -> None:
     """Stops handing out a batch's tasks."""
-    await _change_state(update, context, "pause")
+    await reply(update, await _change_state(update, context, "pause"))
 
 
 @coordinators_only
 async def resume_command(update: Update, context: LabelContext) -> None:
-    """Hands out a paused batch's tasks again."""
-    await _change_state(update, context, "resume")
+    """Hands out a paused batch's tasks again and tells its workers it is back."""
+    done = await _change_state(update, context, "resume")
+    await reply(update, f"{done} Telling its workers it is back; progress follows.")
 
 
 @coordinators_only
 async def close_command(update: Update, context: LabelContext) -> None:
     """Ends a batch for good."""
-    await _change_state(update, context, "close")
+    await reply(update, await _change_state(update, context, "close"))
 
 
 @coordinators_only
@@ -220,7 +230,7 @@ async def export_command(update: Update, context: LabelContext) -> None:
         files = await asyncio.to_thread(
             fit, path, plain=sending.MAX_PLAIN, limit=sending.MAX_UPLOAD
         )
-        caption = summary.describe() if summary.method is not None else f"{summary.rows} rows"
+        caption = summary.describe()
         if len(files) > 1:
             caption = (
                 f"{caption}\nToo large for one file: {len(files)} parts. Join them with"
@@ -256,11 +266,54 @@ async def broadcast_command(update: Update, context: LabelContext) -> None:
 
 @coordinators_only
 async def workers_command(update: Update, context: LabelContext) -> None:
-    """Lists workers with their answers, accuracy and earnings."""
+    """Lists workers with their answers, accuracy and earnings; or their standing in a batch."""
+    if context.args:
+        await _standings(update, context)
+        return
     rows = await context.services.batches.workers(limit=60)
     lines = [format_worker(row) for row in rows]
     footer = "\n\nThe whole list: /export N workers" if len(rows) == 60 else ""
     await reply(update, ("\n".join(lines) or "No workers yet.") + footer)
+
+
+async def _standings(update: Update, context: LabelContext) -> None:
+    """Each worker's standing in one batch, a page at a time."""
+    batch_id, rest = batch_argument(context, extra=1)
+    page = number(rest[0]) if rest else 1
+    lines = await context.services.batches.standing_lines(batch_id)
+    if not lines:
+        await reply(update, f"Batch {batch_id}: no worker has had a task yet.")
+        return
+    header = f"Batch {batch_id}: the standing of {len(lines)} workers, those shut out first."
+    reinstate = f"Let a suspended worker back in: /reinstate {batch_id} WORKER"
+    # Room for the longest footer: page numbers and the next page's command.
+    room = MessageLimit.MAX_TEXT_LENGTH - len(header) - len(reinstate) - 80
+    split = pages(lines, room)
+    if page > len(split):
+        raise Usage
+    where = f"Page {page} of {len(split)}"
+    if page < len(split):
+        where += f"; the next: /workers {batch_id} {page + 1}"
+    await reply(update, f"{header}\n\n{split[page - 1]}\n\n{where}. {reinstate}")
+
+
+@coordinators_only
+async def reinstate_command(update: Update, context: LabelContext) -> None:
+    """Lets a suspended worker back into a batch; the worker is told."""
+    batch_id, rest = batch_argument(context, extra=1)
+    if len(rest) != 1:
+        raise Usage
+    worker_id = number(rest[0])
+    assert update.effective_user is not None
+    work = context.services.work
+    if await work.reinstate(worker_id, batch_id, by=update.effective_user.id):
+        await reply(
+            update,
+            f"Worker {worker_id} may work on batch {batch_id} again; their answers count,"
+            " and they have been told.",
+        )
+    else:
+        await reply(update, f"Worker {worker_id} is not suspended from batch {batch_id}.")
 
 
 async def _worker_action(update: Update, context: LabelContext, ban: bool) -> None:
@@ -391,7 +444,7 @@ async def upload(update: Update, context: LabelContext) -> None:
         )
         return
     try:
-        settings = parse_caption(message.caption, Path(name).stem[:100] or "batch")
+        caption = read_caption(message.caption, Path(name).stem[:100] or "batch")
     except CaptionError as error:
         await reply(update, "The caption has problems; nothing was stored:\n" + str(error))
         return
@@ -405,12 +458,18 @@ async def upload(update: Update, context: LabelContext) -> None:
         imported = await context.services.batches.import_file(
             content,
             name,
-            settings,
+            caption.settings,
             created_by=update.effective_user.id,
             source_file=document.file_unique_id,
+            # The update's id: the same message delivered again is still refused.
+            again=str(update.update_id) if caption.again else None,
         )
     except AlreadyImported as error:
-        await reply(update, f"Nothing new: {error}.")
+        await reply(
+            update,
+            f"Nothing new: {error}. To import it again as a new batch, send it with"
+            " 'again: yes' in the caption.",
+        )
         return
     except BatchFileError as error:
         await reply(update, "The file was not imported; nothing was stored:\n" + error.describe())
@@ -428,6 +487,7 @@ COMMANDS: dict[str, Handler] = {
     "export": export_command,
     "broadcast": broadcast_command,
     "workers": workers_command,
+    "reinstate": reinstate_command,
     "ban": ban_command,
     "unban": unban_command,
     "promote": promote_command,

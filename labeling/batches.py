@@ -30,6 +30,7 @@ from labeling.models import (
 )
 from labeling.pay import PayRate, batch_rate
 from labeling.ports import BatchRepository
+from labeling.report import format_standing, standing_order
 from labeling.work import Clock
 
 
@@ -76,6 +77,10 @@ def announcement(summary: BatchSummary) -> str:
     return f"New batch: {summary.name}. {summary.items} {kind} tasks are waiting.{reward}"
 
 
+def back(summary: BatchSummary) -> str:
+    return f"Batch {summary.name} is back: its tasks are open again."
+
+
 # The changes of state a coordinator may ask for, and the states each may start from.
 TRANSITIONS: dict[str, tuple[BatchStatus, tuple[BatchStatus, ...]]] = {
     "pause": (BatchStatus.PAUSED, (BatchStatus.OPEN,)),
@@ -105,10 +110,15 @@ class BatchService:
         created_by: int | None = None,
         file_format: str | None = None,
         source_file: str | None = None,
+        again: str | None = None,
     ) -> Imported:
         """Validates the whole file first; stores nothing unless every row is good.
-        `source_file` (Telegram's unique id of an uploaded file) makes a redelivered upload
-        raise AlreadyImported instead of creating a second batch."""
+        `source_file` (Telegram's unique id of an uploaded file) makes the same file sent
+        again, or a redelivered upload, raise AlreadyImported instead of creating a second
+        batch. `again` (the request that asks, such as the update's id) imports a file that was
+        imported before as a new batch, once per request."""
+        if source_file is not None and again is not None:
+            source_file = f"{source_file}:{again}"
         if source_file is not None:
             existing = await self.batches.by_source_file(source_file)
             if existing is not None:
@@ -160,14 +170,25 @@ class BatchService:
         )
         return (await self.status(batch_id))[0]
 
-    async def change_state(self, batch_id: int, action: str) -> BatchStatus:
+    async def change_state(
+        self, batch_id: int, action: str, *, by: int | None = None
+    ) -> BatchStatus:
         """Pauses, resumes or closes a batch; returns the new state. A paused batch hands
-        out nothing; a closed one is final."""
+        out nothing; a closed one is final. A resumed batch is announced to its workers (those
+        who worked in it or were told of it), in the same transaction."""
         target, allowed = TRANSITIONS[action]
         summary = (await self.batches.summaries(batch_id))[0]
         if summary.status not in allowed:
             raise BatchStateError(f"batch {batch_id} is {summary.status}; it cannot {action}")
-        await self.batches.set_status(batch_id, target, self.clock())
+        resumed = action == "resume"
+        await self.batches.set_status(
+            batch_id,
+            target,
+            self.clock(),
+            announce=back(summary) if resumed else None,
+            by=by,
+            audience="batch" if resumed else "all",
+        )
         return target
 
     async def announce(
@@ -250,6 +271,13 @@ class BatchService:
     async def standings(self, batch_id: int) -> list[WorkerStanding]:
         await self.batches.get(batch_id)  # a missing batch is an error, not an empty list
         return await self.batches.standings(batch_id)
+
+    async def standing_lines(self, batch_id: int) -> list[str]:
+        """Each worker's standing in the batch with the evidence about them, one line each,
+        those shut out first: what `labelbot trust` prints and `/workers N` shows."""
+        settings = (await self.batches.get(batch_id)).settings
+        standings = sorted(await self.batches.standings(batch_id), key=standing_order)
+        return [format_standing(standing, settings) for standing in standings]
 
     async def export(self, batch_id: int, what: What, fmt: Format, out: TextIO) -> ExportSummary:
         """Writes the export; returns what it holds."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from pydantic import ValidationError
 
 from labeling.batch import BatchSettings
@@ -18,11 +20,29 @@ class CaptionError(ValueError):
         super().__init__("\n".join(problems))
 
 
+# Not a batch setting: `again: yes` imports a file that was imported before as a new batch.
+AGAIN = "again"
+YES = ("yes", "y", "true", "1")
+NO = ("no", "n", "false", "0", "")
+
+
+@dataclass(frozen=True, slots=True)
+class Caption:
+    settings: BatchSettings
+    again: bool = False  # import the file even if it was imported before
+
+
 def parse_caption(caption: str | None, default_name: str) -> BatchSettings:
     """Reads `key: value` lines into batch settings; raises CaptionError listing every
     unknown key, malformed line and invalid value."""
+    return read_caption(caption, default_name).settings
+
+
+def read_caption(caption: str | None, default_name: str) -> Caption:
+    """The batch settings of a caption, and whether it asks to import the file again."""
     given: dict[str, str] = {}
     problems = []
+    again = False
     for number, raw in enumerate((caption or "").splitlines(), start=1):
         line = raw.strip()
         if not line:
@@ -33,7 +53,11 @@ def parse_caption(caption: str | None, default_name: str) -> BatchSettings:
             continue
         name = key.strip().lower().replace(" ", "_").replace("-", "_")
         name = ALIASES.get(name, name)
-        if name not in BatchSettings.model_fields:
+        if name == AGAIN:
+            again = value.strip().lower() in YES
+            if value.strip().lower() not in YES + NO:
+                problems.append(f"caption line {number}: again: write yes or no")
+        elif name not in BatchSettings.model_fields:
             problems.append(f"caption line {number}: unknown setting '{key.strip()}'")
         elif name in given:
             problems.append(f"caption line {number}: '{key.strip()}' is given twice")
@@ -45,7 +69,7 @@ def parse_caption(caption: str | None, default_name: str) -> BatchSettings:
     if problems:
         raise CaptionError(problems)
     try:
-        return BatchSettings(**{key: value or None for key, value in given.items()})
+        settings = BatchSettings(**{key: value or None for key, value in given.items()})
     except ValidationError as error:
         raise CaptionError(
             [
@@ -54,3 +78,4 @@ def parse_caption(caption: str | None, default_name: str) -> BatchSettings:
                 for e in error.errors()
             ]
         ) from None
+    return Caption(settings, again)

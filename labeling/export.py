@@ -12,7 +12,7 @@ from typing import Any, Literal, TextIO
 
 from labeling.aggregation import AnswerSet, Label, aggregate, krippendorff_alpha
 from labeling.batch import BatchSettings
-from labeling.models import ExportAnswer, ExportItem, WorkerRow
+from labeling.models import AnswerCounts, ExportAnswer, ExportItem, WorkerRow
 
 What = Literal["labels", "answers", "workers"]
 Format = Literal["csv", "jsonl"]
@@ -25,7 +25,7 @@ LABEL_COLUMNS = (
 )  # fmt: skip
 WORKER_COLUMNS = (
     "worker_id", "name", "status", "answers", "gold_answers", "gold_accuracy", "owed",
-    "hours", "hourly_rate",
+    "hours", "hourly_rate", "reason",
 )  # fmt: skip
 # A spreadsheet runs a cell that starts with one of these as a formula (CSV injection).
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -42,17 +42,24 @@ class ExportSummary:
     what: str
     rows: int
     method: str | None = None
-    answers_used: int = 0
+    # The answers behind the file, in the words of the status (labeling.models.AnswerCounts).
+    answers_counted: int = 0
     answers_excluded: int = 0
+    answers_stored: int = 0
     agreement_alpha: float | None = None
 
+    @property
+    def counts(self) -> AnswerCounts:
+        return AnswerCounts(self.answers_counted, self.answers_excluded, self.answers_stored)
+
     def describe(self) -> str:
+        if self.what == "answers":
+            return f"{self.rows} answers: {self.counts.describe()}"
         if self.method is None:
-            return f"{self.rows} answers"
+            return f"{self.rows} rows"
         alpha = "n/a" if self.agreement_alpha is None else f"{self.agreement_alpha:.3f}"
         return (
-            f"{self.rows} labels by {self.method} from {self.answers_used} answers"
-            f" ({self.answers_excluded} from suspended workers left out);"
+            f"{self.rows} labels by {self.method}; answers: {self.counts.describe()};"
             f" agreement (Krippendorff's alpha): {alpha}"
         )
 
@@ -124,7 +131,9 @@ async def write_answers(
 ) -> ExportSummary:
     """Every answer, those of suspended workers included and flagged in `excluded`."""
     writer = RowWriter(out, fmt, ANSWER_COLUMNS)
+    tally = Tally()
     async for answer in answers:
+        tally.add(answer)
         writer.write(
             {
                 "answer_id": answer.answer_id,
@@ -140,7 +149,24 @@ async def write_answers(
                 "excluded": answer.excluded,
             }
         )
-    return ExportSummary("answers", writer.rows)
+    return ExportSummary("answers", writer.rows, None, *tally.counts())
+
+
+class Tally:
+    """Counts answers as the status does: counted, excluded, stored."""
+
+    def __init__(self) -> None:
+        self.counted = self.excluded = self.stored = 0
+
+    def add(self, answer: ExportAnswer) -> None:
+        self.stored += 1
+        if answer.excluded:
+            self.excluded += 1
+        elif not answer.gold:
+            self.counted += 1
+
+    def counts(self) -> tuple[int, int, int]:
+        return self.counted, self.excluded, self.stored
 
 
 async def write_labels(
@@ -153,12 +179,13 @@ async def write_labels(
     """One row per item: its label by the batch's method, the answers behind it and their
     agreement, then the item's own metadata columns. Gold items carry their known answer;
     answers of suspended workers are left out."""
+    # Answers on gold items are used too (they tell the models about each worker), but only
+    # those on ordinary items are counted, as in the status.
     used = []
-    excluded = 0
+    tally = Tally()
     async for answer in answers:
-        if answer.excluded:
-            excluded += 1
-        else:
+        tally.add(answer)
+        if not answer.excluded:
             used.append((answer.item_id, answer.worker_id, answer.value))
     rows = [item async for item in items]
     gold = {item.item_id: item.gold for item in rows if item.gold is not None}
@@ -191,8 +218,7 @@ async def write_labels(
         "labels",
         writer.rows,
         settings.aggregation,
-        len(used),
-        excluded,
+        *tally.counts(),
         None if alpha != alpha else round(alpha, 4),  # NaN: no item has two answers
     )
 
@@ -222,6 +248,7 @@ def write_workers(rows: Iterable[WorkerRow], out: TextIO, fmt: Format) -> Export
                 "owed": round(row.earned, 6),
                 "hours": round(row.seconds_worked / 3600, 4),
                 "hourly_rate": None if row.hourly_rate is None else round(row.hourly_rate, 2),
+                "reason": row.reason,
             }
         )
     return ExportSummary("workers", writer.rows)

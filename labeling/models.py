@@ -206,6 +206,21 @@ class WorkerStats:
 
 
 @dataclass(frozen=True, slots=True)
+class AnswerCounts:
+    """A batch's answers in the words every report uses (status, exports, chart, notices)."""
+
+    counted: int  # on ordinary items, from workers not suspended: they make the labels
+    excluded: int  # from workers suspended in the batch: kept, paid, left out of the labels
+    stored: int  # every answer, those on gold items included
+
+    def describe(self) -> str:
+        return (
+            f"{self.counted} counted, {self.excluded} excluded (suspended workers),"
+            f" {self.stored} stored"
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class BatchSummary:
     """Progress, quality and pay of one batch, for `status`."""
 
@@ -219,8 +234,8 @@ class BatchSummary:
     items: int  # ordinary items, gold not included
     gold_items: int
     items_done: int
-    answers: int  # every stored answer, gold and excluded ones included
-    answers_counted: int  # answers on ordinary items that count towards their labels
+    answers: int  # stored: every answer, gold and excluded ones included
+    answers_counted: int  # counted: answers on ordinary items that count towards their labels
     answers_needed: int  # what the ordinary items ask for now (dynamic overlap may raise it)
     workers: int
     open_tasks: int
@@ -235,6 +250,22 @@ class BatchSummary:
     alpha: float | None = None
     pay: PayRate | None = None
     recent_answers: int = 0  # answers on ordinary items within the last RATE_WINDOW seconds
+    answers_excluded: int = 0  # excluded: answers from workers suspended in the batch
+    # Answers the ordinary items still lack, item by item (an item with more answers than it
+    # needs, after a worker was reinstated, does not make up for another); None: from the counts.
+    answers_missing: int | None = None
+    spent: float = 0.0  # what the pay ledger holds for the batch
+    completed_at: float | None = None  # when every ordinary item first had its answers
+
+    @property
+    def counts(self) -> AnswerCounts:
+        return AnswerCounts(self.answers_counted, self.answers_excluded, self.answers)
+
+    @property
+    def still_needed(self) -> int:
+        if self.answers_missing is not None:
+            return self.answers_missing
+        return max(0, self.answers_needed - self.answers_counted)
 
     @property
     def rate_per_hour(self) -> float:
@@ -243,7 +274,7 @@ class BatchSummary:
     @property
     def seconds_to_finish(self) -> float | None:
         """At the current rate; None when nothing is coming in."""
-        remaining = max(0, self.answers_needed - self.answers_counted)
+        remaining = self.still_needed
         if remaining == 0:
             return 0.0
         return remaining / self.rate_per_hour * 3600 if self.recent_answers else None
@@ -252,7 +283,7 @@ class BatchSummary:
     def progress(self) -> float:
         if not self.answers_needed:
             return 1.0
-        return min(1.0, self.answers_counted / self.answers_needed)
+        return min(1.0, 1 - self.still_needed / self.answers_needed)
 
     @property
     def gold_accuracy(self) -> float | None:
@@ -323,6 +354,7 @@ class WorkerRow:
     gold_correct: int
     earned: float
     seconds_worked: float
+    reason: str | None = None  # why their standing in the batch changed (a suspension)
 
     @property
     def accuracy(self) -> float | None:

@@ -42,3 +42,17 @@ def batch_rate(
     measured = median_ms is not None and answers >= MIN_ANSWERS_FOR_MEDIAN
     seconds = median_ms / 1000 if measured and median_ms else estimate_seconds
     return PayRate(hourly_rate(reward, seconds), seconds, measured, minimum)
+
+
+def money(amount: float) -> str:
+    """An amount of money as people read it: the one place that formats amounts (a currency
+    is added here). Whole cents show two decimals; a reward below a cent keeps its digits."""
+    text = f"{amount:.2f}"
+    if abs(float(text) - amount) > 1e-9:
+        text = f"{amount:.6f}".rstrip("0")
+    return text
+
+
+def projected_total(spent: float, reward: float, answers_missing: int) -> float:
+    """What a batch will have cost once every answer it still needs is in, at its reward."""
+    return spent + reward * answers_missing

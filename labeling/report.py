@@ -7,7 +7,11 @@ import math
 from labeling.batch import BatchSettings
 from labeling.gold import evidence
 from labeling.models import BatchSummary, WorkerRow, WorkerStanding
+from labeling.pay import money, projected_total
 from labeling.quality import Trust
+
+# Telegram's limit for one message's text.
+MESSAGE_LIMIT = 4096
 
 
 def format_status(summary: BatchSummary) -> str:
@@ -24,14 +28,26 @@ def format_status(summary: BatchSummary) -> str:
         f"  question: {summary.question} ({kind})\n"
         f"  items: {summary.items_done}/{summary.items} done, plus {summary.gold_items} gold;"
         f" overlap {summary.overlap}\n"
-        f"  answers: {summary.answers_counted}/{summary.answers_needed} counted"
-        f" ({summary.progress:.0%}), {summary.answers} stored, from {summary.workers} workers;"
+        f"  answers: {summary.counts.describe()}; {summary.progress:.0%} of the"
+        f" {summary.answers_needed} needed, from {summary.workers} workers;"
         f" {summary.open_tasks} tasks open now\n"
         f"  pace: {pace(summary)}\n"
         f"  quality: {gold}; {summary.suspended} workers suspended;"
         f" {summary.fast_answers} fast answers flagged\n"
         f"  labels by {summary.method}; agreement (Krippendorff's alpha): {alpha}"
-        + (f"\n  pay: {summary.reward:g} per task, {summary.pay.describe()}" if summary.pay else "")
+        + (f"\n  pay: {payment(summary)}" if summary.pay else "")
+    )
+
+
+def payment(summary: BatchSummary) -> str:
+    """The reward and its hourly rate, what the batch has cost so far and will cost in all."""
+    assert summary.pay is not None
+    missing = summary.still_needed
+    total = projected_total(summary.spent, summary.reward, missing)
+    return (
+        f"{money(summary.reward)} per task, {summary.pay.describe()}; spent"
+        f" {money(summary.spent)} (the pay ledger); projected total {money(total)}"
+        f" ({missing} answers still needed at {money(summary.reward)})"
     )
 
 
@@ -81,17 +97,41 @@ def format_standing(standing: WorkerStanding, settings: BatchSettings) -> str:
     return line + (f"; {standing.reason}" if standing.reason else "")
 
 
+def standing_order(standing: WorkerStanding) -> tuple[bool, int, int]:
+    """The suspended (and failed) first, as a coordinator acts on them; then by answers."""
+    return standing.status == "active", -standing.answers, standing.worker_id
+
+
+def pages(lines: list[str], limit: int = MESSAGE_LIMIT) -> list[str]:
+    """Lines packed into pages of at most `limit` characters, in order; a line too long for
+    a page on its own is cut short."""
+    result: list[str] = []
+    page: list[str] = []
+    size = 0
+    for line in lines:
+        if len(line) > limit:
+            line = line[: limit - 1] + "…"
+        if page and size + 1 + len(line) > limit:
+            result.append("\n".join(page))
+            page, size = [], 0
+        size += len(line) + (1 if page else 0)
+        page.append(line)
+    if page:
+        result.append("\n".join(page))
+    return result
+
+
 def _odds(value: float) -> str:
     return f"{value:.0f}:1" if value >= 1 else f"1:{1 / value:.0f}"
 
 
 def format_worker(row: WorkerRow) -> str:
     accuracy = "no gold" if row.accuracy is None else f"{row.accuracy:.0%} on gold"
-    rate = "" if row.hourly_rate is None else f", {row.hourly_rate:.2f}/h"
+    rate = "" if row.hourly_rate is None else f", {money(row.hourly_rate)}/h"
     flags = "" if row.status == "active" else f" [{row.status}]"
     if not row.reachable:
         flags += " [unreachable]"
     return (
         f"{row.worker_id} {row.name}{flags}: {row.answers} answers, {accuracy},"
-        f" earned {row.earned:.2f}{rate}"
+        f" earned {money(row.earned)}{rate}"
     )

@@ -104,8 +104,11 @@ class WorkService:
     async def refresh_medians(self) -> None:
         await self.tasks.refresh_medians()
 
-    async def reinstate(self, worker_id: int, batch_id: int) -> bool:
-        return await self.tasks.reinstate(worker_id, batch_id, self.clock())
+    async def reinstate(self, worker_id: int, batch_id: int, *, by: int | None = None) -> bool:
+        """Lets a suspended worker back into a batch with a fresh record, and tells them; the
+        same for the chat (`by`, the coordinator) and the command line. False when they were
+        not suspended there; BatchNotFound for a batch that does not exist."""
+        return await self.tasks.reinstate(worker_id, batch_id, self.clock(), by=by)
 
     async def remember_image(self, item_id: int, file_id: str) -> None:
         await self.tasks.remember_image(item_id, file_id)

@@ -132,9 +132,13 @@ class BatchStore:
                     return
 
     async def by_source_file(self, source_file: str) -> int | None:
-        """The batch made from this uploaded file, if one was."""
+        """The newest batch made from this uploaded file, if one was: stored as the file's id,
+        or as '<file id>:<update id>' when imported again (a range of the index, so it is
+        found either way)."""
         value = await self.db.fetchval(
-            "SELECT id FROM batches WHERE source_file = ?", (source_file,)
+            "SELECT MAX(id) FROM batches WHERE source_file = :f"
+            " OR (source_file > :f || ':' AND source_file < :f || ';')",
+            {"f": source_file},
         )
         return None if value is None else int(value)
 
@@ -155,9 +159,11 @@ class BatchStore:
         announce: str | None = None,
         by: int | None = None,
         paid: bool = False,
+        audience: str = "all",
     ) -> BatchStatus:
         """Changes a batch's state; returns the previous one. `announce` queues a broadcast
-        to every worker in the same transaction, so an opened batch is always announced."""
+        to the `audience` (storage.broadcasts) in the same transaction, so an opened batch is
+        always announced."""
         async with self.db.atomic() as conn:
             rows = await conn.execute_fetchall(
                 "SELECT status FROM batches WHERE id = ? AND NOT importing", (batch_id,)
@@ -175,9 +181,9 @@ class BatchStore:
             )
             if announce is not None:
                 await conn.execute(
-                    "INSERT INTO broadcasts (batch_id, text, created_at, created_by, paid)"
-                    " VALUES (?, ?, ?, ?, ?)",
-                    (batch_id, announce, now, by, int(paid)),
+                    "INSERT INTO broadcasts (batch_id, text, created_at, created_by, paid,"
+                    " audience) VALUES (?, ?, ?, ?, ?, ?)",
+                    (batch_id, announce, now, by, int(paid), audience),
                 )
             return previous
 
@@ -213,8 +219,14 @@ class BatchStore:
                       JOIN items i ON i.id = a.item_id
                       WHERE a.batch_id = b.id AND a.created_at >= :since AND i.gold IS NULL)
                    END AS recent,
-                   i.items, i.gold, i.done, i.counted, i.needed,
-                   w.answers, w.workers,
+                   i.items, i.gold, i.done, i.counted, i.needed, i.missing,
+                   (SELECT COUNT(*) FROM answers a WHERE a.batch_id = b.id) AS stored,
+                   (SELECT COUNT(*) FROM answers a WHERE a.batch_id = b.id AND a.worker_id IN
+                      (SELECT worker_id FROM worker_batches x WHERE x.batch_id = b.id
+                       AND x.status = 'suspended')) AS excluded,
+                   (SELECT COALESCE(SUM(amount), 0) FROM ledger l
+                      WHERE l.batch_id = b.id) AS spent,
+                   b.completed_at, w.workers,
                    (SELECT COUNT(*) FROM assignments a WHERE a.batch_id = b.id
                       AND a.status = 'open') AS open_tasks,
                    w.suspended, w.gold_answers, w.gold_correct, w.fast
@@ -222,12 +234,14 @@ class BatchStore:
             JOIN (SELECT batch_id,
                          SUM(gold IS NULL) AS items, SUM(gold IS NOT NULL) AS gold,
                          SUM(gold IS NULL AND answers >= target) AS done,
-                         SUM(CASE WHEN gold IS NULL THEN MIN(answers, target) END) AS counted,
-                         SUM(CASE WHEN gold IS NULL THEN target END) AS needed
+                         SUM(CASE WHEN gold IS NULL THEN answers END) AS counted,
+                         SUM(CASE WHEN gold IS NULL THEN target END) AS needed,
+                         SUM(CASE WHEN gold IS NULL THEN MAX(target - answers, 0) END)
+                           AS missing
                   FROM items WHERE :batch IS NULL OR batch_id = :batch
                   GROUP BY batch_id) i ON i.batch_id = b.id
             LEFT JOIN (SELECT batch_id, SUM(status = 'suspended') AS suspended,
-                              SUM(answers) AS answers, SUM(answers > 0) AS workers,
+                              SUM(answers > 0) AS workers,
                               SUM(gold_answers) AS gold_answers,
                               SUM(gold_correct) AS gold_correct, SUM(fast_answers) AS fast
                        FROM worker_batches WHERE :batch IS NULL OR batch_id = :batch
@@ -258,7 +272,11 @@ class BatchStore:
                 items_done=row["done"] or 0,
                 answers_counted=row["counted"] or 0,
                 answers_needed=row["needed"] or 0,
-                answers=row["answers"] or 0,
+                answers_missing=row["missing"] or 0,
+                answers=row["stored"],
+                answers_excluded=row["excluded"],
+                spent=float(row["spent"]),
+                completed_at=row["completed_at"],
                 workers=row["workers"] or 0,
                 open_tasks=row["open_tasks"],
                 suspended=row["suspended"] or 0,
@@ -289,14 +307,19 @@ class BatchStore:
         """Workers with their answers, gold accuracy and earnings, in one batch or in all."""
         rows = await self.db.read(
             """
-            SELECT w.id, w.name, w.status, w.reachable,
-                   COUNT(a.id), COALESCE(SUM(a.correct IS NOT NULL), 0),
-                   COALESCE(SUM(a.correct), 0),
+            SELECT w.id, w.name, w.reachable,
+                   -- In one batch, a ban first, then the standing there (suspended, failed).
+                   CASE WHEN w.status = 'banned' OR :batch IS NULL THEN w.status
+                        ELSE COALESCE(wb.status, 'active') END AS status,
+                   CASE WHEN wb.status IN ('suspended', 'failed') THEN wb.reason END AS reason,
+                   COUNT(a.id) AS answers, COALESCE(SUM(a.correct IS NOT NULL), 0) AS gold,
+                   COALESCE(SUM(a.correct), 0) AS correct,
                    COALESCE((SELECT SUM(amount) FROM ledger l WHERE l.worker_id = w.id
-                             AND (:batch IS NULL OR l.batch_id = :batch)), 0),
-                   COALESCE(SUM(a.duration_ms), 0) / 1000.0
+                             AND (:batch IS NULL OR l.batch_id = :batch)), 0) AS earned,
+                   COALESCE(SUM(a.duration_ms), 0) / 1000.0 AS seconds
             FROM workers w
             LEFT JOIN answers a ON a.worker_id = w.id AND (:batch IS NULL OR a.batch_id = :batch)
+            LEFT JOIN worker_batches wb ON wb.worker_id = w.id AND wb.batch_id = :batch
             GROUP BY w.id
             HAVING :batch IS NULL OR COUNT(a.id) > 0
             ORDER BY COUNT(a.id) DESC, w.id
@@ -306,21 +329,23 @@ class BatchStore:
         )
         return [
             WorkerRow(
-                row[0],
-                row[1],
-                row[2],
-                bool(row[3]),
-                row[4],
-                row[5],
-                row[6],
-                float(row[7]),
-                float(row[8]),
+                row["id"],
+                row["name"],
+                row["status"],
+                bool(row["reachable"]),
+                row["answers"],
+                row["gold"],
+                row["correct"],
+                float(row["earned"]),
+                float(row["seconds"]),
+                row["reason"],
             )
             for row in rows
         ]
 
     async def progress(self, batch_id: int, buckets: int = 60) -> list[tuple[float, int]]:
-        """Answers on ordinary items over time, as (time, answers so far) in even steps."""
+        """Counted answers (on ordinary items, from workers not suspended: what the status
+        counts) over time, as (time, answers so far) in even steps."""
         span = await self.db.read(
             "SELECT MIN(created_at), MAX(created_at) FROM answers WHERE batch_id = ?",
             (batch_id,),
@@ -332,7 +357,10 @@ class BatchStore:
         rows = await self.db.read(
             "SELECT CAST((a.created_at - :start) / :width AS INTEGER) AS bucket, COUNT(*)"
             " FROM answers a JOIN items i ON i.id = a.item_id"
-            " WHERE a.batch_id = :batch AND i.gold IS NULL GROUP BY bucket ORDER BY bucket",
+            " LEFT JOIN worker_batches wb ON wb.worker_id = a.worker_id"
+            "  AND wb.batch_id = a.batch_id"
+            " WHERE a.batch_id = :batch AND i.gold IS NULL AND wb.status IS NOT 'suspended'"
+            " GROUP BY bucket ORDER BY bucket",
             {"start": start, "width": width, "batch": batch_id},
         )
         series, total = [(start, 0)], 0

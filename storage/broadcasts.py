@@ -7,6 +7,23 @@ from dataclasses import dataclass
 
 from storage.db import Database, records
 
+# The workers broadcast :b has still to tell. Every broadcast reaches active workers who want
+# announcements and have not blocked the bot; one whose audience is 'batch' (a batch back after
+# a pause) only those who worked in its batch or were told of it, and are not shut out of it.
+UNTOLD = """
+    FROM workers w JOIN broadcasts bc ON bc.id = :b
+    WHERE w.status = 'active' AND w.notify = 1 AND w.reachable = 1
+    AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.broadcast_id = :b AND d.worker_id = w.id)
+    AND (bc.audience = 'all' OR (
+        NOT EXISTS (SELECT 1 FROM worker_batches wb WHERE wb.worker_id = w.id
+                    AND wb.batch_id = bc.batch_id AND wb.status != 'active')
+        AND (EXISTS (SELECT 1 FROM worker_batches wb WHERE wb.worker_id = w.id
+                     AND wb.batch_id = bc.batch_id)
+             OR EXISTS (SELECT 1 FROM broadcasts o JOIN deliveries d ON d.broadcast_id = o.id
+                        WHERE o.batch_id = bc.batch_id AND o.id != bc.id AND d.worker_id = w.id
+                        AND d.status IN ('sent', 'unknown')))))
+"""
+
 
 @dataclass(frozen=True, slots=True)
 class Broadcast:
@@ -30,12 +47,15 @@ class Delivery:
 
 @dataclass(frozen=True, slots=True)
 class Notice:
-    """A message to one worker about their standing in a batch."""
+    """A message to one worker about their standing in a batch, or to a coordinator about
+    their batch (`to_worker` False, with its `text` composed when it was queued)."""
 
     notice_id: int
-    worker_id: int
+    chat_id: int
     kind: str
     batch_name: str
+    text: str | None = None
+    to_worker: bool = True
 
 
 class BroadcastStore:
@@ -68,9 +88,7 @@ class BroadcastStore:
         """Workers this broadcast reaches: those told already and those still to tell."""
         value = await self.db.fetchval(
             "SELECT (SELECT COUNT(*) FROM deliveries WHERE broadcast_id = :b)"
-            " + (SELECT COUNT(*) FROM workers w WHERE w.status = 'active' AND w.notify = 1"
-            "    AND w.reachable = 1 AND NOT EXISTS (SELECT 1 FROM deliveries d"
-            "    WHERE d.broadcast_id = :b AND d.worker_id = w.id))",
+            f" + (SELECT COUNT(*) {UNTOLD})",
             {"b": broadcast_id},
         )
         return int(value)
@@ -78,12 +96,8 @@ class BroadcastStore:
     async def untold(self, broadcast_id: int, limit: int) -> list[int]:
         """Workers this broadcast has not yet been sent to (nor is being sent to)."""
         rows = await self.db.fetchall(
-            "SELECT w.id FROM workers w"
-            " WHERE w.status = 'active' AND w.notify = 1 AND w.reachable = 1"
-            " AND NOT EXISTS (SELECT 1 FROM deliveries d"
-            "   WHERE d.broadcast_id = ? AND d.worker_id = w.id)"
-            " ORDER BY w.id LIMIT ?",
-            (broadcast_id, limit),
+            f"SELECT w.id {UNTOLD} ORDER BY w.id LIMIT :limit",
+            {"b": broadcast_id, "limit": limit},
         )
         return [row[0] for row in rows]
 
@@ -152,16 +166,27 @@ class BroadcastStore:
         async with self.db.atomic() as conn:
             rows = await records(
                 conn,
-                "SELECT n.id, n.worker_id, n.kind, COALESCE(b.name, '') AS name FROM notices n"
-                " LEFT JOIN batches b ON b.id = n.batch_id WHERE n.status = 'queued'"
-                " ORDER BY n.id LIMIT ?",
+                "SELECT n.id, COALESCE(n.worker_id, n.coordinator_id) AS chat, n.kind, n.text,"
+                " n.worker_id IS NOT NULL AS to_worker, COALESCE(b.name, '') AS name"
+                " FROM notices n LEFT JOIN batches b ON b.id = n.batch_id"
+                " WHERE n.status = 'queued' ORDER BY n.id LIMIT ?",
                 (limit,),
             )
             await conn.executemany(
                 "UPDATE notices SET status = 'sending', updated_at = ? WHERE id = ?",
                 [(now, row["id"]) for row in rows],
             )
-            return [Notice(row["id"], row["worker_id"], row["kind"], row["name"]) for row in rows]
+            return [
+                Notice(
+                    row["id"],
+                    row["chat"],
+                    row["kind"],
+                    row["name"],
+                    row["text"],
+                    bool(row["to_worker"]),
+                )
+                for row in rows
+            ]
 
     async def record_notice(
         self, notice: Notice, status: str, now: float, *, unreachable: bool = False
@@ -171,7 +196,7 @@ class BroadcastStore:
                 "UPDATE notices SET status = ?, updated_at = ? WHERE id = ? AND status = 'sending'",
                 (status, now, notice.notice_id),
             )
-            if unreachable:  # the worker blocked the bot: nothing more is sent to them
+            if unreachable and notice.to_worker:  # they blocked the bot: nothing more for them
                 await conn.execute(
-                    "UPDATE workers SET reachable = 0 WHERE id = ?", (notice.worker_id,)
+                    "UPDATE workers SET reachable = 0 WHERE id = ?", (notice.chat_id,)
                 )

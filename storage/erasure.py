@@ -16,6 +16,7 @@ PERSON_COLUMNS = (
     ("batches", "created_by"),
     ("broadcasts", "created_by"),
     ("coordinators", "promoted_by"),
+    ("notices", "coordinator_id"),
 )
 # Text that starts with a chat id, which in a private chat is the user's id:
 # answers.source is 'm:<chat>:<message>', broadcasts.source_message '<chat>:<message>'.

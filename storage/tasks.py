@@ -16,6 +16,7 @@ from labeling.gold import Schedule, gold_order, stream
 from labeling.models import (
     AssignmentState,
     AssignmentStatus,
+    BatchNotFound,
     BatchStatus,
     Issued,
     Outcome,
@@ -364,12 +365,29 @@ class TaskStore:
             seconds_worked=row[5] / 1000,
         )
 
-    async def reinstate(self, worker_id: int, batch_id: int, now: float) -> bool:
-        """A coordinator lets a suspended worker back into a batch: their answers count again
-        and their record starts afresh."""
+    async def reinstate(
+        self, worker_id: int, batch_id: int, now: float, *, by: int | None = None
+    ) -> bool:
+        """A coordinator (`by`; None from the command line) lets a suspended worker back into
+        a batch: their answers count again, their record starts afresh, the worker is told and
+        the log says who did it. False when the worker was not suspended there."""
         async with self.db.atomic() as conn:
+            if not await records(
+                conn, "SELECT 1 FROM batches WHERE id = ? AND NOT importing", (batch_id,)
+            ):
+                raise BatchNotFound(batch_id)
             if not await reinstate(conn, worker_id, batch_id, "coordinator", now):
                 return False
+            await conn.execute(
+                "INSERT INTO notices (worker_id, batch_id, kind, created_at)"
+                " VALUES (?, ?, 'let_back', ?)",
+                (worker_id, batch_id, now),
+            )
+            await conn.execute(
+                "INSERT INTO audit_log (actor_id, action, subject_id, reason, created_at)"
+                " VALUES (?, 'reinstate', ?, ?, ?)",
+                (by, worker_id, f"batch {batch_id}", now),
+            )
             await conn.execute(
                 "UPDATE worker_batches SET gold_answers = 0, gold_correct = 0,"
                 " fast_answers = 0, answers = 0, judged = 0, peer_below = 0,"

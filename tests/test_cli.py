@@ -60,13 +60,17 @@ def test_import_publish_status_export(workdir: Path, capsys: pytest.CaptureFixtu
         "Publish it with: labelbot publish 1",
     ]
     code, out, _ = run(capsys, "status")
-    assert "batch 1 'good' [draft]" in out and "answers: 0/2 counted (0%)" in out
+    assert (
+        "batch 1 'good' [draft]" in out
+        and "answers: 0 counted, 0 excluded (suspended workers), 0 stored; 0% of the 2 needed"
+        in out
+    )
     assert run(capsys, "publish", "1")[0] == 0
     assert "[open]" in run(capsys, "status", "1")[1]
     code, out, _ = run(capsys, "export", "1")
     assert out.splitlines() == [
         "wrote 2 labels rows to batch-1-labels.csv",
-        "2 labels by one_coin from 0 answers (0 from suspended workers left out);"
+        "2 labels by one_coin; answers: 0 counted, 0 excluded (suspended workers), 0 stored;"
         " agreement (Krippendorff's alpha): n/a",
         "summary: batch-1-labels.csv.summary.json",
     ]
