@@ -42,6 +42,7 @@ WEBHOOK_PATH = "telegram"
 
 WORKER_COMMANDS = [
     BotCommand("next", "Show your next task"),
+    BotCommand("instructions", "Read the instructions of your current batch again"),
     BotCommand("stats", "Your answers and earnings"),
     BotCommand("help", "How labeling works"),
     BotCommand("stop", "Pause messages about new batches"),

@@ -31,6 +31,7 @@ from handlers.callbacks import (
     Tap,
     encode,
 )
+from labeling.batch import FREE_TEXT_HINT, REREAD_HINT
 from labeling.models import Closed, ExamQuestion, ExamResult, Problem, Task
 from labeling.work import Shown, WorkService
 
@@ -58,7 +59,9 @@ MAX_CAPTION = 1024
 
 
 def card_text(item: Item, header: str | None = None, *, instructions: bool = False) -> str:
-    """The card's text (HTML): what just happened, the item, then the question."""
+    """The card's text (HTML): what just happened, the item, then the question. The batch's
+    instructions come on the card where the worker starts on the batch (its first task, or
+    the first training question), whichever way they came in, and when asked for."""
     parts = []
     if header:
         parts.append(escape(header))
@@ -68,14 +71,19 @@ def card_text(item: Item, header: str | None = None, *, instructions: bool = Fal
         instructions = instructions or item.number == 1
         if item.number == 1 and item.pass_mark:
             title += "\n" + escape(exam_intro(item))
+    else:
+        instructions = instructions or item.opens_batch
     parts.append(title)
     if instructions and item.instructions:
-        parts.append(f"<i>{escape(item.instructions)}</i>")
+        note = f"<i>{escape(item.instructions)}</i>"
+        if isinstance(item, Task):  # /instructions reads those of the open task
+            note += f"\n{escape(REREAD_HINT)}"
+        parts.append(note)
     if item.text:
         parts.append(escape(item.text))
     question = f"<b>{escape(item.question)}</b>"
     if item.options is None:
-        question += "\nReply with your answer in a message."
+        question += f"\n{FREE_TEXT_HINT}"
     parts.append(question)
     return "\n\n".join(parts)
 
@@ -325,17 +333,20 @@ async def show_task(
     card: Message | None = None,
     header: str | None = None,
     instructions: bool = False,
+    live: int | None = None,
 ) -> None:
     """Shows a task or exam question by turning `card` into it when the kinds match (one
     call), else sends a new card and clears the old one's buttons; or says why there is none.
     A task whose card Telegram refuses is taken out as broken and the next one shown instead,
-    so no worker waits on a card that can never arrive."""
+    so no worker waits on a card that can never arrive. The message it lands on becomes the
+    worker's live card and the one before it is retired (`live`: the live card as the caller
+    read it, if it did), so only one card's buttons act."""
     for _ in range(MAX_REFUSED_IN_A_ROW):
         try:
-            await _show_once(
+            landed = await _show_once(
                 bot, work, chat_id, shown, card=card, header=header, instructions=instructions
             )
-            return
+            break
         except CardRefused as error:
             if not isinstance(shown, Task):
                 raise
@@ -346,7 +357,12 @@ async def show_task(
                 error,
             )
             shown = await work.unshowable(chat_id, shown)
-    await show_text(bot, chat_id, escape(TRY_AGAIN), next_keyboard(), card=card)
+    else:
+        landed = await show_text(bot, chat_id, escape(TRY_AGAIN), next_keyboard(), card=card)
+    retired = await work.card_shown(chat_id, landed, live)
+    # A card left for a new message had its buttons cleared already.
+    if retired is not None and (card is None or retired != card.message_id):
+        await _clear_buttons(bot, chat_id, retired)
 
 
 async def _show_once(
@@ -358,31 +374,31 @@ async def _show_once(
     card: Message | None,
     header: str | None,
     instructions: bool,
-) -> None:
+) -> int:
+    """Shows it once; returns the id of the message it is shown on."""
     if shown is None or isinstance(shown, ExamResult | Closed):
         text = no_task_text(shown)
         text = escape(f"{header}\n\n{text}" if header else text)
         # No button under a failed exam: it could only say the same again until the retry.
         keyboard = None if isinstance(shown, ExamResult) else next_keyboard()
-        await show_text(bot, chat_id, text, keyboard, card=card)
-        return
+        return await show_text(bot, chat_id, text, keyboard, card=card)
     text = card_text(shown, header, instructions=instructions)
     keyboard = card_keyboard(shown)
     photo = None if shown.image is None else await _photo_source(shown)
     if card is not None:
         try:
             if await _edit_card(bot, work, chat_id, card, shown, text, keyboard, photo):
-                return
+                return card.message_id
         except BadRequest as error:
             if "not modified" in error.message:
-                raise  # a double tap: the card shows this already
+                return card.message_id  # a double tap: the card shows this already
             # Too old to edit, deleted, or refused: sending it anew tells which.
             log.info("card %s not edited (%s); sending a new one", card.message_id, error)
-        await _clear_buttons(bot, chat_id, card)
+        await _clear_buttons(bot, chat_id, card.message_id)
     try:
         if photo is None:
-            await bot.send_message(chat_id, text, parse_mode="HTML", reply_markup=keyboard)
-            return
+            sent = await bot.send_message(chat_id, text, parse_mode="HTML", reply_markup=keyboard)
+            return sent.message_id
         sent = await bot.send_photo(
             chat_id, photo, caption=text, parse_mode="HTML", reply_markup=keyboard
         )
@@ -391,6 +407,7 @@ async def _show_once(
             raise
         raise CardRefused(error.message) from error
     await _remember_photo(work, shown, sent)
+    return sent.message_id
 
 
 async def _edit_card(
@@ -424,16 +441,22 @@ async def show_text(
     keyboard: InlineKeyboardMarkup | None,
     *,
     card: Message | None = None,
-) -> None:
-    """Turns a text card into a message (HTML), or sends it when the card is a photo."""
+) -> int:
+    """Turns a text card into a message (HTML), or sends it when the card is a photo; returns
+    the id of the message it is on."""
     if card is not None and card.text is not None:
-        await bot.edit_message_text(
-            text, chat_id, card.message_id, parse_mode="HTML", reply_markup=keyboard
-        )
-        return
+        try:
+            await bot.edit_message_text(
+                text, chat_id, card.message_id, parse_mode="HTML", reply_markup=keyboard
+            )
+        except BadRequest as error:
+            if "not modified" not in error.message:
+                raise
+        return card.message_id
     if card is not None:
-        await _clear_buttons(bot, chat_id, card)
-    await bot.send_message(chat_id, text, parse_mode="HTML", reply_markup=keyboard)
+        await _clear_buttons(bot, chat_id, card.message_id)
+    sent = await bot.send_message(chat_id, text, parse_mode="HTML", reply_markup=keyboard)
+    return sent.message_id
 
 
 async def _photo_source(item: Item) -> str | bytes:
@@ -456,8 +479,8 @@ async def _remember_photo(work: WorkService, item: Item, sent: Message | bool) -
     await work.remember_image(item.item_id, sent.photo[-1].file_id)
 
 
-async def _clear_buttons(bot: ExtBot[None], chat_id: int, card: Message) -> None:
+async def _clear_buttons(bot: ExtBot[None], chat_id: int, message_id: int) -> None:
     try:
-        await bot.edit_message_reply_markup(chat_id, card.message_id, reply_markup=None)
-    except BadRequest as error:  # already without buttons, or too old to edit
-        log.debug("could not clear the buttons of message %s: %s", card.message_id, error)
+        await bot.edit_message_reply_markup(chat_id, message_id, reply_markup=None)
+    except BadRequest as error:  # already without buttons, deleted, or too old to edit
+        log.debug("could not clear the buttons of message %s: %s", message_id, error)

@@ -30,8 +30,8 @@ from handlers.cards import (
     without_dispute,
 )
 from handlers.context import LabelApplication, LabelContext
-from labeling.answering import Verdict
-from labeling.models import Submission, WorkerProfile
+from labeling.answering import MAX_FREE_TEXT, Verdict
+from labeling.models import Outcome, Submission, Task, WorkerProfile
 from labeling.work import Shown
 
 log = logging.getLogger(__name__)
@@ -42,6 +42,7 @@ HELP = (
     "unsure. Some batches ask you to type the answer instead. Your answer is saved the moment "
     "the next task appears.\n\n"
     "/next - show your current or next task\n"
+    "/instructions - the instructions of your current task's batch\n"
     "/stats - your answers and earnings\n"
     "/stop - no more messages about new batches (/start turns them back on)\n"
     "/forgetme - erase your name and Telegram id from my records\n"
@@ -57,15 +58,24 @@ REFUSALS = {
     Verdict.SKIPPED: "You skipped this task.",
     Verdict.BATCH_NOT_OPEN: "This batch is not taking answers right now.",
     Verdict.INVALID: "That answer is not one of the options.",
+    Verdict.TOO_LONG: (
+        f"That answer is too long: at most {MAX_FREE_TEXT} characters, please. "
+        "Shorten it and send it again."
+    ),
 }
 DISPUTED = "Thank you: a coordinator will look at this question's answer."
 SAVED = "✓ Saved."
 NEXT = " Next task:"
 ALERT = {Verdict.NOT_YOURS, Verdict.EXPIRED, Verdict.BATCH_NOT_OPEN, Verdict.INVALID}
-# A card showing a task that can no longer be answered: its buttons give way to a Next task.
-# Not a skipped one: the card a skip came from already shows the next task (a second tap of
-# Skip or of a report is a double tap), and its buttons must stay.
-STALE = {Verdict.EXPIRED, Verdict.BATCH_NOT_OPEN}
+# A tap on a card whose task can no longer be answered: answered or skipped already (a double
+# tap, or an old card a phone scrolled back to), expired, or its batch paused. The card is
+# turned into the worker's current task, or offers the Next task button: never a dead end.
+STALE = {Verdict.DUPLICATE, Verdict.SKIPPED, Verdict.EXPIRED, Verdict.BATCH_NOT_OPEN}
+# What a worker is told to do when what they sent cannot be an answer.
+NO_TASK = "You have no open task. Send /next for one."
+TAP_A_BUTTON = "Please tap one of the buttons under your task (/next shows it again)."
+TYPE_IT = "Please type your answer as a text message (/next shows the task again)."
+NOT_READ = "I can only read text messages and taps on buttons."
 # Said the same whichever rule stopped the worker (gold, agreement with others, speed):
 # polite, and no help to someone probing the rules.
 SUSPENDED = (
@@ -142,9 +152,6 @@ async def tap(update: Update, context: LabelContext) -> None:
     match decode(query.data):
         case AnswerTap(assignment_id, option):
             outcome = await work.answer(Submission(assignment_id, worker_id, option=option))
-            if outcome.verdict is Verdict.DUPLICATE:
-                await _saved_already(context, query)
-                return
             header = SAVED
         case SkipTap(assignment_id):
             outcome = await work.skip(assignment_id, worker_id)
@@ -184,41 +191,48 @@ async def tap(update: Update, context: LabelContext) -> None:
         case _:
             await _answer(query, REFUSALS[Verdict.NOT_FOUND], alert=True)
             return
+    if outcome.verdict in STALE:
+        await _stale_card(context, query, outcome)
+        return
     if header is not None and outcome.next_task is not None:
         header += NEXT
     if outcome.suspended is not None:
         header = SUSPENDED.format(batch=outcome.suspended)
         await asyncio.gather(
             _answer(query, header[:200], alert=True),
-            _show(context, query, outcome.shown, header),
+            _show(context, query, outcome.shown, header, live=outcome.card),
         )
         return
     if outcome.saved:
         # The answer is committed, so the worker may be told: both calls go out together.
-        await asyncio.gather(_answer(query), _show(context, query, outcome.shown, header))
+        shown = _show(context, query, outcome.shown, header, live=outcome.card)
+        await asyncio.gather(_answer(query), shown)
         return
-    refusal = _answer(query, REFUSALS[outcome.verdict], alert=outcome.verdict in ALERT)
-    if outcome.verdict in STALE and isinstance(query.message, Message):
-        # The card shows a task that can no longer be answered: offer the next one instead.
-        await asyncio.gather(refusal, _keyboard(query, next_keyboard()))
-    else:
-        await refusal
+    await _answer(query, REFUSALS[outcome.verdict], alert=outcome.verdict in ALERT)
 
 
-async def _saved_already(context: LabelContext, query: CallbackQuery) -> None:
-    """Answers a tap on an answer stored already. Mostly a double tap, whose first delivery
-    turns the card into the next task; but when the bot stopped between the commit and that
-    edit, this tap (delivered again, or tapped again) finds the card still showing the answered
-    task. So the card is turned into the worker's open task, as the first delivery would have:
-    where it shows it already, Telegram refuses the edit as not modified. Only by an edit: a
-    new card would be a second one after a double tap."""
-    refusal = _answer(query, REFUSALS[Verdict.DUPLICATE])
-    task = await context.services.work.open_task(query.from_user.id)
+async def _stale_card(context: LabelContext, query: CallbackQuery, outcome: Outcome) -> None:
+    """Answers a tap on a card whose task can no longer be answered; never a dead end.
+    On the worker's live card it is mostly a double tap, whose first delivery turns the card
+    into the next task (then Telegram refuses this edit as not modified), or the bot stopped
+    between the commit and that edit: the card is turned into the worker's open task, as the
+    first delivery would have. Only by an edit: a new card would be a second one after a
+    double tap. An older card (a phone scrolled back) gets the Next task button, which brings
+    the current task there: a stale tap itself writes nothing."""
+    verdict = outcome.verdict
+    refusal = _answer(query, REFUSALS[verdict], alert=verdict in ALERT)
     card = query.message if isinstance(query.message, Message) else None
-    if task is None or card is None or not fits(task, card):
+    if card is None:
         await refusal
         return
-    await asyncio.gather(refusal, _show(context, query, task, SAVED + NEXT))
+    task = None
+    if card.message_id == outcome.card:
+        task = await context.services.work.open_task(query.from_user.id)
+    if task is None or not fits(task, card):
+        await asyncio.gather(refusal, _keyboard(query, next_keyboard()))
+        return
+    header = SAVED + NEXT if verdict is Verdict.DUPLICATE else None
+    await asyncio.gather(refusal, _show(context, query, task, header, live=outcome.card))
 
 
 async def exam_answer(
@@ -251,11 +265,8 @@ async def free_text(update: Update, context: LabelContext) -> None:
     work = context.services.work
     worker_id = update.effective_user.id
     task = await work.open_task(worker_id)
-    if task is None:
-        await message.reply_text("You have no open task. Send /next for one.")
-        return
-    if not task.free_text:
-        await message.reply_text("Please tap one of the buttons under the task.")
+    if task is None or not task.free_text:
+        await message.reply_text(what_to_do(task))
         return
     source = f"m:{message.chat_id}:{message.message_id}"
     outcome = await work.answer(
@@ -267,13 +278,53 @@ async def free_text(update: Update, context: LabelContext) -> None:
     header = "✓ Saved."
     if outcome.suspended is not None:
         header = SUSPENDED.format(batch=outcome.suspended)
-    await show_task(context.bot, work, message.chat_id, outcome.shown, header=header)
+    await show_task(
+        context.bot, work, message.chat_id, outcome.shown, header=header, live=outcome.card
+    )
+
+
+def what_to_do(task: Task | None) -> str:
+    """How the worker answers their open task, or gets one."""
+    if task is None:
+        return NO_TASK
+    return TYPE_IT if task.free_text else TAP_A_BUTTON
+
+
+async def not_text(update: Update, context: LabelContext) -> None:
+    """Answers a sticker, photo, voice note, file or the like: it cannot be an answer, so the
+    worker is told what to do instead."""
+    message = update.effective_message
+    assert message is not None and update.effective_user is not None
+    task = await context.services.work.open_task(update.effective_user.id)
+    await message.reply_text(f"{NOT_READ} {what_to_do(task)}")
+
+
+async def instructions(update: Update, context: LabelContext) -> None:
+    """Shows again the instructions of the batch of the worker's open task."""
+    message = update.effective_message
+    assert message is not None and update.effective_user is not None
+    task = await context.services.work.open_task(update.effective_user.id)
+    if task is None:
+        await message.reply_text(f"Instructions come with a batch's tasks. {NO_TASK}")
+        return
+    rules = task.instructions or "This batch has no instructions beyond its question."
+    options = f"\nAnswers: {escape(', '.join(task.options))}" if task.options else ""
+    await message.reply_text(
+        f"<b>{escape(task.batch_name)}</b>\n\n{escape(rules)}\n\n"
+        f"<b>{escape(task.question)}</b>{options}",
+        parse_mode=ParseMode.HTML,
+    )
 
 
 async def unknown(update: Update, context: LabelContext) -> None:
-    """Answers a command labelbot does not know."""
-    assert update.effective_message is not None
-    await update.effective_message.reply_text("Unknown command. /help lists what I can do.")
+    """Answers a command labelbot does not know, or a coordinator's message (a batch file)
+    from someone who is not one."""
+    message = update.effective_message
+    assert message is not None
+    if message.text is None or not message.text.startswith("/"):
+        await not_text(update, context)
+        return
+    await message.reply_text("Unknown command. /help lists what I can do.")
 
 
 async def _answer(query: CallbackQuery, text: str | None = None, *, alert: bool = False) -> None:
@@ -284,15 +335,18 @@ async def _answer(query: CallbackQuery, text: str | None = None, *, alert: bool 
 
 
 async def _show(
-    context: LabelContext, query: CallbackQuery, task: Shown, header: str | None = None
+    context: LabelContext,
+    query: CallbackQuery,
+    task: Shown,
+    header: str | None = None,
+    *,
+    live: int | None = None,
 ) -> None:
+    """Shows `task` on the tapped card (`live`: the worker's live card, when known)."""
     card = query.message if isinstance(query.message, Message) else None
     chat_id = query.message.chat.id if query.message else query.from_user.id
-    try:
-        await show_task(context.bot, context.services.work, chat_id, task, card=card, header=header)
-    except BadRequest as error:
-        if "not modified" not in str(error):
-            raise
+    work = context.services.work
+    await show_task(context.bot, work, chat_id, task, card=card, header=header, live=live)
 
 
 async def _keyboard(query: CallbackQuery, keyboard: InlineKeyboardMarkup | None) -> None:
@@ -314,8 +368,15 @@ def register(application: LabelApplication) -> None:
             CommandHandler("next", next_command, filters=private),
             CommandHandler("stats", stats, filters=private),
             CommandHandler("stop", stop, filters=private),
+            CommandHandler("instructions", instructions, filters=private),
             CallbackQueryHandler(tap),
             MessageHandler(private & filters.TEXT & ~filters.COMMAND, free_text),
             MessageHandler(private & filters.COMMAND, unknown),
+            # Anything else a person sends (not service messages, not edits): a sticker, a
+            # photo, a voice note, a file, a location...
+            MessageHandler(
+                private & filters.UpdateType.MESSAGE & ~filters.TEXT & ~filters.StatusUpdate.ALL,
+                not_text,
+            ),
         ]
     )

@@ -10,7 +10,7 @@ from labeling.models import (
     Verdict,
 )
 
-__all__ = ["Verdict", "answer_value", "judge"]
+__all__ = ["MAX_FREE_TEXT", "Verdict", "answer_value", "judge"]
 
 MAX_FREE_TEXT = 1000
 
@@ -30,9 +30,17 @@ def judge(state: AssignmentState | None, submission: Submission, now: float) -> 
         return Verdict.EXPIRED
     if state.batch_status is not BatchStatus.OPEN or not state.may_work:
         return Verdict.BATCH_NOT_OPEN
+    if too_long(state, submission):
+        return Verdict.TOO_LONG
     if answer_value(state, submission) is None:
         return Verdict.INVALID
     return Verdict.ACCEPTED
+
+
+def too_long(state: AssignmentState, submission: Submission) -> bool:
+    """A typed answer over the limit: the worker is told the limit, not that it is invalid."""
+    text = submission.text
+    return state.options is None and text is not None and len(text.strip()) > MAX_FREE_TEXT
 
 
 def answer_value(state: AssignmentState, submission: Submission) -> str | None:

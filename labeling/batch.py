@@ -24,6 +24,8 @@ CAPTION_LIMIT = 1024
 # the title's decoration ("Training 10 of 10 · "), counted as the phone shows them.
 CARD_HEADROOM = 320
 FREE_TEXT_HINT = "Reply with your answer in a message."
+# Under the instructions on a batch's first task card: how to read them again later.
+REREAD_HINT = "(/instructions shows them again)"
 MAX_QUESTION = 500
 MAX_TEXT = 3000
 MAX_CAPTION_TEXT = 400
@@ -217,6 +219,8 @@ def card_problem(settings: BatchSettings, item: ItemRow) -> str | None:
     parts = [settings.name, settings.instructions or "", item.text or "", settings.question]
     if settings.options is None:
         parts.append(FREE_TEXT_HINT)
+    if settings.instructions:
+        parts.append(REREAD_HINT)
     length = sum(len(part) + 2 for part in parts) + CARD_HEADROOM
     limit, where = (CAPTION_LIMIT, "under a picture") if item.image else (MESSAGE_LIMIT, "")
     if length <= limit:

@@ -34,6 +34,7 @@ class Verdict(StrEnum):
     SKIPPED = "skipped"
     BATCH_NOT_OPEN = "batch_not_open"
     INVALID = "invalid"
+    TOO_LONG = "too_long"  # a typed answer over answering.MAX_FREE_TEXT characters
 
 
 class AssignmentStatus(StrEnum):
@@ -67,10 +68,18 @@ class Task:
     image: str | None
     image_file_id: str | None
     expires_at: float
+    answered_in_batch: int  # the worker's answers in this batch so far
 
     @property
     def free_text(self) -> bool:
         return self.options is None
+
+    @property
+    def opens_batch(self) -> bool:
+        """Whether this is where the worker starts on its batch (nothing answered there yet,
+        or again after a coordinator let them back in): its card carries the instructions,
+        whichever way the worker came in."""
+        return self.answered_in_batch == 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,12 +169,15 @@ class Issued:
 class Outcome:
     """What a submission did: the verdict, the task to show next (None when nothing is left),
     the batch's name if this answer got the worker suspended from it, and a batch that closed
-    to them."""
+    to them. `card` is the worker's live card as it was stored (None when none is, or the
+    assignment was not found): read with the submission, so a tap on that card needs no
+    other read to know it stays live."""
 
     verdict: Verdict
     next_task: Task | None = None
     suspended: str | None = None
     closed: str | None = None
+    card: int | None = None
 
     @property
     def saved(self) -> bool:

@@ -113,6 +113,16 @@ class WorkService:
     async def remember_image(self, item_id: int, file_id: str) -> None:
         await self.tasks.remember_image(item_id, file_id)
 
+    async def card_shown(self, worker_id: int, card: int, live: int | None = None) -> int | None:
+        """Makes `card` the worker's one live card, the only one whose buttons act; returns the
+        card it retires (whose buttons must go), if any. `live` is the live card as read with the
+        worker's tap (Outcome.card): a card shown where the worker tapped their live card stays
+        live, and that costs no read and no write, so an answer stays one transaction."""
+        if card == live:
+            return None
+        retired = await self.tasks.swap_card(worker_id, card)
+        return None if retired == card else retired
+
     async def stats(self, worker_id: int) -> WorkerStats:
         now = self.clock()
         return await self.tasks.worker_stats(worker_id, day_start=now - now % 86400)

@@ -42,7 +42,9 @@ from storage.standing import reinstate, suspend, trust_of
 
 _TASK_COLUMNS = """
     a.id, a.batch_id, b.name, b.question, b.options, b.instructions,
-    i.id, i.text, i.image, i.image_file_id, a.expires_at
+    i.id, i.text, i.image, i.image_file_id, a.expires_at,
+    COALESCE((SELECT wb.answers FROM worker_batches wb
+              WHERE wb.worker_id = a.worker_id AND wb.batch_id = a.batch_id), 0)
 """
 
 # The next ordinary item of one batch for a worker: the first the pool still wants that this
@@ -105,7 +107,19 @@ def _task(row: Sequence[Any]) -> Task:
         image=row[8],
         image_file_id=row[9],
         expires_at=row[10],
+        answered_in_batch=row[11],
     )
+
+
+@dataclass(frozen=True, slots=True)
+class _Extra:
+    """What the answer path reads with an assignment's state besides what judging needs."""
+
+    kind: str
+    gold: str | None
+    median_ms: int | None
+    counts: bool  # the item is not suspect gold
+    card: int | None  # the worker's live card
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,11 +196,11 @@ class TaskStore:
             )
             for row in rows:
                 task = _task(row)
-                if task.expires_at > now and row[12] == BatchStatus.OPEN:
+                if task.expires_at > now and row[13] == BatchStatus.OPEN:
                     return Issued(task)
                 # A stale task blocks the worker's single open slot: hand it back first.
                 await self._close(
-                    conn, task.assignment_id, task.item_id, row[11], AssignmentStatus.EXPIRED, now
+                    conn, task.assignment_id, task.item_id, row[12], AssignmentStatus.EXPIRED, now
                 )
             return await self._issue(conn, worker_id, now, ttl)
 
@@ -199,11 +213,12 @@ class TaskStore:
             ):
                 return Outcome(Verdict.DUPLICATE)  # the same message, delivered again
             state, extra = await self._state(conn, submission.assignment_id)
+            card = None if extra is None else extra.card
             verdict = judge(state, submission, now)
             if verdict is not Verdict.ACCEPTED:
-                return Outcome(verdict)
+                return Outcome(verdict, card=card)
             assert state is not None and extra is not None
-            kind, gold, median_ms, counts = extra
+            kind, gold, median_ms, counts = extra.kind, extra.gold, extra.median_ms, extra.counts
             settings = await self._batch_settings(conn, state.batch_id)
             value = answer_value(state, submission)
             assert value is not None
@@ -234,16 +249,16 @@ class TaskStore:
             # task's query reads those counters back to apply the trust rules.
             answered = Answered(state.batch_id, state.item_id, kind)
             issued = await self._issue(conn, submission.worker_id, now, ttl, answered)
-            return Outcome(verdict, issued.task, issued.suspended, issued.closed)
+            return Outcome(verdict, issued.task, issued.suspended, issued.closed, card)
 
     async def skip(self, assignment_id: int, worker_id: int, now: float, ttl: float) -> Outcome:
         """Gives a task back to the pool (never to this worker again) and issues the next."""
         async with self.db.atomic() as conn:
-            verdict, _ = await self._give_back(conn, assignment_id, worker_id, now)
+            verdict, _, card = await self._give_back(conn, assignment_id, worker_id, now)
             if verdict is not Verdict.ACCEPTED:
-                return Outcome(verdict)
+                return Outcome(verdict, card=card)
             issued = await self._issue(conn, worker_id, now, ttl)
-            return Outcome(verdict, issued.task, closed=issued.closed)
+            return Outcome(verdict, issued.task, closed=issued.closed, card=card)
 
     async def report(
         self, assignment_id: int, worker_id: int, problem: Problem, now: float, ttl: float
@@ -251,9 +266,9 @@ class TaskStore:
         """Gives a task back like a skip, recording the worker's report; an item enough workers
         report broken is handed out no more (and, if gold, counts in no one's record)."""
         async with self.db.atomic() as conn:
-            verdict, state = await self._give_back(conn, assignment_id, worker_id, now)
+            verdict, state, card = await self._give_back(conn, assignment_id, worker_id, now)
             if verdict is not Verdict.ACCEPTED:
-                return Outcome(verdict)
+                return Outcome(verdict, card=card)
             assert state is not None
             await conn.execute(
                 "INSERT INTO reports (item_id, batch_id, worker_id, reason, created_at)"
@@ -263,7 +278,7 @@ class TaskStore:
             if problem in WITHDRAWING:
                 await self._maybe_withdraw(conn, state.item_id, problem)
             issued = await self._issue(conn, worker_id, now, ttl)
-            return Outcome(verdict, issued.task, closed=issued.closed)
+            return Outcome(verdict, issued.task, closed=issued.closed, card=card)
 
     async def withdraw_unshowable(self, assignment_id: int, now: float) -> None:
         """Marks the assignment's item broken and, if the assignment is still open, releases
@@ -339,6 +354,20 @@ class TaskStore:
             await conn.execute(
                 "UPDATE items SET image_file_id = ? WHERE id = ?", (file_id, item_id)
             )
+
+    async def swap_card(self, worker_id: int, message_id: int) -> int | None:
+        """Stores the message id of the worker's live card and returns the one it replaces;
+        writes only when it changes."""
+        async with self.db.atomic() as conn:
+            rows = await records(
+                conn, "SELECT card_message_id AS card FROM workers WHERE id = ?", (worker_id,)
+            )
+            if not rows or rows[0]["card"] == message_id:
+                return None
+            await conn.execute(
+                "UPDATE workers SET card_message_id = ? WHERE id = ?", (message_id, worker_id)
+            )
+            return int(rows[0]["card"]) if rows[0]["card"] is not None else None
 
     async def worker_stats(self, worker_id: int, day_start: float) -> WorkerStats:
         row = await self.db.fetchone(
@@ -441,8 +470,9 @@ class TaskStore:
 
     async def _give_back(
         self, conn: aiosqlite.Connection, assignment_id: int, worker_id: int, now: float
-    ) -> tuple[Verdict, AssignmentState | None]:
-        """Closes the worker's open assignment as skipped, if it is theirs to give back."""
+    ) -> tuple[Verdict, AssignmentState | None, int | None]:
+        """Closes the worker's open assignment as skipped, if it is theirs to give back; also
+        returns the worker's live card."""
         state, extra = await self._state(conn, assignment_id)
         verdict = judge(state, Submission(assignment_id, worker_id), now)
         if verdict is Verdict.INVALID:  # giving back carries no answer to be invalid
@@ -450,19 +480,19 @@ class TaskStore:
         if verdict is Verdict.ACCEPTED:
             assert state is not None and extra is not None
             await self._close(
-                conn, assignment_id, state.item_id, extra[0], AssignmentStatus.SKIPPED, now
+                conn, assignment_id, state.item_id, extra.kind, AssignmentStatus.SKIPPED, now
             )
-        return verdict, state
+        return verdict, state, None if extra is None else extra.card
 
     @staticmethod
     async def _state(
         conn: aiosqlite.Connection, assignment_id: int
-    ) -> tuple[AssignmentState | None, tuple[str, str | None, int | None, bool] | None]:
+    ) -> tuple[AssignmentState | None, _Extra | None]:
         rows = await conn.execute_fetchall(
             "SELECT a.id, a.worker_id, a.item_id, a.batch_id, a.status, a.issued_at,"
             " a.expires_at, b.status, b.options, a.kind, i.gold, b.median_ms,"
             " COALESCE(wb.status, 'active') = 'active' AND w.status != 'banned',"
-            " i.state != 'suspect'"
+            " i.state != 'suspect', w.card_message_id"
             " FROM assignments a JOIN batches b ON b.id = a.batch_id"
             " JOIN items i ON i.id = a.item_id JOIN workers w ON w.id = a.worker_id"
             " LEFT JOIN worker_batches wb ON wb.worker_id = a.worker_id"
@@ -485,7 +515,7 @@ class TaskStore:
             options=_options(row[8]),
             may_work=bool(row[12]),
         )
-        return state, (row[9], row[10], row[11], bool(row[13]))
+        return state, _Extra(row[9], row[10], row[11], bool(row[13]), row[14])
 
     @staticmethod
     async def _maybe_widen(
@@ -590,7 +620,9 @@ class TaskStore:
             if not picked:
                 picked = await records(conn, _PICK_TASK, {"batch": batch_id, "w": worker_id})
             if picked:
-                task = await self._assign(conn, worker_id, picked[0], step.step.value, now, ttl)
+                task = await self._assign(
+                    conn, worker_id, picked[0], step.step.value, now, ttl, row["answers"]
+                )
                 # The stream moves on only when a task was handed out: the same draw decides
                 # again next time, so asking twice changes nothing.
                 if step.schedule != stored:
@@ -611,6 +643,7 @@ class TaskStore:
         kind: str,
         now: float,
         ttl: float,
+        answered: int,
     ) -> Task:
         batch_id, item_id = row["batch_id"], row["id"]
         cursor = await conn.execute(
@@ -620,4 +653,4 @@ class TaskStore:
         )
         # The assignments_bookkeeping trigger takes the item out of the pool and counts the
         # task (migration 0005); the gold stream is written after it.
-        return _task((cursor.lastrowid, *row, now + ttl))
+        return _task((cursor.lastrowid, *row, now + ttl, answered))

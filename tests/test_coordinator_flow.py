@@ -122,7 +122,8 @@ async def test_a_non_coordinator_changes_nothing(office: Harness) -> None:
         assert await say(intruder, command, "Unknown command") == (
             "Unknown command. /help lists what I can do."
         )
-    await upload(intruder, "reviews.csv", REVIEWS.encode(), CAPTION, "Unknown command")
+    # A file from someone else is no upload: they are told what the bot can read.
+    await upload(intruder, "reviews.csv", REVIEWS.encode(), CAPTION, "I can only read text")
     await asyncio.sleep(0.3)  # a broadcast, had one been queued, would have started
     assert await office.snapshot() == before
     assert not office.sandbox.calls_by_chat[("send_document", 7)]

@@ -97,7 +97,7 @@ def state(**changes: object) -> AssignmentState:
             state(options=None),
             Submission(1, 7, text="x" * (MAX_FREE_TEXT + 1)),
             5.0,
-            Verdict.INVALID,
+            Verdict.TOO_LONG,
         ),
     ],
 )

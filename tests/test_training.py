@@ -244,9 +244,7 @@ async def test_an_early_next_keeps_the_score_and_says_when_to_come_back(
     harness: Harness,
 ) -> None:
     content, truth = animal_batch(regular=2, gold=2)
-    await harness.add_batch(
-        content, exam_size=2, exam_pass=1.0, exam_retry_minutes=30, **TRAINING
-    )
+    await harness.add_batch(content, exam_size=2, exam_pass=1.0, exam_retry_minutes=30, **TRAINING)
     worker = await harness.join(6)
     card = await harness.first_task(worker)
     await take_exam(worker, card, truth, right=1)

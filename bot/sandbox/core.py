@@ -105,6 +105,7 @@ class Message:
     photo: StoredFile | None = None
     document: StoredFile | None = None
     reply_markup: dict[str, Any] | None = None
+    attachment: dict[str, Any] | None = None  # a user's sticker or voice note, as Telegram's JSON
     edits: int = 0
     sent_at: float = field(default_factory=time.monotonic)  # for benchmarks' timing
 
@@ -727,6 +728,8 @@ class Sandbox:
             data["document"] = message.document.as_document()
         if message.reply_markup:
             data["reply_markup"] = message.reply_markup
+        if message.attachment:
+            data.update(message.attachment)
         return data
 
     # -- the user side ---------------------------------------------------------------------
@@ -827,6 +830,45 @@ class SandboxUser:
         message = self.sandbox._add(
             self.user_id, self.chat, False, document=stored, caption=caption, raw=caption
         )
+        return self._push_message(message)
+
+    def send_photo(self, content: bytes, caption: str | None = None) -> int:
+        """Sends a photo from the phone's gallery."""
+        stored = self.sandbox._store(content, "photo.jpg", "image/jpeg", "photos")
+        message = self.sandbox._add(
+            self.user_id, self.chat, False, photo=stored, caption=caption, raw=caption
+        )
+        return self._push_message(message)
+
+    def send_sticker(self, emoji: str = "\N{THUMBS UP SIGN}") -> int:
+        stored = self.sandbox._store(
+            b"RIFF\x00\x00\x00\x00WEBP", "sticker.webp", "image/webp", "stickers"
+        )
+        sticker = {
+            "file_id": stored.file_id,
+            "file_unique_id": stored.unique_id,
+            "type": "regular",
+            "width": 512,
+            "height": 512,
+            "is_animated": False,
+            "is_video": False,
+            "emoji": emoji,
+        }
+        return self._send_attachment({"sticker": sticker})
+
+    def send_voice(self, content: bytes = b"OggS\x00\x02", duration: int = 2) -> int:
+        stored = self.sandbox._store(content, "voice.ogg", "audio/ogg", "voice")
+        voice = {
+            "file_id": stored.file_id,
+            "file_unique_id": stored.unique_id,
+            "duration": duration,
+            "mime_type": "audio/ogg",
+            "file_size": len(content),
+        }
+        return self._send_attachment({"voice": voice})
+
+    def _send_attachment(self, attachment: dict[str, Any]) -> int:
+        message = self.sandbox._add(self.user_id, self.chat, False, attachment=attachment)
         return self._push_message(message)
 
     def press(self, text: str, *, message_id: int | None = None, times: int = 1) -> list[int]:
