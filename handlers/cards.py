@@ -218,7 +218,7 @@ async def show_exam_feedback(
     if not _fits(text, caption=item is not None and item.image is not None):
         # Too long to go with the item: the card keeps showing it, the feedback follows.
         if card is not None:
-            await _clear_buttons(bot, chat_id, card)
+            await _clear_buttons(bot, chat_id, card.message_id)
         feedback = escape(exam_feedback(result))
         await bot.send_message(chat_id, feedback, parse_mode="HTML", reply_markup=keyboard)
         return
@@ -237,7 +237,7 @@ async def show_exam_feedback(
             if "not modified" in error.message:
                 return  # a double tap: the card shows it already
             log.info("card %s not edited (%s); sending the feedback anew", card.message_id, error)
-        await _clear_buttons(bot, chat_id, card)
+        await _clear_buttons(bot, chat_id, card.message_id)
     if item is not None and item.image is not None:
         photo = await _photo_source(item)
         await bot.send_photo(chat_id, photo, caption=text, parse_mode="HTML", reply_markup=keyboard)
