@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -181,7 +181,7 @@ class Labels:
 
 def _best_per_item(
     data: AnswerSet, scores: FloatArray
-) -> tuple[IntArray, FloatArray, IntArray, FloatArray]:
+) -> tuple[IntArray, IntArray, FloatArray, npt.NDArray[np.intp]]:
     """Sums `scores` per (item, class) pair without a dense items x classes matrix (free text
     may have thousands of classes). Returns the pairs' items, classes and totals, and for each
     item the position of its best pair (ties: lowest class index)."""
@@ -193,7 +193,8 @@ def _best_per_item(
     order = np.lexsort((pair_classes, -totals, pair_items))
     first = np.ones(len(order), dtype=bool)
     first[1:] = pair_items[order][1:] != pair_items[order][:-1]
-    return pair_items, pair_classes, totals, order[first]
+    # numpy's stubs type index arithmetic loosely; these are int64 arrays.
+    return cast(IntArray, pair_items), cast(IntArray, pair_classes), totals, order[first]
 
 
 def majority_vote(data: AnswerSet) -> Labels:
