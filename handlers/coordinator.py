@@ -62,6 +62,11 @@ HELP = (
     " e.g. 'options: yes, no', 'overlap: 3', 'reward: 0.05').\n\n" + "\n".join(USAGE.values())
 )
 
+CHART_CAPTION = (
+    "Batch {}: answers counted over time (top) and workers by accuracy on gold (bottom);"
+    " times in UTC."
+)
+
 Handler = Callable[[Update, LabelContext], Awaitable[None]]
 
 
@@ -146,12 +151,14 @@ async def status_command(update: Update, context: LabelContext) -> None:
     batch_id, _ = batch_argument(context)
     batches = context.services.batches
     summary = (await batches.status(batch_id))[0]
-    await reply(update, format_status(summary))
-    assert update.effective_message is not None
     chart = await batches.chart(summary)
-    await update.effective_message.reply_photo(
-        chart, caption=f"Batch {batch_id}: answers over time (top), workers by gold accuracy"
-    )
+    text = format_status(summary)
+    if chart is None:
+        text += "\nNo chart: nothing has been answered yet."
+    await reply(update, text)
+    if chart is not None:
+        assert update.effective_message is not None
+        await update.effective_message.reply_photo(chart, caption=CHART_CAPTION.format(batch_id))
 
 
 @coordinators_only

@@ -12,7 +12,7 @@ from typing import TextIO
 from labeling.aggregation import alpha_of_votes
 from labeling.batch import BatchSettings
 from labeling.batchfile import BatchFileError, RowError, parse_batch_file
-from labeling.charts import batch_chart
+from labeling.charts import BatchChart, draw
 from labeling.export import (
     ExportSummary,
     Format,
@@ -241,15 +241,35 @@ class BatchService:
         self._agreement[summary.batch_id] = ((summary.answers, summary.suspended), value, started)
         return value
 
-    async def chart(self, summary: BatchSummary) -> bytes:
-        """A PNG of the batch's progress over time and of its workers' gold accuracy."""
-        progress = await self.batches.progress(summary.batch_id)
-        accuracies = [
-            s.gold_correct / s.gold_answers
-            for s in await self.batches.standings(summary.batch_id)
-            if s.gold_answers
-        ]
-        return batch_chart(progress, summary.answers_needed, accuracies)
+    async def chart(self, summary: BatchSummary) -> bytes | None:
+        """A PNG of the batch's answers counted over time and of its workers' accuracy on
+        gold; None for a batch with no answers, where there is nothing to draw."""
+        chart = await self.chart_data(summary)
+        if chart is None:
+            return None
+        # Drawing takes a few tenths of a second of CPU: in a thread, the bot goes on
+        # answering workers meanwhile.
+        return await asyncio.to_thread(draw, chart)
+
+    async def chart_data(self, summary: BatchSummary) -> BatchChart | None:
+        """What the chart shows, in the status's counts; None for a batch with no answers."""
+        if not summary.answers:
+            return None
+        batch = await self.batches.get(summary.batch_id)
+        return BatchChart(
+            batch_id=summary.batch_id,
+            name=summary.name,
+            progress=await self.batches.progress(summary.batch_id),
+            counted=summary.answers_counted,
+            needed=summary.answers_needed,
+            stored=summary.answers,
+            accuracies=[
+                (s.gold_correct / s.gold_answers, s.status == "suspended")
+                for s in await self.batches.standings(summary.batch_id)
+                if s.gold_answers
+            ],
+            threshold=batch.settings.min_accuracy,
+        )
 
     async def standings(self, batch_id: int) -> list[WorkerStanding]:
         await self.batches.get(batch_id)  # a missing batch is an error, not an empty list

@@ -320,7 +320,9 @@ class BatchStore:
         ]
 
     async def progress(self, batch_id: int, buckets: int = 60) -> list[tuple[float, int]]:
-        """Answers on ordinary items over time, as (time, answers so far) in even steps."""
+        """Answers counted over time, as (time, answers counted so far) in even steps. Counted
+        as the status counts them: on ordinary items, not from suspended workers, and each
+        item's first answers up to its target."""
         span = await self.db.read(
             "SELECT MIN(created_at), MAX(created_at) FROM answers WHERE batch_id = ?",
             (batch_id,),
@@ -330,15 +332,20 @@ class BatchStore:
         start, end = span[0]
         width = max((end - start) / buckets, 1e-6)
         rows = await self.db.read(
-            "SELECT CAST((a.created_at - :start) / :width AS INTEGER) AS bucket, COUNT(*)"
-            " FROM answers a JOIN items i ON i.id = a.item_id"
-            " WHERE a.batch_id = :batch AND i.gold IS NULL GROUP BY bucket ORDER BY bucket",
+            "SELECT CAST((created_at - :start) / :width AS INTEGER) AS bucket, COUNT(*) AS n"
+            " FROM (SELECT a.created_at, i.target, ROW_NUMBER() OVER"
+            "   (PARTITION BY a.item_id ORDER BY a.created_at, a.id) AS nth"
+            "  FROM answers a JOIN items i ON i.id = a.item_id"
+            "  LEFT JOIN worker_batches wb ON wb.worker_id = a.worker_id"
+            "   AND wb.batch_id = a.batch_id"
+            "  WHERE a.batch_id = :batch AND i.gold IS NULL AND wb.status IS NOT 'suspended')"
+            " WHERE nth <= target GROUP BY bucket ORDER BY bucket",
             {"start": start, "width": width, "batch": batch_id},
         )
         series, total = [(start, 0)], 0
-        for bucket, count in rows:
-            total += count
-            series.append((start + (bucket + 1) * width, total))
+        for row in rows:
+            total += row["n"]
+            series.append((min(end, start + (row["bucket"] + 1) * width), total))
         return series
 
     async def standings(self, batch_id: int) -> list[WorkerStanding]:
