@@ -227,7 +227,7 @@ async def export_command(update: Update, context: LabelContext) -> None:
         files = await asyncio.to_thread(
             fit, path, plain=sending.MAX_PLAIN, limit=sending.MAX_UPLOAD
         )
-        caption = summary.describe() if summary.method is not None else f"{summary.rows} rows"
+        caption = summary.describe()
         if len(files) > 1:
             caption = (
                 f"{caption}\nToo large for one file: {len(files)} parts. Join them with"
@@ -265,7 +265,7 @@ async def broadcast_command(update: Update, context: LabelContext) -> None:
 async def workers_command(update: Update, context: LabelContext) -> None:
     """Lists workers with their answers, accuracy and earnings."""
     rows = await context.services.batches.workers(limit=60)
-    lines = [format_worker(row) for row in rows]
+    lines = [format_worker(row, context.services.currency) for row in rows]
     footer = "\n\nThe whole list: /export N workers" if len(rows) == 60 else ""
     await reply(update, ("\n".join(lines) or "No workers yet.") + footer)
 

@@ -18,6 +18,7 @@ from telegram.ext import (
 
 from handlers.callbacks import AnswerTap, DisputeTap, ExamTap, NextTap, ReportTap, SkipTap, decode
 from handlers.cards import (
+    NEXT_TASK,
     card_keyboard,
     exam_feedback,
     feedback_keyboard,
@@ -32,6 +33,7 @@ from handlers.cards import (
 from handlers.context import LabelApplication, LabelContext
 from labeling.answering import Verdict
 from labeling.models import Submission, WorkerProfile
+from labeling.words import money
 from labeling.work import Shown
 
 log = logging.getLogger(__name__)
@@ -48,6 +50,14 @@ HELP = (
     "/help - this message"
 )
 
+# Short enough to read at a glance; the button is the first task, /help the rest.
+WELCOME = (
+    "Welcome, {name}! I hand out small labeling tasks, one at a time: read the item, tap the"
+    " answer that fits, or Skip if unsure. Your first task is one tap away; /help explains"
+    " the rest."
+)
+FIRST = "Show my first task ▶"
+
 # What a worker is told when a tap cannot be stored. Nothing is written in these cases.
 REFUSALS = {
     Verdict.DUPLICATE: "Already saved. Thanks!",
@@ -60,7 +70,6 @@ REFUSALS = {
 }
 DISPUTED = "Thank you: a coordinator will look at this question's answer."
 SAVED = "✓ Saved."
-NEXT = " Next task:"
 ALERT = {Verdict.NOT_YOURS, Verdict.EXPIRED, Verdict.BATCH_NOT_OPEN, Verdict.INVALID}
 # A card showing a task that can no longer be answered: its buttons give way to a Next task.
 # Not a skipped one: the card a skip came from already shows the next task (a second tap of
@@ -84,8 +93,7 @@ async def start(update: Update, context: LabelContext) -> None:
     await context.services.work.start(profile(update.effective_user))
     name = escape(update.effective_user.first_name)
     await update.effective_message.reply_text(
-        f"Welcome, {name}! {escape(HELP)}\n\nSend /next to get your first task.",
-        parse_mode=ParseMode.HTML,
+        WELCOME.format(name=name), parse_mode=ParseMode.HTML, reply_markup=next_keyboard(FIRST)
     )
 
 
@@ -111,13 +119,18 @@ async def stats(update: Update, context: LabelContext) -> None:
     """Shows the worker's own counts and earnings."""
     assert update.effective_user is not None and update.effective_message is not None
     mine = await context.services.work.stats(update.effective_user.id)
+    currency = context.services.currency
     await update.effective_message.reply_text(
         "Your work so far\n"
         f"Answers: {mine.answers} (today {mine.answers_today})\n"
         f"Skipped: {mine.skipped}\n"
         f"Batches: {mine.batches}\n"
-        f"Earned: {mine.earned:.2f}"
-        + (f" ({mine.hourly_rate:.2f} per hour of labeling)" if mine.hourly_rate else "")
+        f"Earned: {money(mine.earned, currency)}"
+        + (
+            f" ({money(mine.hourly_rate, currency)} per hour of labeling)"
+            if mine.hourly_rate
+            else ""
+        )
         + ("\n\nYou have a task waiting: /next" if mine.open_task else "")
     )
 
@@ -185,7 +198,7 @@ async def tap(update: Update, context: LabelContext) -> None:
             await _answer(query, REFUSALS[Verdict.NOT_FOUND], alert=True)
             return
     if header is not None and outcome.next_task is not None:
-        header += NEXT
+        header += NEXT_TASK
     if outcome.suspended is not None:
         header = SUSPENDED.format(batch=outcome.suspended)
         await asyncio.gather(
@@ -218,7 +231,7 @@ async def _saved_already(context: LabelContext, query: CallbackQuery) -> None:
     if task is None or card is None or not fits(task, card):
         await refusal
         return
-    await asyncio.gather(refusal, _show(context, query, task, SAVED + NEXT))
+    await asyncio.gather(refusal, _show(context, query, task, SAVED + NEXT_TASK))
 
 
 async def exam_answer(

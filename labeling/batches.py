@@ -30,6 +30,7 @@ from labeling.models import (
 )
 from labeling.pay import PayRate, batch_rate
 from labeling.ports import BatchRepository
+from labeling.words import DEFAULT_CURRENCY, money, plural
 from labeling.work import Clock
 
 
@@ -44,9 +45,10 @@ class Imported:
     def describe(self) -> str:
         kind = ", ".join(self.settings.options) if self.settings.options else "free text"
         return (
-            f"Batch {self.batch_id} '{self.settings.name}': {self.items} items"
+            f"Batch {self.batch_id} '{self.settings.name}': {plural(self.items, 'item')}"
             f" ({self.gold_items} gold), answers: {kind}; overlap {self.settings.overlap};"
-            f" reward {self.settings.reward:g} per task; expected pay {self.pay.describe()}."
+            f" reward {money(self.settings.reward, self.pay.currency)} per task;"
+            f" expected pay {self.pay.describe()}."
         )
 
 
@@ -70,10 +72,12 @@ class AlreadyImported(Exception):
         self.batch_id = batch_id
 
 
-def announcement(summary: BatchSummary) -> str:
+def announcement(summary: BatchSummary, currency: str) -> str:
     kind = "choice" if summary.options else "free-text"
-    reward = f" Reward: {summary.reward:g} per task." if summary.reward else ""
-    return f"New batch: {summary.name}. {summary.items} {kind} tasks are waiting.{reward}"
+    reward = f" Reward: {money(summary.reward, currency)} per task." if summary.reward else ""
+    tasks = plural(summary.items, f"{kind} task")
+    waiting = "is" if summary.items == 1 else "are"
+    return f"New batch: {summary.name}. {tasks} {waiting} waiting.{reward}"
 
 
 # The changes of state a coordinator may ask for, and the states each may start from.
@@ -84,12 +88,31 @@ TRANSITIONS: dict[str, tuple[BatchStatus, tuple[BatchStatus, ...]]] = {
 }
 
 
+def cannot(batch_id: int, status: BatchStatus, action: str) -> str:
+    """Why a batch in `status` cannot take `action`, as a coordinator reads it: "batch 2 is a
+    draft, and only an open batch can be paused"."""
+    target, allowed = TRANSITIONS[action]
+    if status is target:
+        return f"batch {batch_id} is {status} already"
+    state = "a draft" if status is BatchStatus.DRAFT else str(status)
+    needed = " or ".join(str(state) for state in allowed)
+    article = "an" if needed[0] in "aeiou" else "a"
+    done = {"pause": "paused", "resume": "resumed", "close": "closed"}[action]
+    return f"batch {batch_id} is {state}, and only {article} {needed} batch can be {done}"
+
+
 class BatchService:
     def __init__(
-        self, batches: BatchRepository, *, min_hourly_rate: float = 15.0, clock: Clock = time.time
+        self,
+        batches: BatchRepository,
+        *,
+        min_hourly_rate: float = 15.0,
+        currency: str = DEFAULT_CURRENCY,
+        clock: Clock = time.time,
     ) -> None:
         self.batches = batches
         self.min_hourly_rate = min_hourly_rate
+        self.currency = currency
         self.clock = clock
         # Agreement per batch: the counts (answers, suspended) and time it was computed at.
         self._agreement: dict[int, tuple[tuple[int, int], float | None, float]] = {}
@@ -140,7 +163,9 @@ class BatchService:
             created_by=created_by,
             source_file=source_file,
         )
-        pay = batch_rate(settings.reward, settings.seconds_per_task, None, 0, self.min_hourly_rate)
+        pay = batch_rate(
+            settings.reward, settings.seconds_per_task, None, 0, self.min_hourly_rate, self.currency
+        )
         return Imported(batch_id, len(items) - gold, gold, settings, pay)
 
     async def discard_abandoned_imports(self) -> list[int]:
@@ -153,12 +178,14 @@ class BatchService:
         """Opens a batch and queues its announcement to every active worker."""
         summary = (await self.batches.summaries(batch_id))[0]
         if summary.status is not BatchStatus.DRAFT:
-            raise BatchStateError(f"batch {batch_id} is {summary.status}, not a draft")
+            raise BatchStateError(
+                f"batch {batch_id} is {summary.status}, and only a draft can be published"
+            )
         await self.batches.set_status(
             batch_id,
             BatchStatus.OPEN,
             self.clock(),
-            announce=announcement(summary),
+            announce=announcement(summary, self.currency),
             by=by,
             paid=paid,
         )
@@ -170,7 +197,7 @@ class BatchService:
         target, allowed = TRANSITIONS[action]
         summary = (await self.batches.summaries(batch_id))[0]
         if summary.status not in allowed:
-            raise BatchStateError(f"batch {batch_id} is {summary.status}; it cannot {action}")
+            raise BatchStateError(cannot(batch_id, summary.status, action))
         await self.batches.set_status(batch_id, target, self.clock())
         return target
 
@@ -201,6 +228,7 @@ class BatchService:
                 summary.median_ms,
                 summary.answers,
                 self.min_hourly_rate,
+                self.currency,
             )
             summaries.append(replace(summary, alpha=alpha, pay=pay))
         return summaries
@@ -281,7 +309,8 @@ class BatchService:
         if what == "answers":
             return await write_answers(self.batches.answers(batch_id), out, fmt)
         if what == "workers":
-            return write_workers(await self.batches.worker_rows(batch_id), out, fmt)
+            rows = await self.batches.worker_rows(batch_id)
+            return write_workers(rows, out, fmt, self.currency)
         return await write_labels(
             self.batches.items(batch_id),
             self.batches.answers(batch_id),

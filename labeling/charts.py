@@ -90,7 +90,7 @@ def _progress(axes: Axes, chart: BatchChart) -> None:
 
     share = f" ({chart.counted / chart.needed:.0%})" if chart.needed else ""
     axes.set_title(
-        f"{chart.counted:,} of {plural(chart.needed, 'answer')} counted{share}", loc="left"
+        f"{chart.counted} of {plural(chart.needed, 'answer')} counted{share}", loc="left"
     )
     # Stored counts every answer, those not counted too (gold, extras, suspended workers').
     axes.text(
@@ -115,7 +115,7 @@ def _progress(axes: Axes, chart: BatchChart) -> None:
             color=GREEN,
             linestyle="--",
             linewidth=3,
-            label=f"needed: {chart.needed:,}",
+            label=f"needed: {chart.needed}",
         )
     locator = AutoDateLocator(tz=UTC, minticks=3, maxticks=6)
     axes.xaxis.set_major_locator(locator)

@@ -13,6 +13,7 @@ from typing import Any, Literal, TextIO
 from labeling.aggregation import AnswerSet, Label, aggregate, krippendorff_alpha
 from labeling.batch import BatchSettings
 from labeling.models import ExportAnswer, ExportItem, WorkerRow
+from labeling.words import money, plural
 
 What = Literal["labels", "answers", "workers"]
 Format = Literal["csv", "jsonl"]
@@ -45,10 +46,14 @@ class ExportSummary:
     answers_used: int = 0
     answers_excluded: int = 0
     agreement_alpha: float | None = None
+    owed: float | None = None  # the workers export: what they are owed in all
+    currency: str | None = None
 
     def describe(self) -> str:
+        if self.owed is not None and self.currency is not None:
+            return f"{plural(self.rows, 'worker')}, owed {money(self.owed, self.currency)} in all"
         if self.method is None:
-            return f"{self.rows} answers"
+            return plural(self.rows, "answer")
         alpha = "n/a" if self.agreement_alpha is None else f"{self.agreement_alpha:.3f}"
         return (
             f"{self.rows} labels by {self.method} from {self.answers_used} answers"
@@ -207,10 +212,14 @@ def _labels(
     return aggregate(data, settings.aggregation, gold).rows(), krippendorff_alpha(data)
 
 
-def write_workers(rows: Iterable[WorkerRow], out: TextIO, fmt: Format) -> ExportSummary:
-    """What each worker did in the batch and what they are owed for it."""
+def write_workers(
+    rows: Iterable[WorkerRow], out: TextIO, fmt: Format, currency: str
+) -> ExportSummary:
+    """What each worker did in the batch and what they are owed for it (in `currency`)."""
     writer = RowWriter(out, fmt, WORKER_COLUMNS)
+    owed = 0.0
     for row in rows:
+        owed += row.earned
         writer.write(
             {
                 "worker_id": row.worker_id,
@@ -224,4 +233,4 @@ def write_workers(rows: Iterable[WorkerRow], out: TextIO, fmt: Format) -> Export
                 "hourly_rate": None if row.hourly_rate is None else round(row.hourly_rate, 2),
             }
         )
-    return ExportSummary("workers", writer.rows)
+    return ExportSummary("workers", writer.rows, owed=owed, currency=currency)

@@ -8,6 +8,7 @@ from labeling.batch import BatchSettings
 from labeling.gold import evidence
 from labeling.models import BatchSummary, WorkerRow, WorkerStanding
 from labeling.quality import Trust
+from labeling.words import money, plural
 
 
 def format_status(summary: BatchSummary) -> str:
@@ -17,7 +18,7 @@ def format_status(summary: BatchSummary) -> str:
     gold = (
         "no gold answers yet"
         if accuracy is None
-        else (f"workers right on {accuracy:.0%} of {summary.gold_answers} gold answers")
+        else (f"workers right on {accuracy:.0%} of {plural(summary.gold_answers, 'gold answer')}")
     )
     return (
         f"batch {summary.batch_id} '{summary.name}' [{summary.status}]\n"
@@ -25,13 +26,19 @@ def format_status(summary: BatchSummary) -> str:
         f"  items: {summary.items_done}/{summary.items} done, plus {summary.gold_items} gold;"
         f" overlap {summary.overlap}\n"
         f"  answers: {summary.answers_counted}/{summary.answers_needed} counted"
-        f" ({summary.progress:.0%}), {summary.answers} stored, from {summary.workers} workers;"
-        f" {summary.open_tasks} tasks open now\n"
+        f" ({summary.progress:.0%}), {summary.answers} stored,"
+        f" from {plural(summary.workers, 'worker')};"
+        f" {plural(summary.open_tasks, 'task')} open now\n"
         f"  pace: {pace(summary)}\n"
-        f"  quality: {gold}; {summary.suspended} workers suspended;"
-        f" {summary.fast_answers} fast answers flagged\n"
+        f"  quality: {gold}; {plural(summary.suspended, 'worker')} suspended;"
+        f" {plural(summary.fast_answers, 'fast answer')} flagged\n"
         f"  labels by {summary.method}; agreement (Krippendorff's alpha): {alpha}"
-        + (f"\n  pay: {summary.reward:g} per task, {summary.pay.describe()}" if summary.pay else "")
+        + (
+            f"\n  pay: {money(summary.reward, summary.pay.currency)} per task,"
+            f" {summary.pay.describe()}"
+            if summary.pay
+            else ""
+        )
     )
 
 
@@ -50,7 +57,7 @@ def pace(summary: BatchSummary) -> str:
 def format_batch_line(summary: BatchSummary) -> str:
     return (
         f"#{summary.batch_id} {summary.name} [{summary.status}]: {summary.progress:.0%} of"
-        f" {summary.items} items, {summary.workers} workers"
+        f" {plural(summary.items, 'item')}, {plural(summary.workers, 'worker')}"
     )
 
 
@@ -85,13 +92,13 @@ def _odds(value: float) -> str:
     return f"{value:.0f}:1" if value >= 1 else f"1:{1 / value:.0f}"
 
 
-def format_worker(row: WorkerRow) -> str:
+def format_worker(row: WorkerRow, currency: str) -> str:
     accuracy = "no gold" if row.accuracy is None else f"{row.accuracy:.0%} on gold"
-    rate = "" if row.hourly_rate is None else f", {row.hourly_rate:.2f}/h"
+    rate = "" if row.hourly_rate is None else f", {money(row.hourly_rate, currency)}/h"
     flags = "" if row.status == "active" else f" [{row.status}]"
     if not row.reachable:
         flags += " [unreachable]"
     return (
-        f"{row.worker_id} {row.name}{flags}: {row.answers} answers, {accuracy},"
-        f" earned {row.earned:.2f}{rate}"
+        f"{row.worker_id} {row.name}{flags}: {plural(row.answers, 'answer')}, {accuracy},"
+        f" earned {money(row.earned, currency)}{rate}"
     )

@@ -1,10 +1,9 @@
 """How labelbot says numbers to people: amounts with their currency, counts with the right
-plural, and clock times in UTC. One place, so every message says them the same way."""
+plural. One place, so every message says them the same way."""
 
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
 
 DEFAULT_CURRENCY = "USD"
 CURRENCY_CODE = re.compile(r"[A-Z]{3}")  # ISO 4217: three capital letters
@@ -19,10 +18,5 @@ def money(amount: float, currency: str) -> str:
 
 
 def plural(count: int, noun: str, nouns: str | None = None) -> str:
-    """1 worker, 2 workers, 0 workers, 1,200 workers; `nouns` for an irregular plural."""
-    return f"{count:,} {noun if count == 1 else nouns or noun + 's'}"
-
-
-def utc_time(timestamp: float) -> str:
-    """A moment as people read it, said to be UTC: 2024-05-03 14:05 UTC."""
-    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M UTC")
+    """1 worker, 2 workers, 0 workers; `nouns` for an irregular plural."""
+    return f"{count} {noun if count == 1 else nouns or noun + 's'}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 
 from labeling.batch import BatchSettings, ItemRow
 from labeling.gold import new_seed
@@ -18,6 +18,7 @@ from labeling.models import (
     WorkerRow,
     WorkerStanding,
 )
+from storage.admin import counts_as_worker, owners_parameter
 from storage.db import Database
 from storage.standing import trust_of
 
@@ -26,8 +27,9 @@ IMPORT_CHUNK = 2000
 
 
 class BatchStore:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, owners: Iterable[int] = ()) -> None:
         self.db = db
+        self.owners = owners_parameter(owners)  # COORDINATOR_IDS
 
     async def create(
         self,
@@ -288,7 +290,7 @@ class BatchStore:
     ) -> list[WorkerRow]:
         """Workers with their answers, gold accuracy and earnings, in one batch or in all."""
         rows = await self.db.read(
-            """
+            f"""
             SELECT w.id, w.name, w.status, w.reachable,
                    COUNT(a.id), COALESCE(SUM(a.correct IS NOT NULL), 0),
                    COALESCE(SUM(a.correct), 0),
@@ -298,11 +300,11 @@ class BatchStore:
             FROM workers w
             LEFT JOIN answers a ON a.worker_id = w.id AND (:batch IS NULL OR a.batch_id = :batch)
             GROUP BY w.id
-            HAVING :batch IS NULL OR COUNT(a.id) > 0
+            HAVING COUNT(a.id) > 0 OR (:batch IS NULL AND {counts_as_worker("w")})
             ORDER BY COUNT(a.id) DESC, w.id
             LIMIT :limit
             """,
-            {"batch": batch_id, "limit": limit},
+            {"batch": batch_id, "limit": limit, "owners": self.owners},
         )
         return [
             WorkerRow(

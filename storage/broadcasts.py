@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from storage.admin import counts_as_worker, owners_parameter
 from storage.db import Database, records
+
+# Who an announcement goes to: active workers who want announcements and can be reached,
+# coordinators only once they label.
+AUDIENCE = "w.status = 'active' AND w.notify = 1 AND w.reachable = 1 AND " + counts_as_worker("w")
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,8 +44,9 @@ class Notice:
 
 
 class BroadcastStore:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, owners: Iterable[int] = ()) -> None:
         self.db = db
+        self.owners = owners_parameter(owners)
 
     async def unfinished(self) -> list[Broadcast]:
         rows = await self.db.fetchall(
@@ -68,22 +74,21 @@ class BroadcastStore:
         """Workers this broadcast reaches: those told already and those still to tell."""
         value = await self.db.fetchval(
             "SELECT (SELECT COUNT(*) FROM deliveries WHERE broadcast_id = :b)"
-            " + (SELECT COUNT(*) FROM workers w WHERE w.status = 'active' AND w.notify = 1"
-            "    AND w.reachable = 1 AND NOT EXISTS (SELECT 1 FROM deliveries d"
+            f" + (SELECT COUNT(*) FROM workers w WHERE {AUDIENCE}"
+            "    AND NOT EXISTS (SELECT 1 FROM deliveries d"
             "    WHERE d.broadcast_id = :b AND d.worker_id = w.id))",
-            {"b": broadcast_id},
+            {"b": broadcast_id, "owners": self.owners},
         )
         return int(value)
 
     async def untold(self, broadcast_id: int, limit: int) -> list[int]:
         """Workers this broadcast has not yet been sent to (nor is being sent to)."""
         rows = await self.db.fetchall(
-            "SELECT w.id FROM workers w"
-            " WHERE w.status = 'active' AND w.notify = 1 AND w.reachable = 1"
+            f"SELECT w.id FROM workers w WHERE {AUDIENCE}"
             " AND NOT EXISTS (SELECT 1 FROM deliveries d"
-            "   WHERE d.broadcast_id = ? AND d.worker_id = w.id)"
-            " ORDER BY w.id LIMIT ?",
-            (broadcast_id, limit),
+            "   WHERE d.broadcast_id = :b AND d.worker_id = w.id)"
+            " ORDER BY w.id LIMIT :limit",
+            {"b": broadcast_id, "limit": limit, "owners": self.owners},
         )
         return [row[0] for row in rows]
 
