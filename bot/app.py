@@ -92,7 +92,11 @@ def build_application(
             TaskStore(db), ExamStore(db), assignment_ttl=settings.assignment_timeout_seconds
         )
         review = ReviewService(ReviewStore(db))
-        batches = BatchService(BatchStore(db), min_hourly_rate=settings.min_hourly_rate)
+        batches = BatchService(
+            BatchStore(db, owners=settings.coordinator_ids),
+            min_hourly_rate=settings.min_hourly_rate,
+            currency=settings.currency,
+        )
         discarded = await batches.discard_abandoned_imports()
         if discarded:
             log.warning("removed batches %s, whose import was cut off", discarded)
@@ -106,11 +110,12 @@ def build_application(
             admin=admin,
             erasure=ErasureService(ErasureStore(db), admin.is_coordinator),
             paid_broadcasts=settings.paid_broadcast_rate is not None,
+            currency=settings.currency,
         )
         await application.bot.set_my_commands(WORKER_COMMANDS)
         notifier = Notifier(
             application.bot,
-            BroadcastStore(db),
+            BroadcastStore(db, owners=settings.coordinator_ids),
             rate=settings.broadcast_rate,
             paid_rate=settings.paid_broadcast_rate,
         )

@@ -230,7 +230,11 @@ async def _with_database(settings: Settings, args: argparse.Namespace) -> int:
                 raise CommandError(f"batch {args.batch} has no item {error.args[0]}") from None
             except ReviewError as error:
                 raise CommandError(str(error)) from None
-        service = BatchService(BatchStore(db), min_hourly_rate=settings.min_hourly_rate)
+        service = BatchService(
+            BatchStore(db, owners=settings.coordinator_ids),
+            min_hourly_rate=settings.min_hourly_rate,
+            currency=settings.currency,
+        )
         handler = _COMMANDS[args.command]
         try:
             return await handler(service, args)

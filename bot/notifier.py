@@ -23,6 +23,7 @@ from telegram.ext import ExtBot
 from bot.retry import BULK, Pacer, may_have_arrived, retry_after_seconds
 from handlers.callbacks import NextTap, encode
 from handlers.worker import SUSPENDED
+from labeling.words import plural
 from storage.broadcasts import Broadcast, BroadcastStore, Delivery
 
 log = logging.getLogger(__name__)
@@ -210,13 +211,12 @@ class Notifier:
         broadcast = run.broadcast
         if broadcast.created_by is None:
             return
-        subject = f"batch {broadcast.batch_id}" if broadcast.batch_id else "your announcement"
         told = run.counts["sent"]
         elapsed = max(time.monotonic() - run.started, 1e-9)
         text = (
-            f"{'Announced' if final else 'Announcing'} {subject}: {told} of {run.audience}"
-            f" workers told, {run.counts['unreachable']} unreachable (blocked the bot),"
-            f" {run.counts['failed']} failed"
+            f"{progress_title(broadcast.batch_id, final=final)}: {told} of"
+            f" {plural(run.audience, 'worker')} told, {run.counts['unreachable']} unreachable"
+            f" (blocked the bot), {run.counts['failed']} failed"
         )
         if run.counts["unknown"]:
             text += (
@@ -242,6 +242,13 @@ class Notifier:
                 )
         except TelegramError as error:  # unchanged text, or the coordinator is unreachable
             log.debug("progress of broadcast %d not shown: %s", broadcast.broadcast_id, error)
+
+
+def progress_title(batch_id: int | None, *, final: bool) -> str:
+    """What the coordinator's progress message is about, while it goes out and once done."""
+    if batch_id is None:
+        return "Your announcement was sent" if final else "Sending your announcement"
+    return f"Batch {batch_id} announced" if final else f"Announcing batch {batch_id}"
 
 
 def failure(error: TelegramError) -> str:

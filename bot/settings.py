@@ -9,6 +9,8 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from labeling.words import CURRENCY_CODE, DEFAULT_CURRENCY
+
 
 class SettingsError(Exception):
     """A setting that cannot be used, described in one line for the operator."""
@@ -41,6 +43,8 @@ class Settings(BaseSettings):
     # Pay below this per hour (reward over the median time per task) is flagged to the
     # coordinator, the way Prolific holds requesters to a minimum rate.
     min_hourly_rate: float = Field(default=15.0, ge=0)
+    # The currency of rewards and pay, shown with every amount (an ISO 4217 code).
+    currency: str = DEFAULT_CURRENCY
     # SQLite's synchronous mode: NORMAL survives a crash of the bot; FULL also a power cut.
     sqlite_synchronous: Literal["NORMAL", "FULL"] = "NORMAL"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -82,6 +86,13 @@ class Settings(BaseSettings):
             return tuple(int(part) for part in parts)
         if isinstance(value, int):
             return (value,)
+        return value
+
+    @field_validator("currency")
+    @classmethod
+    def _currency_code(cls, value: str) -> str:
+        if not CURRENCY_CODE.fullmatch(value):
+            raise ValueError(f"must be a three-letter currency code like USD or EUR; got {value!r}")
         return value
 
     @field_validator("sqlite_synchronous", "log_level", mode="before")

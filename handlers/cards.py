@@ -50,6 +50,8 @@ DISPUTE = "The answer looks wrong ⚑"
 NEXT = "Next task ▶"
 CONTINUE = "Continue ▶"
 NOTHING_LEFT = "Nothing left to label right now. I will message you when a new batch opens."
+# Ends a header that leads into the next task ("✓ Saved. Next task:"); dropped where none is.
+NEXT_TASK = " Next task:"
 CLOSED = "That is all of {batch} for you. Thank you for your work!"
 
 Item = Task | ExamQuestion
@@ -378,6 +380,7 @@ async def _show_once(
     """Shows it once; returns the id of the message it is shown on."""
     if shown is None or isinstance(shown, ExamResult | Closed):
         text = no_task_text(shown)
+        header = header.removesuffix(NEXT_TASK) if header else header
         text = escape(f"{header}\n\n{text}" if header else text)
         # No button under a failed exam: it could only say the same again until the retry.
         keyboard = None if isinstance(shown, ExamResult) else next_keyboard()

@@ -10,6 +10,7 @@ from labeling.admin import AdminService
 from labeling.batches import BatchService
 from labeling.erasure import ErasureService
 from labeling.review import ReviewService
+from labeling.words import DEFAULT_CURRENCY
 from labeling.work import WorkService
 
 
@@ -21,6 +22,7 @@ class Services:
     review: ReviewService
     erasure: ErasureService
     paid_broadcasts: bool = False
+    currency: str = DEFAULT_CURRENCY  # shown with every amount
 
 
 class BotData:

@@ -68,6 +68,11 @@ HELP = (
     + "\n".join(USAGE.values())
 )
 
+CHART_CAPTION = (
+    "Batch {}: answers counted over time (top) and workers by accuracy on gold (bottom);"
+    " times in UTC."
+)
+
 Handler = Callable[[Update, LabelContext], Awaitable[None]]
 
 
@@ -152,12 +157,14 @@ async def status_command(update: Update, context: LabelContext) -> None:
     batch_id, _ = batch_argument(context)
     batches = context.services.batches
     summary = (await batches.status(batch_id))[0]
-    await reply(update, format_status(summary))
-    assert update.effective_message is not None
     chart = await batches.chart(summary)
-    await update.effective_message.reply_photo(
-        chart, caption=f"Batch {batch_id}: answers over time (top), workers by gold accuracy"
-    )
+    text = format_status(summary)
+    if chart is None:
+        text += "\nNo chart: nothing has been answered yet."
+    await reply(update, text)
+    if chart is not None:
+        assert update.effective_message is not None
+        await update.effective_message.reply_photo(chart, caption=CHART_CAPTION.format(batch_id))
 
 
 @coordinators_only
@@ -271,7 +278,7 @@ async def workers_command(update: Update, context: LabelContext) -> None:
         await _standings(update, context)
         return
     rows = await context.services.batches.workers(limit=60)
-    lines = [format_worker(row) for row in rows]
+    lines = [format_worker(row, context.services.currency) for row in rows]
     footer = "\n\nThe whole list: /export N workers" if len(rows) == 60 else ""
     await reply(update, ("\n".join(lines) or "No workers yet.") + footer)
 

@@ -18,6 +18,7 @@ from telegram.ext import (
 
 from handlers.callbacks import AnswerTap, DisputeTap, ExamTap, NextTap, ReportTap, SkipTap, decode
 from handlers.cards import (
+    NEXT_TASK,
     card_keyboard,
     exam_feedback,
     feedback_keyboard,
@@ -32,6 +33,7 @@ from handlers.cards import (
 from handlers.context import LabelApplication, LabelContext
 from labeling.answering import MAX_FREE_TEXT, Verdict
 from labeling.models import Outcome, Submission, Task, WorkerProfile
+from labeling.words import money
 from labeling.work import Shown
 
 log = logging.getLogger(__name__)
@@ -49,6 +51,14 @@ HELP = (
     "/help - this message"
 )
 
+# Short enough to read at a glance; the button is the first task, /help the rest.
+WELCOME = (
+    "Welcome, {name}! I hand out small labeling tasks, one at a time: read the item, tap the"
+    " answer that fits, or Skip if unsure. Your first task is one tap away; /help explains"
+    " the rest."
+)
+FIRST = "Show my first task ▶"
+
 # What a worker is told when a tap cannot be stored. Nothing is written in these cases.
 REFUSALS = {
     Verdict.DUPLICATE: "Already saved. Thanks!",
@@ -65,7 +75,6 @@ REFUSALS = {
 }
 DISPUTED = "Thank you: a coordinator will look at this question's answer."
 SAVED = "✓ Saved."
-NEXT = " Next task:"
 ALERT = {Verdict.NOT_YOURS, Verdict.EXPIRED, Verdict.BATCH_NOT_OPEN, Verdict.INVALID}
 # A tap on a card whose task can no longer be answered: answered or skipped already (a double
 # tap, or an old card a phone scrolled back to), expired, or its batch paused. The card is
@@ -94,8 +103,7 @@ async def start(update: Update, context: LabelContext) -> None:
     await context.services.work.start(profile(update.effective_user))
     name = escape(update.effective_user.first_name)
     await update.effective_message.reply_text(
-        f"Welcome, {name}! {escape(HELP)}\n\nSend /next to get your first task.",
-        parse_mode=ParseMode.HTML,
+        WELCOME.format(name=name), parse_mode=ParseMode.HTML, reply_markup=next_keyboard(FIRST)
     )
 
 
@@ -121,13 +129,18 @@ async def stats(update: Update, context: LabelContext) -> None:
     """Shows the worker's own counts and earnings."""
     assert update.effective_user is not None and update.effective_message is not None
     mine = await context.services.work.stats(update.effective_user.id)
+    currency = context.services.currency
     await update.effective_message.reply_text(
         "Your work so far\n"
         f"Answers: {mine.answers} (today {mine.answers_today})\n"
         f"Skipped: {mine.skipped}\n"
         f"Batches: {mine.batches}\n"
-        f"Earned: {mine.earned:.2f}"
-        + (f" ({mine.hourly_rate:.2f} per hour of labeling)" if mine.hourly_rate else "")
+        f"Earned: {money(mine.earned, currency)}"
+        + (
+            f" ({money(mine.hourly_rate, currency)} per hour of labeling)"
+            if mine.hourly_rate
+            else ""
+        )
         + ("\n\nYou have a task waiting: /next" if mine.open_task else "")
     )
 
@@ -195,7 +208,7 @@ async def tap(update: Update, context: LabelContext) -> None:
         await _stale_card(context, query, outcome)
         return
     if header is not None and outcome.next_task is not None:
-        header += NEXT
+        header += NEXT_TASK
     if outcome.suspended is not None:
         header = SUSPENDED.format(batch=outcome.suspended)
         await asyncio.gather(
@@ -231,7 +244,7 @@ async def _stale_card(context: LabelContext, query: CallbackQuery, outcome: Outc
     if task is None or not fits(task, card):
         await asyncio.gather(refusal, _keyboard(query, next_keyboard()))
         return
-    header = SAVED + NEXT if verdict is Verdict.DUPLICATE else None
+    header = SAVED + NEXT_TASK if verdict is Verdict.DUPLICATE else None
     await asyncio.gather(refusal, _show(context, query, task, header, live=outcome.card))
 
 

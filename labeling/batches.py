@@ -12,7 +12,7 @@ from typing import TextIO
 from labeling.aggregation import alpha_of_votes
 from labeling.batch import BatchSettings
 from labeling.batchfile import BatchFileError, RowError, parse_batch_file
-from labeling.charts import batch_chart
+from labeling.charts import BatchChart, draw
 from labeling.export import (
     ExportSummary,
     Format,
@@ -31,6 +31,7 @@ from labeling.models import (
 from labeling.pay import PayRate, batch_rate
 from labeling.ports import BatchRepository
 from labeling.report import format_standing, standing_order
+from labeling.words import DEFAULT_CURRENCY, money, plural
 from labeling.work import Clock
 
 
@@ -45,9 +46,10 @@ class Imported:
     def describe(self) -> str:
         kind = ", ".join(self.settings.options) if self.settings.options else "free text"
         return (
-            f"Batch {self.batch_id} '{self.settings.name}': {self.items} items"
+            f"Batch {self.batch_id} '{self.settings.name}': {plural(self.items, 'item')}"
             f" ({self.gold_items} gold), answers: {kind}; overlap {self.settings.overlap};"
-            f" reward {self.settings.reward:g} per task; expected pay {self.pay.describe()}."
+            f" reward {money(self.settings.reward, self.pay.currency)} per task;"
+            f" expected pay {self.pay.describe()}."
         )
 
 
@@ -71,10 +73,12 @@ class AlreadyImported(Exception):
         self.batch_id = batch_id
 
 
-def announcement(summary: BatchSummary) -> str:
+def announcement(summary: BatchSummary, currency: str) -> str:
     kind = "choice" if summary.options else "free-text"
-    reward = f" Reward: {summary.reward:g} per task." if summary.reward else ""
-    return f"New batch: {summary.name}. {summary.items} {kind} tasks are waiting.{reward}"
+    reward = f" Reward: {money(summary.reward, currency)} per task." if summary.reward else ""
+    tasks = plural(summary.items, f"{kind} task")
+    waiting = "is" if summary.items == 1 else "are"
+    return f"New batch: {summary.name}. {tasks} {waiting} waiting.{reward}"
 
 
 def back(summary: BatchSummary) -> str:
@@ -89,12 +93,31 @@ TRANSITIONS: dict[str, tuple[BatchStatus, tuple[BatchStatus, ...]]] = {
 }
 
 
+def cannot(batch_id: int, status: BatchStatus, action: str) -> str:
+    """Why a batch in `status` cannot take `action`, as a coordinator reads it: "batch 2 is a
+    draft, and only an open batch can be paused"."""
+    target, allowed = TRANSITIONS[action]
+    if status is target:
+        return f"batch {batch_id} is {status} already"
+    state = "a draft" if status is BatchStatus.DRAFT else str(status)
+    needed = " or ".join(str(state) for state in allowed)
+    article = "an" if needed[0] in "aeiou" else "a"
+    done = {"pause": "paused", "resume": "resumed", "close": "closed"}[action]
+    return f"batch {batch_id} is {state}, and only {article} {needed} batch can be {done}"
+
+
 class BatchService:
     def __init__(
-        self, batches: BatchRepository, *, min_hourly_rate: float = 15.0, clock: Clock = time.time
+        self,
+        batches: BatchRepository,
+        *,
+        min_hourly_rate: float = 15.0,
+        currency: str = DEFAULT_CURRENCY,
+        clock: Clock = time.time,
     ) -> None:
         self.batches = batches
         self.min_hourly_rate = min_hourly_rate
+        self.currency = currency
         self.clock = clock
         # Agreement per batch: the counts (answers, suspended) and time it was computed at.
         self._agreement: dict[int, tuple[tuple[int, int], float | None, float]] = {}
@@ -146,7 +169,9 @@ class BatchService:
             created_by=created_by,
             source_file=source_file,
         )
-        pay = batch_rate(settings.reward, settings.seconds_per_task, None, 0, self.min_hourly_rate)
+        pay = batch_rate(
+            settings.reward, settings.seconds_per_task, None, 0, self.min_hourly_rate, self.currency
+        )
         return Imported(batch_id, len(items) - gold, gold, settings, pay)
 
     async def discard_abandoned_imports(self) -> list[int]:
@@ -159,12 +184,14 @@ class BatchService:
         """Opens a batch and queues its announcement to every active worker."""
         summary = (await self.batches.summaries(batch_id))[0]
         if summary.status is not BatchStatus.DRAFT:
-            raise BatchStateError(f"batch {batch_id} is {summary.status}, not a draft")
+            raise BatchStateError(
+                f"batch {batch_id} is {summary.status}, and only a draft can be published"
+            )
         await self.batches.set_status(
             batch_id,
             BatchStatus.OPEN,
             self.clock(),
-            announce=announcement(summary),
+            announce=announcement(summary, self.currency),
             by=by,
             paid=paid,
         )
@@ -179,7 +206,7 @@ class BatchService:
         target, allowed = TRANSITIONS[action]
         summary = (await self.batches.summaries(batch_id))[0]
         if summary.status not in allowed:
-            raise BatchStateError(f"batch {batch_id} is {summary.status}; it cannot {action}")
+            raise BatchStateError(cannot(batch_id, summary.status, action))
         resumed = action == "resume"
         await self.batches.set_status(
             batch_id,
@@ -218,6 +245,7 @@ class BatchService:
                 summary.median_ms,
                 summary.answers,
                 self.min_hourly_rate,
+                self.currency,
             )
             summaries.append(replace(summary, alpha=alpha, pay=pay))
         return summaries
@@ -258,15 +286,35 @@ class BatchService:
         self._agreement[summary.batch_id] = ((summary.answers, summary.suspended), value, started)
         return value
 
-    async def chart(self, summary: BatchSummary) -> bytes:
-        """A PNG of the batch's progress over time and of its workers' gold accuracy."""
-        progress = await self.batches.progress(summary.batch_id)
-        accuracies = [
-            s.gold_correct / s.gold_answers
-            for s in await self.batches.standings(summary.batch_id)
-            if s.gold_answers
-        ]
-        return batch_chart(progress, summary.answers_needed, accuracies)
+    async def chart(self, summary: BatchSummary) -> bytes | None:
+        """A PNG of the batch's answers counted over time and of its workers' accuracy on
+        gold; None for a batch with no answers, where there is nothing to draw."""
+        chart = await self.chart_data(summary)
+        if chart is None:
+            return None
+        # Drawing takes a few tenths of a second of CPU: in a thread, the bot goes on
+        # answering workers meanwhile.
+        return await asyncio.to_thread(draw, chart)
+
+    async def chart_data(self, summary: BatchSummary) -> BatchChart | None:
+        """What the chart shows, in the status's counts; None for a batch with no answers."""
+        if not summary.answers:
+            return None
+        batch = await self.batches.get(summary.batch_id)
+        return BatchChart(
+            batch_id=summary.batch_id,
+            name=summary.name,
+            progress=await self.batches.progress(summary.batch_id),
+            counted=summary.answers_counted,
+            needed=summary.answers_needed,
+            stored=summary.answers,
+            accuracies=[
+                (s.gold_correct / s.gold_answers, s.status == "suspended")
+                for s in await self.batches.standings(summary.batch_id)
+                if s.gold_answers
+            ],
+            threshold=batch.settings.min_accuracy,
+        )
 
     async def standings(self, batch_id: int) -> list[WorkerStanding]:
         await self.batches.get(batch_id)  # a missing batch is an error, not an empty list
@@ -285,7 +333,8 @@ class BatchService:
         if what == "answers":
             return await write_answers(self.batches.answers(batch_id), out, fmt)
         if what == "workers":
-            return write_workers(await self.batches.worker_rows(batch_id), out, fmt)
+            rows = await self.batches.worker_rows(batch_id)
+            return write_workers(rows, out, fmt, self.currency)
         return await write_labels(
             self.batches.items(batch_id),
             self.batches.answers(batch_id),

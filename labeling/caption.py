@@ -69,7 +69,9 @@ def read_caption(caption: str | None, default_name: str) -> Caption:
     if problems:
         raise CaptionError(problems)
     try:
-        settings = BatchSettings.model_validate({key: value or None for key, value in given.items()})
+        settings = BatchSettings.model_validate(
+            {key: value or None for key, value in given.items()}
+        )
     except ValidationError as error:
         raise CaptionError(
             [

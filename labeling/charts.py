@@ -1,160 +1,165 @@
-"""Small PNG charts for coordinators, drawn with the standard library alone (zlib), so a chart
-costs no plotting dependency: progress over time, and workers' accuracy on gold."""
+"""The coordinator's picture of a batch, drawn with matplotlib: answers counted over time
+against what the batch needs, and its workers' accuracy on gold against the batch's threshold.
+
+matplotlib is imported only when a chart is drawn: it costs about a second and tens of MB, which
+a bot whose coordinators never ask for a chart should not pay at start. It is used through its
+object interface (a `Figure` on an Agg canvas), never pyplot, whose global state is not safe in
+the thread the drawing runs in.
+"""
 
 from __future__ import annotations
 
-import itertools
-import struct
-import zlib
+import io
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
-Color = tuple[int, int, int]
-WHITE: Color = (255, 255, 255)
-INK: Color = (40, 40, 40)
-GRID: Color = (225, 225, 225)
-BLUE: Color = (52, 101, 164)
-GREEN: Color = (78, 154, 6)
-RED: Color = (204, 0, 0)
+from labeling.words import plural
 
-# A 3x5 pixel font for the tick labels: digits, '%', '.', 'k'.
-_GLYPHS = {
-    "0": "111101101101111", "1": "010110010010111", "2": "111001111100111",
-    "3": "111001111001111", "4": "101101111001001", "5": "111100111001111",
-    "6": "111100111101111", "7": "111001010010010", "8": "111101111101111",
-    "9": "111101111001111", "%": "101001010100101", ".": "000000000000010",
-    "k": "100101110101101", " ": "000000000000000", "s": "011100010001110",
-    "m": "000111111101101", "h": "100100111101101",
-}  # fmt: skip
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
+# 1080 px wide, the width of most phones' screens, and under 1280 px on the long side, past
+# which Telegram scales a photo down (and its text with it).
+WIDTH_PX, HEIGHT_PX, DPI = 1080, 1280, 100
+FONT_SIZE = 22  # in points at 100 dpi: about 30 px, legible at full width on a phone
+BLUE, GREEN, RED, GREY, INK = "#3465a4", "#4e9a06", "#cc0000", "#9a9a9a", "#2e3436"
 
 
-class Canvas:
-    def __init__(self, width: int, height: int, background: Color = WHITE) -> None:
-        self.width = width
-        self.height = height
-        self.pixels = bytearray(bytes(background) * (width * height))
+@dataclass(frozen=True, slots=True)
+class BatchChart:
+    """What the chart shows, in the status's own counts."""
 
-    def rect(self, x0: int, y0: int, x1: int, y1: int, color: Color) -> None:
-        x0, x1 = sorted((max(0, x0), min(self.width - 1, x1)))
-        y0, y1 = sorted((max(0, y0), min(self.height - 1, y1)))
-        row = bytes(color) * (x1 - x0 + 1)
-        for y in range(y0, y1 + 1):
-            offset = (y * self.width + x0) * 3
-            self.pixels[offset : offset + len(row)] = row
+    batch_id: int
+    name: str
+    progress: Sequence[tuple[float, int]]  # (Unix time, answers counted so far)
+    counted: int
+    needed: int
+    stored: int
+    # One entry per worker with gold answers: accuracy on gold (0-1), and whether suspended.
+    accuracies: Sequence[tuple[float, bool]]
+    threshold: float  # the batch's min_accuracy; 0 when the rule is off
 
-    def line(self, x0: int, y0: int, x1: int, y1: int, color: Color, width: int = 1) -> None:
-        """Bresenham's line, thickened by stamping squares."""
-        dx, dy = abs(x1 - x0), -abs(y1 - y0)
-        sx, sy = (1 if x0 < x1 else -1), (1 if y0 < y1 else -1)
-        error = dx + dy
-        while True:
-            self.rect(x0, y0, x0 + width - 1, y0 + width - 1, color)
-            if x0 == x1 and y0 == y1:
-                return
-            double = 2 * error
-            if double >= dy:
-                error += dy
-                x0 += sx
-            if double <= dx:
-                error += dx
-                y0 += sy
 
-    def text(self, x: int, y: int, text: str, color: Color = INK, scale: int = 2) -> None:
-        for index, char in enumerate(text):
-            glyph = _GLYPHS.get(char, _GLYPHS[" "])
-            for bit, on in enumerate(glyph):
-                if on == "1":
-                    gx, gy = x + index * 4 * scale + (bit % 3) * scale, y + (bit // 3) * scale
-                    self.rect(gx, gy, gx + scale - 1, gy + scale - 1, color)
+def draw(chart: BatchChart) -> bytes:
+    """The chart as a PNG, 1080 px wide."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
-    def png(self) -> bytes:
-        raw = b"".join(
-            b"\x00" + bytes(self.pixels[y * self.width * 3 : (y + 1) * self.width * 3])
-            for y in range(self.height)
+    with _style():
+        figure = Figure(figsize=(WIDTH_PX / DPI, HEIGHT_PX / DPI), dpi=DPI, layout="constrained")
+        FigureCanvasAgg(figure)
+        top, bottom = figure.subplots(2, 1, height_ratios=(1, 1))
+        name = chart.name if len(chart.name) <= 26 else chart.name[:25] + "…"
+        figure.suptitle(f"Batch {chart.batch_id}: {name}", fontsize=FONT_SIZE + 6, weight="bold")
+        _progress(top, chart)
+        _accuracy(bottom, chart)
+        out = io.BytesIO()
+        figure.savefig(out, format="png", dpi=DPI)
+    return out.getvalue()
+
+
+def _style() -> object:
+    from matplotlib import rc_context
+
+    return rc_context(
+        {
+            "font.size": FONT_SIZE,
+            "axes.titlesize": FONT_SIZE + 2,
+            "axes.labelsize": FONT_SIZE,
+            "legend.fontsize": FONT_SIZE - 3,
+            "axes.edgecolor": INK,
+            "axes.labelcolor": INK,
+            "text.color": INK,
+            "xtick.color": INK,
+            "ytick.color": INK,
+            "axes.spines.top": False,
+            "axes.spines.right": False,
+            "axes.grid": True,
+            "grid.color": "#dddddd",
+            "lines.linewidth": 4,
+        }
+    )
+
+
+def _progress(axes: Axes, chart: BatchChart) -> None:
+    """Answers counted over time, clock times in UTC, the batch's need as a line."""
+    from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
+    from matplotlib.ticker import MaxNLocator, StrMethodFormatter
+
+    share = f" ({chart.counted / chart.needed:.0%})" if chart.needed else ""
+    axes.set_title(
+        f"{chart.counted} of {plural(chart.needed, 'answer')} counted{share}", loc="left"
+    )
+    # Stored counts every answer, those not counted too (gold, extras, suspended workers').
+    axes.text(
+        0.02,
+        0.97,
+        f"{plural(chart.stored, 'answer')} stored",
+        transform=axes.transAxes,
+        va="top",
+        color=GREY,
+        fontsize=FONT_SIZE - 3,
+    )
+    times = [datetime.fromtimestamp(t, UTC) for t, _ in chart.progress]
+    counts = [count for _, count in chart.progress]
+    if times:
+        axes.step(times, counts, where="post", color=BLUE, label="answers counted")
+        if times[-1] - times[0] < timedelta(minutes=10):  # a few answers: show some time around
+            middle = times[0] + (times[-1] - times[0]) / 2
+            axes.set_xlim(middle - timedelta(minutes=5), middle + timedelta(minutes=5))
+    if chart.needed:
+        axes.axhline(
+            chart.needed,
+            color=GREEN,
+            linestyle="--",
+            linewidth=3,
+            label=f"needed: {chart.needed}",
         )
+    locator = AutoDateLocator(tz=UTC, minticks=3, maxticks=6)
+    axes.xaxis.set_major_locator(locator)
+    axes.xaxis.set_major_formatter(ConciseDateFormatter(locator, tz=UTC))
+    axes.yaxis.set_major_locator(MaxNLocator(nbins=5, integer=True, steps=[1, 2, 2.5, 5, 10]))
+    axes.yaxis.set_major_formatter(StrMethodFormatter("{x:,.0f}"))
+    axes.set_ylim(0, max(chart.needed, chart.counted, 1) * 1.2)
+    axes.set_xlabel("time (UTC)")
+    axes.set_ylabel("answers counted")
+    axes.legend(loc="lower right")
 
-        def chunk(kind: bytes, data: bytes) -> bytes:
-            body = kind + data
-            return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
 
-        header = struct.pack(">IIBBBBB", self.width, self.height, 8, 2, 0, 0, 0)
-        return (
-            b"\x89PNG\r\n\x1a\n"
-            + chunk(b"IHDR", header)
-            + chunk(b"IDAT", zlib.compress(raw, 6))
-            + chunk(b"IEND", b"")
+def _accuracy(axes: Axes, chart: BatchChart) -> None:
+    """How many workers fall in each tenth of accuracy on gold, suspended ones apart, and the
+    batch's threshold."""
+    from matplotlib.ticker import MaxNLocator, PercentFormatter
+
+    active, suspended = [0] * 10, [0] * 10
+    for accuracy, is_suspended in chart.accuracies:
+        tenth = min(9, int(accuracy * 10))
+        (suspended if is_suspended else active)[tenth] += 1
+    lefts = [tenth * 10 for tenth in range(10)]
+    axes.set_title(f"{plural(len(chart.accuracies), 'worker')} by accuracy on gold", loc="left")
+    if chart.accuracies:
+        options = {"width": 10, "align": "edge", "edgecolor": "white", "linewidth": 2}
+        axes.bar(lefts, active, color=BLUE, label="active", **options)
+        if any(suspended):
+            axes.bar(lefts, suspended, bottom=active, color=GREY, label="suspended", **options)
+    else:
+        axes.text(50, 0.5, "no gold answers yet", ha="center", va="center", fontsize=FONT_SIZE + 2)
+    if chart.threshold:
+        axes.axvline(
+            chart.threshold * 100,
+            color=RED,
+            linestyle="--",
+            linewidth=3,
+            label=f"threshold: {chart.threshold:.0%}",
         )
-
-
-def _short(value: float) -> str:
-    return f"{value / 1000:.1f}k" if value >= 10_000 else f"{value:.0f}"
-
-
-def batch_chart(
-    progress: Sequence[tuple[float, int]],
-    needed: int,
-    accuracies: Sequence[float],
-    width: int = 640,
-    height: int = 480,
-) -> bytes:
-    """Top: answers counted over time against what the batch needs. Bottom: how many workers
-    fall in each tenth of accuracy on gold (red below 60%)."""
-    canvas = Canvas(width, height)
-    left, right = 70, width - 20
-    _progress_panel(canvas, progress, needed, left, right, 20, height // 2 - 30)
-    _accuracy_panel(canvas, accuracies, left, right, height // 2 + 20, height - 30)
-    return canvas.png()
-
-
-def _progress_panel(
-    canvas: Canvas,
-    progress: Sequence[tuple[float, int]],
-    needed: int,
-    left: int,
-    right: int,
-    top: int,
-    bottom: int,
-) -> None:
-    peak = max([needed, *(count for _, count in progress), 1])
-    for step in range(5):
-        y = bottom - (bottom - top) * step // 4
-        canvas.line(left, y, right, y, GRID)
-        canvas.text(4, y - 5, _short(peak * step / 4))
-    canvas.line(left, top, left, bottom, INK)
-    canvas.line(left, bottom, right, bottom, INK)
-    if needed:
-        y = bottom - round((bottom - top) * needed / peak)
-        canvas.line(left, y, right, y, GREEN)
-    if len(progress) < 2:
-        return
-    start, end = progress[0][0], progress[-1][0]
-    span = max(end - start, 1e-9)
-    points = [
-        (
-            left + round((right - left) * (t - start) / span),
-            bottom - round((bottom - top) * count / peak),
-        )
-        for t, count in progress
-    ]
-    for (x0, y0), (x1, y1) in itertools.pairwise(points):
-        canvas.line(x0, y0, x1, y1, BLUE, width=2)
-    minutes = span / 60
-    label = f"{minutes:.0f}m" if minutes < 120 else f"{minutes / 60:.0f}h"
-    canvas.text(right - 30, bottom + 6, label)
-
-
-def _accuracy_panel(
-    canvas: Canvas, accuracies: Sequence[float], left: int, right: int, top: int, bottom: int
-) -> None:
-    bins = [0] * 10
-    for accuracy in accuracies:
-        bins[min(9, int(accuracy * 10))] += 1
-    peak = max([*bins, 1])
-    canvas.line(left, bottom, right, bottom, INK)
-    slot = (right - left) // 10
-    for index, count in enumerate(bins):
-        x0 = left + index * slot + 3
-        height = round((bottom - top) * count / peak)
-        canvas.rect(x0, bottom - height, x0 + slot - 6, bottom - 1, RED if index < 6 else BLUE)
-        if count:
-            canvas.text(x0 + 2, bottom - height - 14, str(count))
-        canvas.text(x0, bottom + 6, f"{index * 10}%")
+    axes.set_xlim(0, 100)
+    axes.set_ylim(0, max([a + s for a, s in zip(active, suspended, strict=True)] + [1]) * 1.15)
+    axes.xaxis.set_major_locator(MaxNLocator(nbins=5, steps=[2]))
+    axes.xaxis.set_major_formatter(PercentFormatter(100))
+    axes.yaxis.set_major_locator(MaxNLocator(nbins=5, integer=True, steps=[1, 2, 5, 10]))
+    axes.set_xlabel("accuracy on gold")
+    axes.set_ylabel("workers")
+    if chart.accuracies or chart.threshold:
+        axes.legend(loc="upper left")

@@ -13,6 +13,7 @@ from typing import Any, Literal, TextIO
 from labeling.aggregation import AnswerSet, Label, aggregate, krippendorff_alpha
 from labeling.batch import BatchSettings
 from labeling.models import AnswerCounts, ExportAnswer, ExportItem, WorkerRow
+from labeling.words import money, plural
 
 What = Literal["labels", "answers", "workers"]
 Format = Literal["csv", "jsonl"]
@@ -47,16 +48,20 @@ class ExportSummary:
     answers_excluded: int = 0
     answers_stored: int = 0
     agreement_alpha: float | None = None
+    owed: float | None = None  # the workers export: what they are owed in all
+    currency: str | None = None
 
     @property
     def counts(self) -> AnswerCounts:
         return AnswerCounts(self.answers_counted, self.answers_excluded, self.answers_stored)
 
     def describe(self) -> str:
+        if self.owed is not None and self.currency is not None:
+            return f"{plural(self.rows, 'worker')}, owed {money(self.owed, self.currency)} in all"
         if self.what == "answers":
-            return f"{self.rows} answers: {self.counts.describe()}"
+            return f"{plural(self.rows, 'answer')}: {self.counts.describe()}"
         if self.method is None:
-            return f"{self.rows} rows"
+            return plural(self.rows, "row")
         alpha = "n/a" if self.agreement_alpha is None else f"{self.agreement_alpha:.3f}"
         return (
             f"{self.rows} labels by {self.method}; answers: {self.counts.describe()};"
@@ -233,10 +238,14 @@ def _labels(
     return aggregate(data, settings.aggregation, gold).rows(), krippendorff_alpha(data)
 
 
-def write_workers(rows: Iterable[WorkerRow], out: TextIO, fmt: Format) -> ExportSummary:
-    """What each worker did in the batch and what they are owed for it."""
+def write_workers(
+    rows: Iterable[WorkerRow], out: TextIO, fmt: Format, currency: str
+) -> ExportSummary:
+    """What each worker did in the batch and what they are owed for it (in `currency`)."""
     writer = RowWriter(out, fmt, WORKER_COLUMNS)
+    owed = 0.0
     for row in rows:
+        owed += row.earned
         writer.write(
             {
                 "worker_id": row.worker_id,
@@ -251,4 +260,4 @@ def write_workers(rows: Iterable[WorkerRow], out: TextIO, fmt: Format) -> Export
                 "reason": row.reason,
             }
         )
-    return ExportSummary("workers", writer.rows)
+    return ExportSummary("workers", writer.rows, owed=owed, currency=currency)

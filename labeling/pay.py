@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from labeling.words import money
+
 MIN_ANSWERS_FOR_MEDIAN = 20
 
 
@@ -13,6 +15,7 @@ class PayRate:
     seconds_per_task: float
     measured: bool  # from the batch's median answer time, rather than the estimate
     minimum: float
+    currency: str
 
     @property
     def below_minimum(self) -> bool:
@@ -20,9 +23,12 @@ class PayRate:
 
     def describe(self) -> str:
         source = "median" if self.measured else "estimated"
-        text = f"{self.hourly:.2f} per hour ({source} {self.seconds_per_task:.1f} s per task)"
+        text = (
+            f"{money(self.hourly, self.currency)} per hour"
+            f" ({source} {self.seconds_per_task:.1f} s per task)"
+        )
         if self.below_minimum:
-            text += f" ⚠ below the minimum of {self.minimum:.2f} per hour"
+            text += f" ⚠ below the minimum of {money(self.minimum, self.currency)} per hour"
         return text
 
 
@@ -36,21 +42,13 @@ def batch_rate(
     median_ms: int | None,
     answers: int,
     minimum: float,
+    currency: str,
 ) -> PayRate:
     """The effective hourly rate: from the median time once enough answers are in, else from
     the coordinator's estimate."""
     measured = median_ms is not None and answers >= MIN_ANSWERS_FOR_MEDIAN
     seconds = median_ms / 1000 if measured and median_ms else estimate_seconds
-    return PayRate(hourly_rate(reward, seconds), seconds, measured, minimum)
-
-
-def money(amount: float) -> str:
-    """An amount of money as people read it: the one place that formats amounts (a currency
-    is added here). Whole cents show two decimals; a reward below a cent keeps its digits."""
-    text = f"{amount:.2f}"
-    if abs(float(text) - amount) > 1e-9:
-        text = f"{amount:.6f}".rstrip("0")
-    return text
+    return PayRate(hourly_rate(reward, seconds), seconds, measured, minimum, currency)
 
 
 def projected_total(spent: float, reward: float, answers_missing: int) -> float:

@@ -7,8 +7,9 @@ import math
 from labeling.batch import BatchSettings
 from labeling.gold import evidence
 from labeling.models import BatchSummary, WorkerRow, WorkerStanding
-from labeling.pay import money, projected_total
+from labeling.pay import projected_total
 from labeling.quality import Trust
+from labeling.words import money, plural
 
 # Telegram's limit for one message's text.
 MESSAGE_LIMIT = 4096
@@ -21,7 +22,7 @@ def format_status(summary: BatchSummary) -> str:
     gold = (
         "no gold answers yet"
         if accuracy is None
-        else (f"workers right on {accuracy:.0%} of {summary.gold_answers} gold answers")
+        else (f"workers right on {accuracy:.0%} of {plural(summary.gold_answers, 'gold answer')}")
     )
     return (
         f"batch {summary.batch_id} '{summary.name}' [{summary.status}]\n"
@@ -29,11 +30,11 @@ def format_status(summary: BatchSummary) -> str:
         f"  items: {summary.items_done}/{summary.items} done, plus {summary.gold_items} gold;"
         f" overlap {summary.overlap}\n"
         f"  answers: {summary.counts.describe()}; {summary.progress:.0%} of the"
-        f" {summary.answers_needed} needed, from {summary.workers} workers;"
-        f" {summary.open_tasks} tasks open now\n"
+        f" {summary.answers_needed} needed, from {plural(summary.workers, 'worker')};"
+        f" {plural(summary.open_tasks, 'task')} open now\n"
         f"  pace: {pace(summary)}\n"
-        f"  quality: {gold}; {summary.suspended} workers suspended;"
-        f" {summary.fast_answers} fast answers flagged\n"
+        f"  quality: {gold}; {plural(summary.suspended, 'worker')} suspended;"
+        f" {plural(summary.fast_answers, 'fast answer')} flagged\n"
         f"  labels by {summary.method}; agreement (Krippendorff's alpha): {alpha}"
         + (f"\n  pay: {payment(summary)}" if summary.pay else "")
     )
@@ -42,12 +43,14 @@ def format_status(summary: BatchSummary) -> str:
 def payment(summary: BatchSummary) -> str:
     """The reward and its hourly rate, what the batch has cost so far and will cost in all."""
     assert summary.pay is not None
+    currency = summary.pay.currency
     missing = summary.still_needed
     total = projected_total(summary.spent, summary.reward, missing)
     return (
-        f"{money(summary.reward)} per task, {summary.pay.describe()}; spent"
-        f" {money(summary.spent)} (the pay ledger); projected total {money(total)}"
-        f" ({missing} answers still needed at {money(summary.reward)})"
+        f"{money(summary.reward, currency)} per task, {summary.pay.describe()}; spent"
+        f" {money(summary.spent, currency)} (the pay ledger); projected total"
+        f" {money(total, currency)} ({plural(missing, 'answer')} still needed at"
+        f" {money(summary.reward, currency)})"
     )
 
 
@@ -66,7 +69,7 @@ def pace(summary: BatchSummary) -> str:
 def format_batch_line(summary: BatchSummary) -> str:
     return (
         f"#{summary.batch_id} {summary.name} [{summary.status}]: {summary.progress:.0%} of"
-        f" {summary.items} items, {summary.workers} workers"
+        f" {plural(summary.items, 'item')}, {plural(summary.workers, 'worker')}"
     )
 
 
@@ -125,13 +128,13 @@ def _odds(value: float) -> str:
     return f"{value:.0f}:1" if value >= 1 else f"1:{1 / value:.0f}"
 
 
-def format_worker(row: WorkerRow) -> str:
+def format_worker(row: WorkerRow, currency: str) -> str:
     accuracy = "no gold" if row.accuracy is None else f"{row.accuracy:.0%} on gold"
-    rate = "" if row.hourly_rate is None else f", {money(row.hourly_rate)}/h"
+    rate = "" if row.hourly_rate is None else f", {money(row.hourly_rate, currency)}/h"
     flags = "" if row.status == "active" else f" [{row.status}]"
     if not row.reachable:
         flags += " [unreachable]"
     return (
-        f"{row.worker_id} {row.name}{flags}: {row.answers} answers, {accuracy},"
-        f" earned {money(row.earned)}{rate}"
+        f"{row.worker_id} {row.name}{flags}: {plural(row.answers, 'answer')}, {accuracy},"
+        f" earned {money(row.earned, currency)}{rate}"
     )

@@ -2,9 +2,30 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterable
+
 import aiosqlite
 
 from storage.db import Database
+
+
+def counts_as_worker(alias: str) -> str:
+    """SQL true for a row of workers (`alias`) who counts as a worker. Coordinators are in that
+    table because they wrote to the bot; they count (in lists, in announcements) only once
+    they label. Reads the owners, who have no row of their own, from the :owners parameter
+    (see `owners_parameter`)."""
+    return (
+        f"(EXISTS (SELECT 1 FROM worker_batches wb WHERE wb.worker_id = {alias}.id"
+        "   AND wb.answers > 0)"
+        f" OR ({alias}.id NOT IN (SELECT value FROM json_each(:owners))"
+        f"   AND NOT EXISTS (SELECT 1 FROM coordinators c WHERE c.user_id = {alias}.id)))"
+    )
+
+
+def owners_parameter(owners: Iterable[int]) -> str:
+    """The owners (COORDINATOR_IDS) as `counts_as_worker` reads them."""
+    return json.dumps(sorted(owners))
 
 
 class AdminStore:

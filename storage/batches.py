@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 
 from labeling.batch import BatchSettings, ItemRow
 from labeling.gold import new_seed
@@ -18,6 +18,7 @@ from labeling.models import (
     WorkerRow,
     WorkerStanding,
 )
+from storage.admin import counts_as_worker, owners_parameter
 from storage.db import Database
 from storage.standing import trust_of
 
@@ -26,8 +27,9 @@ IMPORT_CHUNK = 2000
 
 
 class BatchStore:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, owners: Iterable[int] = ()) -> None:
         self.db = db
+        self.owners = owners_parameter(owners)  # COORDINATOR_IDS
 
     async def create(
         self,
@@ -306,7 +308,7 @@ class BatchStore:
     ) -> list[WorkerRow]:
         """Workers with their answers, gold accuracy and earnings, in one batch or in all."""
         rows = await self.db.read(
-            """
+            f"""
             SELECT w.id, w.name, w.reachable,
                    -- In one batch, a ban first, then the standing there (suspended, failed).
                    CASE WHEN w.status = 'banned' OR :batch IS NULL THEN w.status
@@ -321,11 +323,11 @@ class BatchStore:
             LEFT JOIN answers a ON a.worker_id = w.id AND (:batch IS NULL OR a.batch_id = :batch)
             LEFT JOIN worker_batches wb ON wb.worker_id = w.id AND wb.batch_id = :batch
             GROUP BY w.id
-            HAVING :batch IS NULL OR COUNT(a.id) > 0
+            HAVING COUNT(a.id) > 0 OR (:batch IS NULL AND {counts_as_worker("w")})
             ORDER BY COUNT(a.id) DESC, w.id
             LIMIT :limit
             """,
-            {"batch": batch_id, "limit": limit},
+            {"batch": batch_id, "limit": limit, "owners": self.owners},
         )
         return [
             WorkerRow(
@@ -344,8 +346,9 @@ class BatchStore:
         ]
 
     async def progress(self, batch_id: int, buckets: int = 60) -> list[tuple[float, int]]:
-        """Counted answers (on ordinary items, from workers not suspended: what the status
-        counts) over time, as (time, answers so far) in even steps."""
+        """Answers counted over time, as (time, answers counted so far) in even steps. Counted
+        as the status counts them: on ordinary items, not from suspended workers, and each
+        item's first answers up to its target."""
         span = await self.db.read(
             "SELECT MIN(created_at), MAX(created_at) FROM answers WHERE batch_id = ?",
             (batch_id,),
@@ -355,18 +358,20 @@ class BatchStore:
         start, end = span[0]
         width = max((end - start) / buckets, 1e-6)
         rows = await self.db.read(
-            "SELECT CAST((a.created_at - :start) / :width AS INTEGER) AS bucket, COUNT(*)"
-            " FROM answers a JOIN items i ON i.id = a.item_id"
-            " LEFT JOIN worker_batches wb ON wb.worker_id = a.worker_id"
-            "  AND wb.batch_id = a.batch_id"
-            " WHERE a.batch_id = :batch AND i.gold IS NULL AND wb.status IS NOT 'suspended'"
-            " GROUP BY bucket ORDER BY bucket",
+            "SELECT CAST((created_at - :start) / :width AS INTEGER) AS bucket, COUNT(*) AS n"
+            " FROM (SELECT a.created_at, i.target, ROW_NUMBER() OVER"
+            "   (PARTITION BY a.item_id ORDER BY a.created_at, a.id) AS nth"
+            "  FROM answers a JOIN items i ON i.id = a.item_id"
+            "  LEFT JOIN worker_batches wb ON wb.worker_id = a.worker_id"
+            "   AND wb.batch_id = a.batch_id"
+            "  WHERE a.batch_id = :batch AND i.gold IS NULL AND wb.status IS NOT 'suspended')"
+            " WHERE nth <= target GROUP BY bucket ORDER BY bucket",
             {"start": start, "width": width, "batch": batch_id},
         )
         series, total = [(start, 0)], 0
-        for bucket, count in rows:
-            total += count
-            series.append((start + (bucket + 1) * width, total))
+        for row in rows:
+            total += row["n"]
+            series.append((min(end, start + (row["bucket"] + 1) * width), total))
         return series
 
     async def standings(self, batch_id: int) -> list[WorkerStanding]:

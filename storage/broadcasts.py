@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from storage.admin import counts_as_worker, owners_parameter
 from storage.db import Database, records
 
 # The workers broadcast :b has still to tell. Every broadcast reaches active workers who want
-# announcements and have not blocked the bot; one whose audience is 'batch' (a batch back after
-# a pause) only those who worked in its batch or were told of it, and are not shut out of it.
-UNTOLD = """
+# announcements and have not blocked the bot (coordinators only once they label); one whose
+# audience is 'batch' (a batch back after a pause) only those who worked in its batch or were
+# told of it, and are not shut out of it.
+UNTOLD = f"""
     FROM workers w JOIN broadcasts bc ON bc.id = :b
-    WHERE w.status = 'active' AND w.notify = 1 AND w.reachable = 1
+    WHERE w.status = 'active' AND w.notify = 1 AND w.reachable = 1 AND {counts_as_worker("w")}
     AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.broadcast_id = :b AND d.worker_id = w.id)
     AND (bc.audience = 'all' OR (
         NOT EXISTS (SELECT 1 FROM worker_batches wb WHERE wb.worker_id = w.id
@@ -59,8 +61,9 @@ class Notice:
 
 
 class BroadcastStore:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, owners: Iterable[int] = ()) -> None:
         self.db = db
+        self.owners = owners_parameter(owners)
 
     async def unfinished(self) -> list[Broadcast]:
         rows = await self.db.fetchall(
@@ -89,7 +92,7 @@ class BroadcastStore:
         value = await self.db.fetchval(
             "SELECT (SELECT COUNT(*) FROM deliveries WHERE broadcast_id = :b)"
             f" + (SELECT COUNT(*) {UNTOLD})",
-            {"b": broadcast_id},
+            {"b": broadcast_id, "owners": self.owners},
         )
         return int(value)
 
@@ -97,7 +100,7 @@ class BroadcastStore:
         """Workers this broadcast has not yet been sent to (nor is being sent to)."""
         rows = await self.db.fetchall(
             f"SELECT w.id {UNTOLD} ORDER BY w.id LIMIT :limit",
-            {"b": broadcast_id, "limit": limit},
+            {"b": broadcast_id, "limit": limit, "owners": self.owners},
         )
         return [row[0] for row in rows]
 

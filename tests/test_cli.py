@@ -55,8 +55,8 @@ def test_import_publish_status_export(workdir: Path, capsys: pytest.CaptureFixtu
     )
     assert code == 0
     assert out.splitlines() == [
-        "Batch 1 'good': 1 items (1 gold), answers: yes, no; overlap 2; reward 0.1 per task;"
-        " expected pay 24.00 per hour (estimated 15.0 s per task).",
+        "Batch 1 'good': 1 item (1 gold), answers: yes, no; overlap 2; reward 0.10 USD per task;"
+        " expected pay 24.00 USD per hour (estimated 15.0 s per task).",
         "Publish it with: labelbot publish 1",
     ]
     code, out, _ = run(capsys, "status")
@@ -154,7 +154,7 @@ def test_publishing_twice_is_refused(workdir: Path, capsys: pytest.CaptureFixtur
     run(capsys, "import", "good.csv", "--question", "q")
     run(capsys, "publish", "1")
     code, _, err = run(capsys, "publish", "1")
-    assert code == 2 and "batch 1 is open, not a draft" in err
+    assert code == 2 and "batch 1 is open, and only a draft can be published" in err
 
 
 def test_migrate_reports_the_version(

@@ -31,7 +31,7 @@ async def publish_batch(boss: SandboxUser, number: int) -> None:
     )
     await say(boss, f"/publish {number}", "is open")
     await boss.wait_for(
-        lambda u: any(m.shown.startswith(f"Announced batch {number}") for m in u.bot_messages)
+        lambda u: any(m.shown.startswith(f"Batch {number} announced") for m in u.bot_messages)
     )
 
 
