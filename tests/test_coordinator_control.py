@@ -264,7 +264,7 @@ async def test_status_shows_money_spent_and_the_projected_total(office: Harness)
         await worker.wait_for(lambda u, e=edits: card.edits > e)
     status = await say(office.user(BOSS), f"/status {batch}", "pay:")
     # 3 answers paid 0.05 each; 5 of the 8 answers needed still to come at 0.05.
-    assert "spent 0.15 (the pay ledger); projected total 0.40 (5 answers still needed" in status
+    assert "spent 0.15 USD (the pay ledger); projected total 0.40 USD (5 answers still needed" in status
 
 
 async def test_status_and_exports_use_the_same_counts(office: Harness) -> None:
@@ -316,7 +316,7 @@ async def test_resume_tells_the_batch_s_workers_once(office: Harness) -> None:
     for worker in (worked, told):
         await worker.wait_for(lambda u: bool(from_bot(u, "is back")))
     await boss.wait_for(
-        lambda u: any(m.shown.startswith("Announced batch 1") for m in u.bot_messages)
+        lambda u: any(m.shown.startswith("Batch 1 announced") for m in u.bot_messages)
     )
     (back,) = from_bot(worked, "is back")
     assert back.startswith("Batch plain is back")
