@@ -26,6 +26,7 @@ sys.path.insert(0, str(ROOT))
 from bench.process import labelbot_command, labelbot_env, peak_rss_mb, start, stop  # noqa: E402
 from bot.local import SANDBOX_TOKEN  # noqa: E402
 from bot.sandbox import Sandbox, SandboxServer, SandboxUser  # noqa: E402
+from bot.sandbox.core import Message  # noqa: E402
 from handlers.callbacks import AnswerTap, decode  # noqa: E402
 from labeling.batch import BatchSettings  # noqa: E402
 from labeling.batches import BatchService  # noqa: E402
@@ -149,10 +150,22 @@ async def worker(user: SandboxUser, report: Report, until: float, rng: random.Ra
         except TimeoutError:
             card = None  # the bot was down: ask again
             continue
-        if card.shown.startswith(SAVED):
+        if saved(card, tap.assignment_id):
             report.confirmed.add(tap.assignment_id)
             report.latencies.append(time.monotonic() - tapped)
         await asyncio.sleep(rng.uniform(0.0, 0.2))  # a worker reads the next item
+
+
+def saved(card: Message, assignment_id: int) -> bool:
+    """Whether the card, edited after a tap on `assignment_id`, tells the worker it was saved:
+    it says so and has moved on (to another task, or to nothing left). An edit that only took
+    the buttons away (an older card retired when another was sent) still shows the words of
+    the answer before, and confirms nothing."""
+    if not card.shown.startswith(SAVED) or not card.buttons:
+        return False
+    button = card.find_button("yes")
+    moved_on = decode(button["callback_data"]) if button else None
+    return not isinstance(moved_on, AnswerTap) or moved_on.assignment_id != assignment_id
 
 
 async def faults(sandbox: Sandbox, report: Report, until: float, rng: random.Random) -> None:

@@ -264,7 +264,10 @@ async def test_status_shows_money_spent_and_the_projected_total(office: Harness)
         await worker.wait_for(lambda u, e=edits: card.edits > e)
     status = await say(office.user(BOSS), f"/status {batch}", "pay:")
     # 3 answers paid 0.05 each; 5 of the 8 answers needed still to come at 0.05.
-    assert "spent 0.15 USD (the pay ledger); projected total 0.40 USD (5 answers still needed" in status
+    assert (
+        "spent 0.15 USD (the pay ledger); projected total 0.40 USD (5 answers still needed"
+        in status
+    )
 
 
 async def test_status_and_exports_use_the_same_counts(office: Harness) -> None:
