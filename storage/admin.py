@@ -8,6 +8,7 @@ from collections.abc import Iterable
 import aiosqlite
 
 from storage.db import Database
+from storage.standing import release_open_tasks
 
 
 def counts_as_worker(alias: str) -> str:
@@ -81,16 +82,7 @@ class AdminStore:
             if cursor.rowcount != 1:
                 return False
             if banned:
-                await conn.execute(
-                    "UPDATE items SET wanted = wanted + 1 WHERE id IN (SELECT item_id"
-                    " FROM assignments WHERE worker_id = ? AND status = 'open' AND kind = 'task')",
-                    (worker_id,),
-                )
-                await conn.execute(
-                    "UPDATE assignments SET status = 'expired', closed_at = ?"
-                    " WHERE worker_id = ? AND status = 'open'",
-                    (now, worker_id),
-                )
+                await release_open_tasks(conn, worker_id, now)
             await self._log(conn, by, "ban" if banned else "unban", worker_id, reason, now)
             if banned and demote:
                 await self._demote(conn, worker_id, by, now)
