@@ -194,7 +194,12 @@ def _best_per_item(
     first = np.ones(len(order), dtype=bool)
     first[1:] = pair_items[order][1:] != pair_items[order][:-1]
     # numpy's stubs type index arithmetic loosely; these are int64 arrays.
-    return cast(IntArray, pair_items), cast(IntArray, pair_classes), totals, order[first]
+    return (
+        cast(IntArray, pair_items),
+        cast(IntArray, pair_classes),
+        cast(FloatArray, totals),
+        order[first],
+    )
 
 
 def majority_vote(data: AnswerSet) -> Labels:
