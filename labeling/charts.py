@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from labeling.words import plural
 
@@ -60,7 +61,7 @@ def draw(chart: BatchChart) -> bytes:
     return out.getvalue()
 
 
-def _style() -> object:
+def _style() -> AbstractContextManager[None]:
     from matplotlib import rc_context
 
     return rc_context(
@@ -85,7 +86,7 @@ def _style() -> object:
 
 def _progress(axes: Axes, chart: BatchChart) -> None:
     """Answers counted over time, clock times in UTC, the batch's need as a line."""
-    from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
+    from matplotlib.dates import AutoDateLocator, ConciseDateFormatter, date2num
     from matplotlib.ticker import MaxNLocator, StrMethodFormatter
 
     share = f" ({chart.counted / chart.needed:.0%})" if chart.needed else ""
@@ -105,10 +106,12 @@ def _progress(axes: Axes, chart: BatchChart) -> None:
     times = [datetime.fromtimestamp(t, UTC) for t, _ in chart.progress]
     counts = [count for _, count in chart.progress]
     if times:
-        axes.step(times, counts, where="post", color=BLUE, label="answers counted")
+        # Dates as matplotlib's day numbers, which its date locator and formatter read.
+        axes.step(date2num(times), counts, where="post", color=BLUE, label="answers counted")
         if times[-1] - times[0] < timedelta(minutes=10):  # a few answers: show some time around
             middle = times[0] + (times[-1] - times[0]) / 2
-            axes.set_xlim(middle - timedelta(minutes=5), middle + timedelta(minutes=5))
+            around = date2num([middle - timedelta(minutes=5), middle + timedelta(minutes=5)])
+            axes.set_xlim(float(around[0]), float(around[1]))
     if chart.needed:
         axes.axhline(
             chart.needed,
@@ -140,7 +143,12 @@ def _accuracy(axes: Axes, chart: BatchChart) -> None:
     lefts = [tenth * 10 for tenth in range(10)]
     axes.set_title(f"{plural(len(chart.accuracies), 'worker')} by accuracy on gold", loc="left")
     if chart.accuracies:
-        options = {"width": 10, "align": "edge", "edgecolor": "white", "linewidth": 2}
+        options: dict[str, Any] = {
+            "width": 10,
+            "align": "edge",
+            "edgecolor": "white",
+            "linewidth": 2,
+        }
         axes.bar(lefts, active, color=BLUE, label="active", **options)
         if any(suspended):
             axes.bar(lefts, suspended, bottom=active, color=GREY, label="suspended", **options)
