@@ -58,11 +58,7 @@ async def test_an_old_card_tapped_after_the_task_was_answered_leads_to_the_curre
 
     # A phone that never saw the card retired still shows its Skip: the worker taps it, and
     # is offered the way on; it brings the current task to this card.
-    notices = len(worker.notices)
-    worker.tap(card, skip)
-    await worker.wait_for(lambda u: len(u.notices) > notices)
-    await harness.idle()
-    assert worker.notices[-1].text == "Already saved. Thanks!"
+    assert await tap_stale(harness, worker, card, skip) == "Already saved. Thanks!"
     assert card.buttons == [[NEXT]], "a stale card must offer a way on"
     await press(worker, card, NEXT)
     await harness.idle()
@@ -73,6 +69,15 @@ async def test_an_old_card_tapped_after_the_task_was_answered_leads_to_the_curre
     assert "It is fine" in card.shown
 
 
+async def tap_stale(harness: Harness, worker: SandboxUser, card: Message, data: str) -> str:
+    """Taps a button a phone still shows on an old card; returns what the bot answered."""
+    notices = len(worker.notices)
+    worker.tap(card, data)
+    await worker.wait_for(lambda u: len(u.notices) > notices)
+    await harness.idle()
+    return worker.notices[-1].text
+
+
 async def test_an_old_card_with_nothing_left_offers_the_next_task_button(harness: Harness) -> None:
     await harness.add_batch("id,text\nr1,Great phone\n", options="yes,no", overlap=1)
     worker = await harness.join(13)
@@ -80,11 +85,7 @@ async def test_an_old_card_with_nothing_left_offers_the_next_task_button(harness
     answer = data(older, "yes")
     newer = await harness.first_task(worker)
     await press(worker, newer, "yes")
-    notices = len(worker.notices)
-    worker.tap(older, answer)
-    await worker.wait_for(lambda u: len(u.notices) > notices)
-    await harness.idle()
-    assert worker.notices[-1].text == "Already saved. Thanks!"
+    assert await tap_stale(harness, worker, older, answer) == "Already saved. Thanks!"
     assert older.buttons == [[NEXT]], "a stale card must offer a way on"
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.backup import fill
 from bot.cli import main
 from storage.db import Database, migrations
 
@@ -142,18 +143,6 @@ def test_commands_other_than_migrate_create_no_database(
 # -- backups ------------------------------------------------------------------------------
 
 
-def _filled(path: Path, megabytes: int) -> None:
-    """A database in WAL mode larger than one step of a stepped backup."""
-    with sqlite3.connect(path) as conn:
-        conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("CREATE TABLE filler (id INTEGER PRIMARY KEY, data BLOB)")
-        conn.execute(
-            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?)"
-            " INSERT INTO filler (data) SELECT randomblob(1000) FROM n",
-            (megabytes * 1000,),
-        )
-
-
 # Another process writes without pause, far more often than a busy bot's write every 10 ms,
 # until its stdin closes or, at most, `cap` times: a backup that cannot finish under writes
 # shows as one that finished only after they stopped. (SQLite's stepped backup starts again
@@ -193,7 +182,7 @@ def test_a_backup_finishes_while_another_process_writes_all_the_time(tmp_path: P
 
     source, target = tmp_path / "live.db", tmp_path / "backups" / "copy.db"
     target.parent.mkdir()
-    _filled(source, megabytes=48)
+    fill(source, megabytes=48)
     before = _rows(source)
     writer = subprocess.Popen(
         [sys.executable, "-c", WRITER, str(source), "500000"],
@@ -219,7 +208,7 @@ def test_a_backup_finishes_while_another_process_writes_all_the_time(tmp_path: P
 def test_a_backup_is_readable_by_its_owner_only(tmp_path: Path) -> None:
     from storage.backup import backup
 
-    _filled(tmp_path / "live.db", megabytes=1)
+    fill(tmp_path / "live.db", megabytes=1)
     backup(tmp_path / "live.db", tmp_path / "copy.db")
     assert (tmp_path / "copy.db").stat().st_mode & 0o777 == 0o600
 
