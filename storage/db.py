@@ -299,10 +299,11 @@ def latest_version() -> int:
     return max((version for version, _, _ in migrations()), default=0)
 
 
-def migrations() -> Iterable[tuple[int, str, str]]:
-    """The numbered SQL files shipped in storage/migrations, in order."""
+def migrations(engine: str = "sqlite") -> Iterable[tuple[int, str, str]]:
+    """The numbered SQL files shipped in storage/migrations/ENGINE, in order. Each engine has
+    its own files (the SQL differs) under the same numbers and names."""
     found = []
-    for entry in resources.files("storage.migrations").iterdir():
+    for entry in resources.files("storage.migrations").joinpath(engine).iterdir():
         match = _MIGRATION_NAME.match(entry.name)
         if match:
             found.append((int(match[1]), match[2], entry.read_text(encoding="utf-8")))
