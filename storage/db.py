@@ -9,17 +9,20 @@ import os
 import re
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager, suppress
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
+
+from storage.engine import Tx, paginate
 
 log = logging.getLogger(__name__)
 
 Params = Sequence[Any] | dict[str, Any]
+T = TypeVar("T")
 # Rows come as sqlite3.Row (the connection's row factory): by name and by place, built in C.
 Record = sqlite3.Row
 _MIGRATION_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
@@ -163,6 +166,16 @@ class Database:
                 self._depth -= 1
             await conn.execute(f"RELEASE {name}")
 
+    async def run(self, change: Callable[[Tx], T]) -> T:
+        """Runs `change` in one transaction in the database's thread: one wait for the event
+        loop, however many statements the change takes (see storage/engine.py). Inside an
+        atomic() of the same task it runs as a savepoint of that transaction."""
+        async with self._hold():
+            # aiosqlite runs any function in its connection's thread; it has no public name
+            # for that, so the two private ones are used here and nowhere else.
+            conn = self.conn
+            return await conn._execute(_transact, conn._conn, change)
+
     async def fetchall(self, sql: str, params: Params = ()) -> list[tuple[Any, ...]]:
         async with self._hold():
             return [tuple(row) for row in await self.conn.execute_fetchall(sql, params)]
@@ -183,23 +196,12 @@ class Database:
                 return await records(self.conn, sql, params)
         return list(await self._reader.execute_fetchall(sql, params))
 
-    async def pages(
+    def pages(
         self, sql: str, params: dict[str, Any], *, key: int = 0, size: int = 5000
     ) -> AsyncIterator[tuple[Any, ...]]:
-        """Streams a large result page by page (keyset pagination) through the reading
-        connection, so an export never stalls the workers' answers.
-
-        `sql` must filter on `> :after`, order by that same key, and end in `LIMIT :limit`;
-        `key` is the key's place in each row.
-        """
-        after: Any = -(2**63)
-        while True:
-            rows = await self.read(sql, {**params, "after": after, "limit": size})
-            for row in rows:
-                yield row
-            if len(rows) < size:
-                return
-            after = rows[-1][key]
+        """Streams a large result page by page through the reading connection, so an export
+        never stalls the workers' answers (see storage.engine.paginate)."""
+        return paginate(self.read, sql, params, key=key, size=size)
 
     # -- migrations -----------------------------------------------------------------------
 
@@ -259,6 +261,64 @@ class Database:
         ):
             return 0
         return int(await self.fetchval("SELECT COALESCE(MAX(version), 0) FROM schema_migrations"))
+
+
+class SqliteTx:
+    """A transaction on the SQLite connection, in its thread."""
+
+    engine = "sqlite"
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def execute(self, sql: str, params: Params = ()) -> int:
+        return self._conn.execute(sql, params).rowcount
+
+    def insert(self, sql: str, params: Params = ()) -> int:
+        row_id = self._conn.execute(sql, params).lastrowid
+        assert row_id is not None
+        return row_id
+
+    def rows(self, sql: str, params: Params = ()) -> list[Record]:
+        return self._conn.execute(sql, params).fetchall()
+
+    def row(self, sql: str, params: Params = ()) -> Record | None:
+        row: Record | None = self._conn.execute(sql, params).fetchone()
+        return row
+
+    def value(self, sql: str, params: Params = ()) -> Any:
+        row = self._conn.execute(sql, params).fetchone()
+        return None if row is None else row[0]
+
+
+_savepoints = 0
+
+
+def _transact(conn: sqlite3.Connection, change: Callable[[Tx], T]) -> T:
+    """Runs `change` as one transaction, in the connection's thread. BEGIN IMMEDIATE first:
+    what the change reads and what it writes belong to one moment, even with another process
+    (the command line) writing to the same file."""
+    global _savepoints
+    if conn.in_transaction:  # inside atomic(): a savepoint of the transaction there
+        _savepoints += 1
+        name = f"run{_savepoints}"
+        conn.execute(f"SAVEPOINT {name}")
+        try:
+            result = change(SqliteTx(conn))
+        except BaseException:
+            conn.execute(f"ROLLBACK TO {name}")
+            conn.execute(f"RELEASE {name}")
+            raise
+        conn.execute(f"RELEASE {name}")
+        return result
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        result = change(SqliteTx(conn))
+    except BaseException:
+        conn.rollback()
+        raise
+    conn.commit()
+    return result
 
 
 def create_private(path: Path) -> None:
