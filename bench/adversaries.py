@@ -46,10 +46,13 @@ from labeling.batch import BatchSettings  # noqa: E402
 from labeling.batches import BatchService  # noqa: E402
 from labeling.models import Submission, Task, WorkerProfile  # noqa: E402
 from labeling.review import ReviewService  # noqa: E402
+from labeling.work import WorkService  # noqa: E402
 from storage.batches import BatchStore  # noqa: E402
 from storage.db import Database  # noqa: E402
+from storage.exams import ExamStore  # noqa: E402
 from storage.reviews import ReviewStore  # noqa: E402
 from storage.tasks import TaskStore  # noqa: E402
+from storage.workers import WorkerStore  # noqa: E402
 
 STRATEGIES = ("random", "first", "dodger", "rhythm", "fast", "sleeper")
 TTL = 600.0
@@ -158,7 +161,13 @@ async def simulate(items: int, count: int, options: int, adversaries: bool, seed
                 row[0]: (row[1], row[2] is not None)
                 for row in await db.fetchall("SELECT id, external_id, gold FROM items")
             }
-            tasks = TaskStore(db)
+            tasks = WorkService(
+                WorkerStore(db),
+                TaskStore(db),
+                ExamStore(db),
+                assignment_ttl=TTL,
+                clock=lambda: clock[0],
+            )
             review = ReviewService(ReviewStore(db), clock=lambda: clock[0])
             await label(run, tasks, review, keys, truth, clock)
             await tally(run, service, db, imported.batch_id, truth)
@@ -166,9 +175,15 @@ async def simulate(items: int, count: int, options: int, adversaries: bool, seed
     return run
 
 
+async def task_for(work: WorkService, worker_id: int) -> Task | None:
+    """The worker's open or next task (these batches hold no training exam)."""
+    shown = await work.next_task(worker_id)
+    return shown if isinstance(shown, Task) else None
+
+
 async def label(
     run: Run,
-    tasks: TaskStore,
+    tasks: WorkService,
     review: ReviewService,
     keys: dict[int, tuple[str, bool]],
     truth: dict[str, int],
@@ -180,8 +195,8 @@ async def label(
     by_id = {w.worker_id: w for w in run.workers}
     current: dict[int, Task | None] = {}
     for worker in run.workers:
-        await tasks.upsert_worker(WorkerProfile(worker.worker_id, worker.strategy), 0.0)
-        current[worker.worker_id] = (await tasks.current_or_next(worker.worker_id, 0.0, TTL)).task
+        await tasks.register(WorkerProfile(worker.worker_id, worker.strategy))
+        current[worker.worker_id] = await task_for(tasks, worker.worker_id)
     upkeep = UPKEEP
     while queue:
         now, worker_id = heapq.heappop(queue)
@@ -192,18 +207,18 @@ async def label(
             upkeep = now + UPKEEP
         worker, task = by_id[worker_id], current[worker_id]
         if task is None:
-            task = (await tasks.current_or_next(worker_id, now, TTL)).task
+            task = await task_for(tasks, worker_id)
             if task is None:
                 worker.done = True
                 continue
         key, gold = keys[task.item_id]
         worker.tasks += 1
         if worker.strategy == "dodger" and gold:
-            outcome = await tasks.skip(task.assignment_id, worker_id, now, TTL)
+            outcome = await tasks.skip(task.assignment_id, worker_id)
         else:
             option = worker.choose(truth[key], run.options)
             submission = Submission(task.assignment_id, worker_id, option=option)
-            outcome = await tasks.submit(submission, now, TTL)
+            outcome = await tasks.answer(submission)
         if outcome.suspended or outcome.closed:
             worker.suspended_after = worker.tasks
         elif not outcome.saved and worker.suspended_after is None:

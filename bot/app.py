@@ -34,6 +34,7 @@ from storage.exams import ExamStore
 from storage.reviews import ReviewStore
 from storage.tasks import TaskStore
 from storage.watch import WatchStore
+from storage.workers import WorkerStore
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +90,10 @@ def build_application(
         await db.open()
         await db.migrate()
         work = WorkService(
-            TaskStore(db), ExamStore(db), assignment_ttl=settings.assignment_timeout_seconds
+            WorkerStore(db),
+            TaskStore(db),
+            ExamStore(db),
+            assignment_ttl=settings.assignment_timeout_seconds,
         )
         review = ReviewService(ReviewStore(db))
         batches = BatchService(

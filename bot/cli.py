@@ -34,6 +34,7 @@ from storage.erasure import ErasureStore
 from storage.exams import ExamStore
 from storage.reviews import ReviewStore
 from storage.tasks import TaskStore
+from storage.workers import WorkerStore
 
 
 class CommandError(Exception):
@@ -326,7 +327,10 @@ async def _export(service: BatchService, args: argparse.Namespace) -> int:
 
 async def _reinstate(db: Database, settings: Settings, args: argparse.Namespace) -> int:
     work = WorkService(
-        TaskStore(db), ExamStore(db), assignment_ttl=settings.assignment_timeout_seconds
+        WorkerStore(db),
+        TaskStore(db),
+        ExamStore(db),
+        assignment_ttl=settings.assignment_timeout_seconds,
     )
     try:
         if not await work.reinstate(args.worker, args.batch):

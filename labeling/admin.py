@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from enum import IntEnum, StrEnum
 from typing import Protocol
 
-from labeling.work import Clock
+from labeling.models import Clock
 
 
 class Role(IntEnum):

@@ -25,6 +25,7 @@ from labeling.models import (
     RATE_WINDOW,
     BatchStatus,
     BatchSummary,
+    Clock,
     WorkerRow,
     WorkerStanding,
 )
@@ -32,7 +33,6 @@ from labeling.pay import PayRate, batch_rate
 from labeling.ports import BatchRepository
 from labeling.report import format_standing, standing_order
 from labeling.words import DEFAULT_CURRENCY, money, plural
-from labeling.work import Clock
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from labeling.work import Clock
+from labeling.models import Clock
 
 # Pseudonyms fit in 53 bits, as Telegram's ids do, so a JSON reader keeps them exact.
 _PSEUDONYMS = 2**53 - 1

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from labeling.gold import NO_PEERS, Peers
+
+# What the services read the time from: time.time, or a test's own clock.
+Clock = Callable[[], float]
 
 if TYPE_CHECKING:
     from labeling.batch import BatchSettings

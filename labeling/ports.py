@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
-from typing import Protocol
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol, TypeVar
 
 from labeling.batch import BatchSettings, ItemRow
+from labeling.gold import Schedule
 from labeling.models import (
+    AssignmentState,
+    AssignmentStatus,
     BatchStatus,
     BatchSummary,
     ExamQuestion,
     ExamResult,
     ExportAnswer,
     ExportItem,
-    Issued,
-    Outcome,
     Problem,
     StoredBatch,
     Submission,
@@ -24,28 +26,182 @@ from labeling.models import (
     WorkerStanding,
     WorkerStats,
 )
+from labeling.quality import Suspension, Trust
+from labeling.review import Reporter
+
+T = TypeVar("T")
+
+
+# -- the labeling loop's unit of work -------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Held:
+    """An assignment as the answer path reads it, with what judging and scoring it needs."""
+
+    state: AssignmentState
+    kind: str  # "task" or "gold"
+    gold: str | None  # the known answer of a gold item
+    item_state: str  # "ok", "broken" or "suspect"
+    median_ms: int | None  # the batch's typical answer time, when known
+    card: int | None  # the worker's live card
+
+
+@dataclass(frozen=True, slots=True)
+class OpenTask:
+    """A task the worker holds, and whether its batch still takes answers."""
+
+    task: Task
+    kind: str
+    batch_open: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Answered:
+    """The answer just stored, whose batch's trust rules run before the next task is picked."""
+
+    batch_id: int
+    item_id: int
+    kind: str
+
+
+@dataclass(frozen=True, slots=True)
+class NewAnswer:
+    state: AssignmentState
+    value: str
+    duration_ms: int
+    created_at: float
+    correct: bool | None  # None: not gold, or gold that counts in no one's record
+    fast: bool
+    source: str | None  # the Telegram update it came from, stored once
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerBatch:
+    """A worker's place in one open batch: their record, and where their gold stream is.
+    `status` is None where they never worked."""
+
+    batch_id: int
+    batch_name: str
+    gold_total: int
+    gold_seed: str
+    status: str | None
+    cause: str | None
+    trust: Trust
+    schedule: Schedule
+    gold_returned: int
+
+    @property
+    def answers(self) -> int:
+        return self.trust.answers
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """An item that may be handed to the worker, with what its card shows."""
+
+    batch_id: int
+    batch_name: str
+    question: str
+    options: tuple[str, ...] | None
+    instructions: str | None
+    item_id: int
+    text: str | None
+    image: str | None
+    image_file_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Tally:
+    """An ordinary item's overlap, and the counted votes on it: (value, gold right, gold seen)
+    of each worker who answered."""
+
+    target: int
+    answers: int
+    wanted: int
+    votes: Sequence[tuple[str, int, int]]
+
+
+@dataclass(frozen=True, slots=True)
+class ItemReports:
+    item_state: str
+    gold: bool
+    reporters: Sequence[Reporter]  # who reported the item this way since it was last reviewed
+
+
+class TaskUnit(Protocol):
+    """The reads and writes of the labeling loop, inside one transaction."""
+
+    def answered_from(self, source: str) -> bool: ...
+    def held(self, assignment_id: int) -> Held | None: ...
+    def open_tasks(self, worker_id: int) -> Sequence[OpenTask]: ...
+    def settings(self, batch_id: int) -> BatchSettings: ...
+    def worker_batches(self, worker_id: int) -> Sequence[WorkerBatch]:
+        """The open batches in order, with the worker's place in each (none if banned)."""
+        ...
+
+    def tally(self, item_id: int) -> Tally: ...
+    def reports(self, item_id: int, problem: Problem) -> ItemReports: ...
+    def pick_gold(self, batch_id: int, worker_id: int, order: int) -> Candidate | None:
+        """A gold item of the batch the worker has never seen, in the worker's `order`."""
+        ...
+
+    def pick_task(self, batch_id: int, worker_id: int) -> Candidate | None:
+        """The next ordinary item the batch wants that the worker has never been given."""
+        ...
+
+    def insert_answer(self, answer: NewAnswer) -> None: ...
+    def assign(
+        self,
+        worker_id: int,
+        candidate: Candidate,
+        kind: str,
+        now: float,
+        ttl: float,
+        answered: int,
+    ) -> Task: ...
+    def save_schedule(self, worker_id: int, batch_id: int, schedule: Schedule) -> None: ...
+    def close(
+        self, assignment_id: int, item_id: int, kind: str, status: AssignmentStatus, now: float
+    ) -> None:
+        """Closes an open assignment; an ordinary item goes back to the pool."""
+        ...
+
+    def forget_gold_returned(self, worker_id: int, batch_id: int) -> None:
+        """Takes back the count of a gold task given back: it was released, not returned."""
+        ...
+
+    def suspend(self, worker_id: int, batch_id: int, verdict: Suspension, now: float) -> None: ...
+    def widen(self, item_id: int) -> None:
+        """Asks one more answer on an item."""
+        ...
+
+    def add_report(
+        self, item_id: int, batch_id: int, worker_id: int, problem: Problem, now: float
+    ) -> None: ...
+    def set_item_state(self, item_id: int, state: str) -> None: ...
 
 
 class TaskRepository(Protocol):
-    async def upsert_worker(
-        self, profile: WorkerProfile, now: float, *, notify: bool = False
-    ) -> None: ...
-    async def set_notify(self, worker_id: int, enabled: bool) -> bool: ...
-    async def mark_unreachable(self, worker_id: int) -> None: ...
+    async def run(self, change: Callable[[TaskUnit], T]) -> T:
+        """Runs `change` (a rule of labeling/loop.py) in one transaction."""
+        ...
+
     async def open_task(self, worker_id: int, now: float) -> Task | None: ...
-    async def current_or_next(self, worker_id: int, now: float, ttl: float) -> Issued: ...
-    async def submit(self, submission: Submission, now: float, ttl: float) -> Outcome: ...
-    async def skip(self, assignment_id: int, worker_id: int, now: float, ttl: float) -> Outcome: ...
-    async def report(
-        self, assignment_id: int, worker_id: int, problem: Problem, now: float, ttl: float
-    ) -> Outcome: ...
-    async def withdraw_unshowable(self, assignment_id: int, now: float) -> None: ...
     async def refresh_medians(self) -> None: ...
     async def reinstate(
         self, worker_id: int, batch_id: int, now: float, *, by: int | None = None
     ) -> bool: ...
     async def expire(self, now: float) -> int: ...
     async def remember_image(self, item_id: int, file_id: str) -> None: ...
+
+
+class WorkerRepository(Protocol):
+    async def upsert_worker(
+        self, profile: WorkerProfile, now: float, *, notify: bool = False
+    ) -> None: ...
+    async def set_notify(self, worker_id: int, enabled: bool) -> bool: ...
+    async def mark_unreachable(self, worker_id: int) -> None: ...
     async def swap_card(self, worker_id: int, message_id: int) -> int | None: ...
     async def worker_stats(self, worker_id: int, day_start: float) -> WorkerStats: ...
 

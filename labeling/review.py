@@ -10,9 +10,8 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from labeling.batch import BatchSettings
-from labeling.models import Problem
+from labeling.models import Clock, Problem
 from labeling.quality import Trust, suspension
-from labeling.work import Clock
 
 BROKEN_AFTER = 2  # workers who report an item broken take it out of circulation
 WITHDRAWING = frozenset({Problem.BROKEN})  # the problems that can take an item out

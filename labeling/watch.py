@@ -9,10 +9,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from labeling.models import BatchSummary
+from labeling.models import BatchSummary, Clock
 from labeling.ports import BatchRepository
 from labeling.report import MESSAGE_LIMIT, pages
-from labeling.work import Clock
 
 DIGEST_EVERY = 300.0  # seconds between two digests of one batch
 

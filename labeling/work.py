@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from functools import partial
 
+from labeling import loop
 from labeling.models import (
+    Clock,
     Closed,
     ExamQuestion,
     ExamResult,
@@ -16,10 +18,7 @@ from labeling.models import (
     WorkerProfile,
     WorkerStats,
 )
-from labeling.ports import ExamRepository, TaskRepository
-
-Clock = Callable[[], float]
-
+from labeling.ports import ExamRepository, TaskRepository, WorkerRepository
 
 Shown = Task | ExamQuestion | ExamResult | Closed | None
 
@@ -27,37 +26,41 @@ Shown = Task | ExamQuestion | ExamResult | Closed | None
 class WorkService:
     def __init__(
         self,
+        workers: WorkerRepository,
         tasks: TaskRepository,
         exams: ExamRepository,
         *,
         assignment_ttl: float,
         clock: Clock = time.time,
     ) -> None:
+        self.workers = workers
         self.tasks = tasks
         self.exams = exams
-        self.assignment_ttl = assignment_ttl
+        self.ttl = assignment_ttl
         self.clock = clock
 
     async def register(self, profile: WorkerProfile) -> None:
         """Registers a worker who asks for work; leaves their announcements as they set them."""
-        await self.tasks.upsert_worker(profile, self.clock())
+        await self.workers.upsert_worker(profile, self.clock())
 
     async def start(self, profile: WorkerProfile) -> None:
         """Registers a worker who sent /start, the one way to turn announcements back on
         after /stop."""
-        await self.tasks.upsert_worker(profile, self.clock(), notify=True)
+        await self.workers.upsert_worker(profile, self.clock(), notify=True)
 
     async def mark_unreachable(self, worker_id: int) -> None:
-        await self.tasks.mark_unreachable(worker_id)
+        await self.workers.mark_unreachable(worker_id)
 
     async def pause_notifications(self, worker_id: int) -> bool:
-        return await self.tasks.set_notify(worker_id, False)
+        return await self.workers.set_notify(worker_id, False)
 
     async def next_task(self, worker_id: int) -> Shown:
         """The worker's open or next task; else the next question of an exam that stands
         between them and a batch (or why they must wait to retry one); else a batch that
         closed to them, or None."""
-        issued = await self.tasks.current_or_next(worker_id, self.clock(), self.assignment_ttl)
+        issued = await self.tasks.run(
+            partial(loop.current_or_next, worker_id=worker_id, now=self.clock(), ttl=self.ttl)
+        )
         if issued.task is not None:
             return issued.task
         question = await self.exams.next_question(worker_id, self.clock())
@@ -77,16 +80,22 @@ class WorkService:
         return await self.tasks.open_task(worker_id, self.clock())
 
     async def answer(self, submission: Submission) -> Outcome:
-        return await self.tasks.submit(submission, self.clock(), self.assignment_ttl)
+        return await self.tasks.run(
+            partial(loop.submit, submission=submission, now=self.clock(), ttl=self.ttl)
+        )
 
     async def skip(self, assignment_id: int, worker_id: int) -> Outcome:
-        return await self.tasks.skip(assignment_id, worker_id, self.clock(), self.assignment_ttl)
+        now = self.clock()
+        return await self.tasks.run(
+            lambda unit: loop.skip(unit, assignment_id, worker_id, now, self.ttl)
+        )
 
     async def report(self, assignment_id: int, worker_id: int, problem: Problem) -> Outcome:
         """Gives the task back like a skip, with the worker's report of what is wrong with it.
         A report never counts against the worker who made it."""
-        return await self.tasks.report(
-            assignment_id, worker_id, problem, self.clock(), self.assignment_ttl
+        now = self.clock()
+        return await self.tasks.run(
+            lambda unit: loop.report(unit, assignment_id, worker_id, problem, now, self.ttl)
         )
 
     async def unshowable(self, worker_id: int, task: Task) -> Shown:
@@ -95,7 +104,8 @@ class WorkService:
         restores it, and the worker's task on it is released as if it had never been handed
         out. No answer, no pay, and not the worker's fault: no skip and no gold given back
         (gold owed stays owed, as after a skip). Returns what the worker gets instead."""
-        await self.tasks.withdraw_unshowable(task.assignment_id, self.clock())
+        now = self.clock()
+        await self.tasks.run(lambda unit: loop.withdraw_unshowable(unit, task.assignment_id, now))
         return await self.next_task(worker_id)
 
     async def expire_stale(self) -> int:
@@ -120,9 +130,9 @@ class WorkService:
         live, and that costs no read and no write, so an answer stays one transaction."""
         if card == live:
             return None
-        retired = await self.tasks.swap_card(worker_id, card)
+        retired = await self.workers.swap_card(worker_id, card)
         return None if retired == card else retired
 
     async def stats(self, worker_id: int) -> WorkerStats:
         now = self.clock()
-        return await self.tasks.worker_stats(worker_id, day_start=now - now % 86400)
+        return await self.workers.worker_stats(worker_id, day_start=now - now % 86400)

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 
 import aiosqlite
 
-from storage.db import Database
+from storage.db import Database, run_on
 from storage.standing import release_open_tasks
 
 
@@ -82,7 +82,7 @@ class AdminStore:
             if cursor.rowcount != 1:
                 return False
             if banned:
-                await release_open_tasks(conn, worker_id, now)
+                await run_on(conn, lambda tx: release_open_tasks(tx, worker_id, now))
             await self._log(conn, by, "ban" if banned else "unban", worker_id, reason, now)
             if banned and demote:
                 await self._demote(conn, worker_id, by, now)

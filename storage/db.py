@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 import aiosqlite
 
-from storage.engine import Tx, paginate
+from storage.engine import Row, Tx, paginate
 
 log = logging.getLogger(__name__)
 
@@ -171,10 +171,7 @@ class Database:
         loop, however many statements the change takes (see storage/engine.py). Inside an
         atomic() of the same task it runs as a savepoint of that transaction."""
         async with self._hold():
-            # aiosqlite runs any function in its connection's thread; it has no public name
-            # for that, so the two private ones are used here and nowhere else.
-            conn = self.conn
-            return await conn._execute(_transact, conn._conn, change)
+            return await run_on(self.conn, change)
 
     async def fetchall(self, sql: str, params: Params = ()) -> list[tuple[Any, ...]]:
         async with self._hold():
@@ -279,16 +276,24 @@ class SqliteTx:
         assert row_id is not None
         return row_id
 
-    def rows(self, sql: str, params: Params = ()) -> list[Record]:
-        return self._conn.execute(sql, params).fetchall()
+    def rows(self, sql: str, params: Params = ()) -> list[Row]:
+        rows: list[Row] = self._conn.execute(sql, params).fetchall()
+        return rows
 
-    def row(self, sql: str, params: Params = ()) -> Record | None:
-        row: Record | None = self._conn.execute(sql, params).fetchone()
+    def row(self, sql: str, params: Params = ()) -> Row | None:
+        row: Row | None = self._conn.execute(sql, params).fetchone()
         return row
 
     def value(self, sql: str, params: Params = ()) -> Any:
         row = self._conn.execute(sql, params).fetchone()
         return None if row is None else row[0]
+
+
+async def run_on(conn: aiosqlite.Connection, change: Callable[[Tx], T]) -> T:
+    """Runs `change` in the connection's thread, as a savepoint when a transaction of atomic()
+    is open there. aiosqlite runs any function in its thread but has no public name for that,
+    so its two private ones are used here and nowhere else."""
+    return await conn._execute(_transact, conn._conn, change)
 
 
 _savepoints = 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import aiosqlite
 
 from labeling.erasure import ERASED_NAME, Erased, PseudonymTaken
-from storage.db import Database, records
+from storage.db import Database, records, run_on
 from storage.standing import release_open_tasks
 
 # Columns that hold a person's Telegram id without a foreign key to workers (coordinators and
@@ -53,7 +53,9 @@ class ErasureStore:
             if await records(conn, "SELECT 1 FROM workers WHERE id = ?", (pseudonym,)):
                 raise PseudonymTaken
             ids = {"old": worker_id, "new": pseudonym}
-            await release_open_tasks(conn, worker_id, now)  # no one will answer it now
+            await run_on(
+                conn, lambda tx: release_open_tasks(tx, worker_id, now)
+            )  # no one will answer it now
             # Nobody can be told anything under a pseudonym: it is no chat.
             await conn.execute(
                 "UPDATE notices SET status = 'failed', updated_at = ?"

@@ -4,6 +4,7 @@ recomputing every worker's record in one transaction."""
 from __future__ import annotations
 
 from dataclasses import replace
+from functools import partial
 
 import aiosqlite
 
@@ -21,20 +22,19 @@ from labeling.review import (
     restanding,
     suspect_gold,
 )
-from storage.db import Database, Record, records
+from storage.db import Database, Record, records, run_on
+from storage.engine import Tx
 from storage.standing import reinstate, suspend, trust_of
 
 
-async def set_item_state(
-    conn: aiosqlite.Connection, item_id: int, state: str, reviewed: float | None = None
-) -> None:
+def set_item_state(tx: Tx, item_id: int, state: str, reviewed: float | None = None) -> None:
     """Changes an item's state (`reviewed`: the time a coordinator did) and keeps its batch's
     count of gold that counts."""
-    await conn.execute(
+    tx.execute(
         "UPDATE items SET state = ?, reviewed_at = COALESCE(?, reviewed_at) WHERE id = ?",
         (state, reviewed, item_id),
     )
-    await conn.execute(
+    tx.execute(
         "UPDATE batches SET gold_items = (SELECT COUNT(*) FROM items i"
         "  WHERE i.batch_id = batches.id AND i.gold IS NOT NULL AND i.exam = 0"
         "  AND i.state = 'ok')"
@@ -85,11 +85,17 @@ async def recompute_trust(conn: aiosqlite.Connection, batch_id: int, now: float)
         change = restanding(row["status"], row["cause"], trust_of(row), settings, options)
         worker_id = row["worker_id"]
         if change == "reinstate":
-            await reinstate(conn, worker_id, batch_id, "gold", now)
+            await run_on(
+                conn,
+                partial(reinstate, worker_id=worker_id, batch_id=batch_id, cause="gold", now=now),
+            )
             reinstated += 1
         elif change == "suspend":
             verdict = Suspension("gold", "gold record recomputed after a review")
-            await suspend(conn, worker_id, batch_id, verdict, now)
+            await run_on(
+                conn,
+                partial(suspend, worker_id=worker_id, batch_id=batch_id, verdict=verdict, now=now),
+            )
             suspended += 1
         else:
             continue
@@ -160,7 +166,10 @@ async def compare_answers(
         )
         verdict = suspension(replace(trust, peers=peers), settings, options)
         if rows[0]["status"] == "active" and verdict is not None:
-            await suspend(conn, worker_id, batch_id, verdict, now)
+            await run_on(
+                conn,
+                partial(suspend, worker_id=worker_id, batch_id=batch_id, verdict=verdict, now=now),
+            )
             await notify(conn, worker_id, batch_id, "suspend", now)
             suspended += 1
     return suspended
@@ -244,7 +253,7 @@ class ReviewStore:
                     raise ReviewError(f"the answer must be one of: {', '.join(settings.options)}")
                 answer = option
             await conn.execute("UPDATE items SET gold = ? WHERE id = ?", (answer, item_id))
-            await set_item_state(conn, item_id, "ok", now)
+            await run_on(conn, lambda tx: set_item_state(tx, item_id, "ok", now))
             await regrade(conn, item_id)
             return await recompute_trust(conn, batch_id, now)
 
@@ -275,7 +284,7 @@ class ReviewStore:
             await conn.execute(
                 "UPDATE batches SET gold_total = gold_total - 1 WHERE id = ?", (batch_id,)
             )
-            await set_item_state(conn, item_id, "ok", now)
+            await run_on(conn, lambda tx: set_item_state(tx, item_id, "ok", now))
             await regrade(conn, item_id)
             return await recompute_trust(conn, batch_id, now)
 
@@ -285,7 +294,7 @@ class ReviewStore:
             item = await self._item(conn, item_id)
             if item["state"] == "ok":
                 raise ReviewError("that item is in circulation already")
-            await set_item_state(conn, item_id, "ok", now)
+            await run_on(conn, lambda tx: set_item_state(tx, item_id, "ok", now))
             if item["gold"] is None:
                 return Review(recomputed=False)
             await regrade(conn, item_id)
@@ -321,7 +330,7 @@ class ReviewStore:
             for r in rows
         )
         for item_id in suspects:
-            await set_item_state(conn, item_id, "suspect")
+            await run_on(conn, partial(set_item_state, item_id=item_id, state="suspect"))
             await regrade(conn, item_id)
         if suspects:
             await recompute_trust(conn, batch_id, now)

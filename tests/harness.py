@@ -46,6 +46,17 @@ class Harness(LocalBot):
         """Every row of every table, to show that something changed nothing."""
         return {table: await self.query(f"SELECT * FROM {table} ORDER BY 1") for table in TABLES}
 
+    async def delivered(self, timeout: float = 10.0) -> None:
+        """Waits until every announcement is sent: a snapshot taken while one is going out
+        would see its deliveries change under the test."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while await self.query(
+            "SELECT 1 FROM broadcasts WHERE finished_at IS NULL"
+            " UNION ALL SELECT 1 FROM deliveries WHERE status = 'sending' LIMIT 1"
+        ):
+            assert asyncio.get_running_loop().time() < deadline, "a broadcast never finished"
+            await asyncio.sleep(0.05)
+
     async def idle(self) -> None:
         """Waits until the bot handles no update: every one it took in is done."""
         assert self.app is not None

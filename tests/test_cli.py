@@ -243,10 +243,10 @@ async def _suspend_worker(database: Path) -> None:
     """Worker 1 answers every task of batch 1 with the same wrong option until gold stops it."""
     from labeling.models import Submission, WorkerProfile
     from storage.db import Database
-    from storage.tasks import TaskStore
+    from tests.factories import Desk
 
     async with Database(database) as db:
-        tasks = TaskStore(db)
+        tasks = Desk(db)
         await tasks.upsert_worker(WorkerProfile(1, "Ann"), 0.0)
         task = (await tasks.current_or_next(1, 1.0, 600.0)).task
         while task is not None:

@@ -18,6 +18,7 @@ from labeling.report import pages
 from labeling.watch import DIGEST_EVERY, WatchService, digest
 from storage.batches import BatchStore
 from storage.db import Database
+from storage.engine import Tx
 from storage.standing import suspend
 from storage.watch import WatchStore
 from tests.harness import BOSS, Harness, say
@@ -214,13 +215,15 @@ async def test_digests_are_paced_and_list_each_suspension_once(db: Database) -> 
     batch = imported.batch_id
 
     async def suspend_worker(worker_id: int) -> None:
-        async with db.atomic() as conn:
-            await conn.execute(
-                "INSERT OR IGNORE INTO workers (id, name, created_at, last_seen_at)"
-                " VALUES (?, 'w', 0, 0)",
+        def change(tx: Tx) -> None:
+            tx.execute(
+                "INSERT INTO workers (id, name, created_at, last_seen_at)"
+                " VALUES (?, 'w', 0, 0) ON CONFLICT (id) DO NOTHING",
                 (worker_id,),
             )
-            await suspend(conn, worker_id, batch, Suspension("fast", "too fast"), now[0])
+            suspend(tx, worker_id, batch, Suspension("fast", "too fast"), now[0])
+
+        await db.run(change)
 
     async def digests() -> list[str]:
         rows = await db.fetchall("SELECT text FROM notices WHERE kind = 'suspensions' ORDER BY id")

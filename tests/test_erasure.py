@@ -215,6 +215,7 @@ async def test_only_the_worker_s_own_fresh_confirmation_erases(tmp_path: Path) -
         message = await _forget(ann)
         erase = message.find_button(ERASE)
         assert erase is not None
+        await harness.delivered()
         snapshot = await harness.snapshot()
 
         async def refused(user: SandboxUser, data: str) -> None:

@@ -24,8 +24,7 @@ from labeling.models import Problem, Submission, Task, Verdict
 from labeling.review import ReviewService
 from storage.db import Database
 from storage.reviews import ReviewStore
-from storage.tasks import TaskStore
-from tests.factories import open_batch, registered
+from tests.factories import Desk, open_batch, registered
 from tests.harness import BOSS, Harness, first_card, press, replies, settle
 
 TTL = 600.0
@@ -97,7 +96,7 @@ class Clock:
 
 
 async def walk(
-    tasks: TaskStore,
+    tasks: Desk,
     worker: int,
     clock: Clock,
     act: Callable[[int, Task], str | int],

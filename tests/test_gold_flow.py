@@ -427,9 +427,11 @@ async def test_gold_that_trusted_workers_miss_is_flagged_and_its_victim_reinstat
         "SELECT COUNT(*) FROM answers a JOIN items i ON i.id = a.item_id"
         " WHERE i.external_id = 'g0' AND a.correct IS NOT NULL"
     ) == [(0,)]
-    assert await office.query("SELECT worker_id, kind, status FROM notices") == [
-        (51, "reinstated", "sent")
-    ]
+    # What the workers were told (a coordinator's digest of the suspension may come too,
+    # when the upkeep ran between the suspension and the review).
+    assert await office.query(
+        "SELECT worker_id, kind, status FROM notices WHERE worker_id IS NOT NULL"
+    ) == [(51, "reinstated", "sent")]
     assert QUESTION in await say(careless, "/next", QUESTION)  # back at work
     listed = await say(office.user(BOSS), "/reports 1", "items with problems")
     assert "g0 [suspect] · gold 'dog'" in listed

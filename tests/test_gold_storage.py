@@ -13,8 +13,7 @@ from labeling.models import Problem, Submission, Task, WorkerProfile
 from labeling.review import ItemNotFound, ReviewError, ReviewService
 from storage.db import Database
 from storage.reviews import ReviewStore
-from storage.tasks import TaskStore
-from tests.factories import open_batch, registered
+from tests.factories import Desk, open_batch, registered
 
 TTL = 600.0
 OPTIONS = ("a", "b", "c", "d")
@@ -74,7 +73,7 @@ async def test_an_expired_gold_task_is_still_owed(db: Database) -> None:
     assert gold(again) and again is not None and again.item_id != task.item_id  # type: ignore[union-attr]
 
 
-async def kinds(db: Database, tasks: TaskStore, count: int, restart_at: int | None = None) -> str:
+async def kinds(db: Database, tasks: Desk, count: int, restart_at: int | None = None) -> str:
     """The kinds of the first `count` tasks worker 1 is handed ('g' gold, '.' other)."""
     seen = ""
     task = (await tasks.current_or_next(1, 1.0, TTL)).task
@@ -83,7 +82,7 @@ async def kinds(db: Database, tasks: TaskStore, count: int, restart_at: int | No
         seen += "g" if gold(task) else "."
         task = (await tasks.submit(Submission(task.assignment_id, 1, option=0), 2.0, TTL)).next_task
         if step == restart_at:
-            tasks = TaskStore(db)  # a new process reads the same state
+            tasks = Desk(db)  # a new process reads the same state
     return seen
 
 

@@ -10,8 +10,7 @@ from labeling.models import BatchStatus, Submission, Task, Verdict
 from storage.batches import BatchStore
 from storage.db import Database
 from storage.exams import ExamStore
-from storage.tasks import TaskStore
-from tests.factories import open_batch, registered
+from tests.factories import Desk, open_batch, registered
 
 TTL = 600.0
 OPTIONS = ("a", "b", "c", "d")
@@ -32,7 +31,7 @@ async def is_gold(db: Database, task: Task) -> bool:
     )
 
 
-async def answer(tasks: TaskStore, task: Task, worker: int, option: int, now: float = 5.0) -> Any:
+async def answer(tasks: Desk, task: Task, worker: int, option: int, now: float = 5.0) -> Any:
     return await tasks.submit(Submission(task.assignment_id, worker, option=option), now, TTL)
 
 
@@ -86,7 +85,7 @@ async def test_when_gold_runs_out_the_batch_decides(db: Database) -> None:
     assert await db.fetchval("SELECT gold_answers FROM worker_batches WHERE batch_id = 1") == 2
 
 
-async def answer_until_suspended(tasks: TaskStore, worker: int, option: int) -> int:
+async def answer_until_suspended(tasks: Desk, worker: int, option: int) -> int:
     """Answers with the same option until the worker is stopped; returns the answers given."""
     task = (await tasks.current_or_next(worker, 1.0, TTL)).task
     given = 0

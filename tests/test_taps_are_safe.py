@@ -17,6 +17,9 @@ ITEMS = "text\nfirst\nsecond\nthird\n"
 async def card_of(harness: Harness, user_id: int) -> SandboxUser:
     worker = await harness.join(user_id)
     await harness.first_task(worker)
+    # The card is shown before the bot records it as the worker's live card: a snapshot
+    # taken in between would see that write as the test's own tap's.
+    await harness.idle()
     return worker
 
 
