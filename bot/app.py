@@ -155,6 +155,7 @@ def build_application(
         .connection_pool_size(pool)
         .pool_timeout(30.0)
         .rate_limiter(RetryingLimiter(send_rate=settings.broadcast_rate))
+        .job_queue(None)
         .post_init(post_init)
         .post_stop(post_stop)
         .post_shutdown(post_shutdown)

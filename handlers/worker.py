@@ -191,10 +191,10 @@ async def tap(update: Update, context: LabelContext) -> None:
             if not await work.dispute(attempt_id, worker_id, item_id):
                 await _answer(query, REFUSALS[Verdict.NOT_FOUND], alert=True)
                 return
-            keyboard = None
+            kept = None
             if isinstance(query.message, Message):
-                keyboard = without_dispute(query.message.reply_markup)
-            await asyncio.gather(_answer(query, DISPUTED, alert=True), _keyboard(query, keyboard))
+                kept = without_dispute(query.message.reply_markup)
+            await asyncio.gather(_answer(query, DISPUTED, alert=True), _keyboard(query, kept))
             return
         case ExamTap(attempt_id, item_id, option):
             await exam_answer(
@@ -218,8 +218,9 @@ async def tap(update: Update, context: LabelContext) -> None:
         return
     if outcome.saved:
         # The answer is committed, so the worker may be told: both calls go out together.
-        shown = _show(context, query, outcome.shown, header, live=outcome.card)
-        await asyncio.gather(_answer(query), shown)
+        await asyncio.gather(
+            _answer(query), _show(context, query, outcome.shown, header, live=outcome.card)
+        )
         return
     await _answer(query, REFUSALS[outcome.verdict], alert=outcome.verdict in ALERT)
 
