@@ -6,7 +6,7 @@ import asyncio
 import logging
 from html import escape
 
-from telegram import CallbackQuery, InlineKeyboardMarkup, Message, Update, User
+from telegram import BotCommand, CallbackQuery, InlineKeyboardMarkup, Message, Update, User
 from telegram.constants import ParseMode
 from telegram.error import BadRequest
 from telegram.ext import (
@@ -50,6 +50,16 @@ HELP = (
     "/forgetme - erase your name and Telegram id from my records\n"
     "/help - this message"
 )
+
+# Telegram's command menu in every chat; a coordinator's adds theirs (handlers.coordinator).
+WORKER_COMMANDS = [
+    BotCommand("next", "Show your next task"),
+    BotCommand("instructions", "Read the instructions of your current batch again"),
+    BotCommand("stats", "Your answers and earnings"),
+    BotCommand("help", "How labeling works"),
+    BotCommand("stop", "Pause messages about new batches"),
+    BotCommand("forgetme", "Erase your name and Telegram id from the records"),
+]
 
 # Short enough to read at a glance; the button is the first task, /help the rest.
 WELCOME = (
