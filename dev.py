@@ -3,6 +3,10 @@
 
 python3 dev.py demo    # install labelbot into .venv and run the demo
 python3 dev.py test    # install labelbot with its test tools into .venv and run every test
+
+and the one CI runs after the tests:
+
+python3 dev.py lint    # ruff's checks, its formatting, and mypy's type checks
 """
 
 from __future__ import annotations
@@ -45,15 +49,23 @@ def install() -> None:
 
 def main(argv: list[str]) -> int:
     commands = {
-        "demo": [python(), "-m", "bot", "demo", *argv[1:]],
-        "test": [python(), "-m", "pytest", *argv[1:]],
-        "lint": [str(BIN / "ruff"), "check", str(ROOT)],
+        "demo": [[python(), "-m", "bot", "demo", *argv[1:]]],
+        "test": [[python(), "-m", "pytest", *argv[1:]]],
+        # Every check runs even when one fails, so that one pass shows all there is to fix.
+        "lint": [
+            [python(), "-m", "ruff", "check", "."],
+            [python(), "-m", "ruff", "format", "--check", "."],
+            [python(), "-m", "mypy"],
+        ],
     }
     if not argv or argv[0] not in commands:
         print(__doc__)
         return 2
     install()
-    return subprocess.run(commands[argv[0]], cwd=ROOT, check=False).returncode
+    codes = [
+        subprocess.run(command, cwd=ROOT, check=False).returncode for command in commands[argv[0]]
+    ]
+    return next((code for code in codes if code), 0)
 
 
 if __name__ == "__main__":

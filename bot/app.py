@@ -8,7 +8,7 @@ import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from telegram import BotCommand, Update
+from telegram import Update
 from telegram.error import Forbidden
 from telegram.ext import ApplicationBuilder, ContextTypes
 
@@ -40,15 +40,6 @@ log = logging.getLogger(__name__)
 
 ALLOWED_UPDATES = ["message", "callback_query"]
 WEBHOOK_PATH = "telegram"
-
-WORKER_COMMANDS = [
-    BotCommand("next", "Show your next task"),
-    BotCommand("instructions", "Read the instructions of your current batch again"),
-    BotCommand("stats", "Your answers and earnings"),
-    BotCommand("help", "How labeling works"),
-    BotCommand("stop", "Pause messages about new batches"),
-    BotCommand("forgetme", "Erase your name and Telegram id from the records"),
-]
 
 
 async def upkeep(
@@ -116,7 +107,7 @@ def build_application(
             paid_broadcasts=settings.paid_broadcast_rate is not None,
             currency=settings.currency,
         )
-        await application.bot.set_my_commands(WORKER_COMMANDS)
+        await coordinator.show_menus(application.bot, owners)
         notifier = Notifier(
             application.bot,
             BroadcastStore(db, owners=settings.coordinator_ids),
@@ -159,6 +150,7 @@ def build_application(
         .connection_pool_size(pool)
         .pool_timeout(30.0)
         .rate_limiter(RetryingLimiter(send_rate=settings.broadcast_rate))
+        .job_queue(None)
         .post_init(post_init)
         .post_stop(post_stop)
         .post_shutdown(post_shutdown)

@@ -9,6 +9,7 @@ import io
 import random
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -72,6 +73,12 @@ def finished(card: Message) -> bool:
     return NOTHING_LEFT in card.shown or STOPPED in card.shown
 
 
+def edited(card: Message) -> Callable[[SandboxUser], bool]:
+    """Holds once `card` has changed since now."""
+    seen = card.edits
+    return lambda _: card.edits > seen
+
+
 async def label_as(
     user: SandboxUser, persona: Persona, truth: dict[str, str], rng: random.Random
 ) -> int:
@@ -96,7 +103,7 @@ async def label_as(
             choice = rng.choice([option for option in OPTIONS if option != right])
         await asyncio.sleep(rng.uniform(*persona.think))
         user.press(choice, message_id=card.message_id)
-        await user.wait_for(lambda u, seen=card.edits: card.edits > seen, 30)
+        await user.wait_for(edited(card), 30)
         answers += 1
 
 

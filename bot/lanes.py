@@ -10,6 +10,7 @@ would fill the pool and stall the labeling; in two lanes, taps keep their speed.
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Awaitable
 from typing import Any
 
@@ -21,31 +22,19 @@ class Lanes(BaseUpdateProcessor):
     """Up to `per_lane` updates at once of each kind: taps, and everything else."""
 
     def __init__(self, per_lane: int) -> None:
-        super().__init__(2 * per_lane)
+        # PTB's own pool, which every update enters before its lane, never holds one back: an
+        # update waiting there would wait behind the other kind. The lanes do the limiting.
+        super().__init__(sys.maxsize)
         self._taps = asyncio.BoundedSemaphore(per_lane)
         self._messages = asyncio.BoundedSemaphore(per_lane)
-        self._taken = 0
-
-    @property
-    def current_concurrent_updates(self) -> int:
-        """Updates taken in and not done: handled now, or waiting for their lane."""
-        return self._taken
 
     def lane(self, update: object) -> asyncio.BoundedSemaphore:
         is_tap = isinstance(update, Update) and update.callback_query is not None
         return self._taps if is_tap else self._messages
 
-    async def process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
-        # Not the base class's one pool: each update waits in its own lane only.
-        self._taken += 1
-        try:
-            async with self.lane(update):
-                await self.do_process_update(update, coroutine)
-        finally:
-            self._taken -= 1
-
     async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
-        await coroutine
+        async with self.lane(update):
+            await coroutine
 
     async def initialize(self) -> None:
         pass

@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.error import Forbidden, NetworkError, RetryAfter, TelegramError
-from telegram.ext import ExtBot
 
 from bot.retry import BULK, Pacer, may_have_arrived, retry_after_seconds
 from handlers.callbacks import NextTap, encode
+from handlers.context import LabelBot
 from handlers.worker import SUSPENDED
 from labeling.words import plural
 from storage.broadcasts import Broadcast, BroadcastStore, Delivery
@@ -60,7 +60,7 @@ class Run:
 class Notifier:
     def __init__(
         self,
-        bot: ExtBot[None],
+        bot: LabelBot,
         store: BroadcastStore,
         *,
         rate: float,

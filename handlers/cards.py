@@ -19,7 +19,6 @@ from telegram import (
     Message,
 )
 from telegram.error import BadRequest
-from telegram.ext import ExtBot
 
 from handlers.callbacks import (
     AnswerTap,
@@ -31,6 +30,7 @@ from handlers.callbacks import (
     Tap,
     encode,
 )
+from handlers.context import LabelBot
 from labeling.batch import FREE_TEXT_HINT, REREAD_HINT
 from labeling.models import Closed, ExamQuestion, ExamResult, Problem, Task
 from labeling.work import Shown, WorkService
@@ -205,7 +205,7 @@ def exam_feedback_card(result: ExamResult) -> str:
 
 
 async def show_exam_feedback(
-    bot: ExtBot[None],
+    bot: LabelBot,
     chat_id: int,
     result: ExamResult,
     keyboard: InlineKeyboardMarkup | None,
@@ -327,7 +327,7 @@ TRY_AGAIN = "That task could not be shown. Send /next for another one."
 
 
 async def show_task(
-    bot: ExtBot[None],
+    bot: LabelBot,
     work: WorkService,
     chat_id: int,
     shown: Shown,
@@ -368,7 +368,7 @@ async def show_task(
 
 
 async def _show_once(
-    bot: ExtBot[None],
+    bot: LabelBot,
     work: WorkService,
     chat_id: int,
     shown: Shown,
@@ -414,7 +414,7 @@ async def _show_once(
 
 
 async def _edit_card(
-    bot: ExtBot[None],
+    bot: LabelBot,
     work: WorkService,
     chat_id: int,
     card: Message,
@@ -438,7 +438,7 @@ async def _edit_card(
 
 
 async def show_text(
-    bot: ExtBot[None],
+    bot: LabelBot,
     chat_id: int,
     text: str,
     keyboard: InlineKeyboardMarkup | None,
@@ -482,7 +482,7 @@ async def _remember_photo(work: WorkService, item: Item, sent: Message | bool) -
     await work.remember_image(item.item_id, sent.photo[-1].file_id)
 
 
-async def _clear_buttons(bot: ExtBot[None], chat_id: int, message_id: int) -> None:
+async def _clear_buttons(bot: LabelBot, chat_id: int, message_id: int) -> None:
     try:
         await bot.edit_message_reply_markup(chat_id, message_id, reply_markup=None)
     except BadRequest as error:  # already without buttons, deleted, or too old to edit

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from telegram.ext import Application, CallbackContext, ExtBot
 
@@ -44,10 +45,18 @@ class BotData:
         self._services = services
 
 
-class LabelContext(CallbackContext[ExtBot[None], dict, dict, BotData]):
+# The rate limiter (bot.retry) reads per-request arguments of this type: broadcasts pass BULK.
+LabelBot = ExtBot[dict[str, bool]]
+
+
+class LabelContext(CallbackContext[LabelBot, dict[Any, Any], dict[Any, Any], BotData]):
     @property
     def services(self) -> Services:
         return self.bot_data.services
 
 
-LabelApplication = Application[ExtBot[None], LabelContext, dict, dict, BotData, object]
+# No job queue: what runs beside the handlers is the bot's own tasks (bot.app.upkeep, the
+# notifier), started and stopped with the application.
+LabelApplication = Application[
+    LabelBot, LabelContext, dict[Any, Any], dict[Any, Any], BotData, None
+]

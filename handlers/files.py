@@ -23,7 +23,7 @@ def fit(path: Path, *, plain: int, limit: int) -> list[Path]:
         shutil.copyfileobj(source, target, PART)
     if packed.stat().st_size <= limit:
         return [packed]
-    parts = []
+    parts: list[Path] = []
     with packed.open("rb") as source:
         while chunk := source.read(limit):
             # Zero-padded, so that a shell's `*.part*` lists them in order.

@@ -6,7 +6,7 @@ import asyncio
 import logging
 from html import escape
 
-from telegram import CallbackQuery, InlineKeyboardMarkup, Message, Update, User
+from telegram import BotCommand, CallbackQuery, InlineKeyboardMarkup, Message, Update, User
 from telegram.constants import ParseMode
 from telegram.error import BadRequest
 from telegram.ext import (
@@ -50,6 +50,16 @@ HELP = (
     "/forgetme - erase your name and Telegram id from my records\n"
     "/help - this message"
 )
+
+# Telegram's command menu in every chat; a coordinator's adds theirs (handlers.coordinator).
+WORKER_COMMANDS = [
+    BotCommand("next", "Show your next task"),
+    BotCommand("instructions", "Read the instructions of your current batch again"),
+    BotCommand("stats", "Your answers and earnings"),
+    BotCommand("help", "How labeling works"),
+    BotCommand("stop", "Pause messages about new batches"),
+    BotCommand("forgetme", "Erase your name and Telegram id from the records"),
+]
 
 # Short enough to read at a glance; the button is the first task, /help the rest.
 WELCOME = (
@@ -191,10 +201,10 @@ async def tap(update: Update, context: LabelContext) -> None:
             if not await work.dispute(attempt_id, worker_id, item_id):
                 await _answer(query, REFUSALS[Verdict.NOT_FOUND], alert=True)
                 return
-            keyboard = None
+            kept = None
             if isinstance(query.message, Message):
-                keyboard = without_dispute(query.message.reply_markup)
-            await asyncio.gather(_answer(query, DISPUTED, alert=True), _keyboard(query, keyboard))
+                kept = without_dispute(query.message.reply_markup)
+            await asyncio.gather(_answer(query, DISPUTED, alert=True), _keyboard(query, kept))
             return
         case ExamTap(attempt_id, item_id, option):
             await exam_answer(
@@ -218,8 +228,9 @@ async def tap(update: Update, context: LabelContext) -> None:
         return
     if outcome.saved:
         # The answer is committed, so the worker may be told: both calls go out together.
-        shown = _show(context, query, outcome.shown, header, live=outcome.card)
-        await asyncio.gather(_answer(query), shown)
+        await asyncio.gather(
+            _answer(query), _show(context, query, outcome.shown, header, live=outcome.card)
+        )
         return
     await _answer(query, REFUSALS[outcome.verdict], alert=outcome.verdict in ALERT)
 

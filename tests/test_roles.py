@@ -69,7 +69,7 @@ async def test_a_ban_takes_coordinator_rights_away(office: Harness) -> None:
     (helper,) = await staff(office, 14)
     assert "banned" in await say(owner, "/ban 14 leaked a batch", "banned")
     for command in COMMANDS:
-        assert "Unknown command" in await say(helper, f"/{command} 1", "Unknown command")
+        assert "Unknown command" in await say(helper, f"/{command.name} 1", "Unknown command")
     assert await coordinators(office) == []
     # An unban lets them work again; coordinating takes a new promotion.
     await say(owner, "/unban 14", "may work again")
