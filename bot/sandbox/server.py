@@ -9,7 +9,9 @@ from typing import Any
 
 from aiohttp import BodyPartReader, web
 
-from bot.sandbox.core import ApiError, Disconnect, Params, Sandbox, UploadedFile
+from bot.sandbox.api import Sandbox
+from bot.sandbox.faults import Disconnect
+from bot.sandbox.wire import ApiError, Params, UploadedFile
 
 log = logging.getLogger(__name__)
 
