@@ -44,12 +44,12 @@ class Fault:
         if self.delay:
             await asyncio.sleep(self.delay)
         if self.code is not None:
-            raise self.error()
+            raise self.error(self.code)
 
-    def error(self) -> Exception:
-        if self.code == 0:
+    def error(self, code: int) -> Exception:
+        if code == 0:
             return Disconnect()
-        if self.code == 429:
+        if code == 429:
             return ApiError(
                 429, f"Too Many Requests: retry after {self.retry_after}", self.retry_after
             )
@@ -57,8 +57,8 @@ class Fault:
             403: "Forbidden: bot was blocked by the user",
             500: "Internal Server Error",
             502: "Bad Gateway",
-        }.get(self.code, "Error")
-        return ApiError(self.code, self.description or default)
+        }.get(code, "Error")
+        return ApiError(code, self.description or default)
 
 
 class Hold:

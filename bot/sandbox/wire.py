@@ -4,6 +4,7 @@ files, messages and chats, and the flood limits Telegram counts them against."""
 from __future__ import annotations
 
 import asyncio
+import builtins
 import itertools
 import json
 import time
@@ -175,7 +176,9 @@ class Chat:
 
 
 class Params:
-    """A request's parameters, read the way Telegram reads them (form values are strings)."""
+    """A request's parameters, read the way Telegram reads them (form values are strings).
+    Its readers are named after the types they return, which hides those types' names inside
+    the class: annotations there say `builtins.str`."""
 
     def __init__(self, values: dict[str, Any], files: dict[str, UploadedFile]) -> None:
         self.values = values
@@ -185,7 +188,7 @@ class Params:
         value = self.values.get(name)
         return None if value is None else str(value)
 
-    def int(self, name: str, default: int | None = None) -> int | None:
+    def int(self, name: builtins.str, default: int | None = None) -> int | None:
         value = self.values.get(name)
         if value is None or value == "":
             return default
@@ -194,11 +197,11 @@ class Params:
         except (TypeError, ValueError):
             raise bad_request(f'field "{name}" must be a number') from None
 
-    def bool(self, name: str) -> bool:
+    def bool(self, name: builtins.str) -> builtins.bool:
         value = self.values.get(name)
         return value is True or str(value).lower() in ("true", "1")
 
-    def json(self, name: str) -> Any:
+    def json(self, name: builtins.str) -> Any:
         value = self.values.get(name)
         if isinstance(value, str):
             try:
