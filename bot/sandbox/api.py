@@ -9,13 +9,14 @@ import itertools
 import math
 import re
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from bot.sandbox.faults import Fault, Hold
 from bot.sandbox.fetch import FetchError, fetch_image
 from bot.sandbox.markup import MarkupError, check_keyboard, check_text, visible_text
+from bot.sandbox.updates import Updates
 from bot.sandbox.users import SandboxUser
 from bot.sandbox.wire import (
     TELEGRAM_LIMITS,
@@ -71,14 +72,10 @@ class Sandbox:
         self.holds: list[Hold] = []
         self.calls: Counter[str] = Counter()
         self.calls_by_chat: Counter[tuple[str, int]] = Counter()
-        self._updates: deque[tuple[int, dict[str, Any]]] = deque()
-        self._replays: deque[tuple[int, dict[str, Any]]] = deque()
-        self._sent_updates: dict[int, dict[str, Any]] = {}
-        self._update_ids = itertools.count(1)
+        self.updates = Updates()
         self._file_ids = itertools.count(1)
         self._query_ids = itertools.count(1)
         self._queries: dict[str, tuple[int, float]] = {}
-        self._new_update = asyncio.Event()
         self._poll_generation = 0
         self._releases = 0
         self.limits = limits
@@ -193,20 +190,16 @@ class Sandbox:
         timeout = max(params.int("timeout", 0) or 0, 0)
         self._poll_generation += 1
         generation, releases = self._poll_generation, self._releases
-        self._wake()  # a poll still waiting learns that it has been superseded
+        self.updates.wake()  # a poll still waiting learns that it has been superseded
         deadline = time.monotonic() + timeout
         while True:
-            while self._updates and self._updates[0][0] < offset:
-                self._updates.popleft()  # confirmed by the offset: forgotten, as Telegram does
-            batch = [update for _, update in itertools.islice(self._updates, limit)]
-            while self._replays and len(batch) < limit:
-                batch.append(self._replays.popleft()[1])
+            batch = self.updates.poll(offset, limit)
             if batch:
                 return batch
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return []
-            event = self._new_update
+            event = self.updates.changed
             try:
                 await asyncio.wait_for(event.wait(), remaining)
             except TimeoutError:
@@ -508,25 +501,12 @@ class Sandbox:
 
     def replay(self, update_id: int) -> None:
         """Delivers an update again, as Telegram does when a bot did not confirm it."""
-        self._replays.append((update_id, self._sent_updates[update_id]))
-        self._wake()
+        self.updates.replay(update_id)
 
     def release_polls(self) -> None:
         """Ends waiting long polls now, so a bot that is stopping need not wait them out."""
         self._releases += 1
-        self._wake()
-
-    def _push(self, payload: dict[str, Any]) -> int:
-        update_id = next(self._update_ids)
-        update = {"update_id": update_id, **payload}
-        self._sent_updates[update_id] = update
-        self._updates.append((update_id, update))
-        self._wake()
-        return update_id
-
-    def _wake(self) -> None:
-        self._new_update.set()
-        self._new_update = asyncio.Event()
+        self.updates.wake()
 
     def new_query(self, chat_id: int) -> str:
         query_id = str(next(self._query_ids))

@@ -96,7 +96,7 @@ class SandboxUser:
                 "data": data,
             }
         }
-        self.last_update_id = self.sandbox._push(payload)
+        self.last_update_id = self.sandbox.updates.push(payload)
         return self.last_update_id
 
     def block(self, blocked: bool = True) -> None:
@@ -139,5 +139,7 @@ class SandboxUser:
         raise LookupError(f"user {self.user_id} sees no button {text!r}")
 
     def _push_message(self, message: Message) -> int:
-        self.last_update_id = self.sandbox._push({"message": self.sandbox.message_json(message)})
+        self.last_update_id = self.sandbox.updates.push(
+            {"message": self.sandbox.message_json(message)}
+        )
         return self.last_update_id
