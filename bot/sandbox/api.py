@@ -1,6 +1,6 @@
 """The bot's side of the sandbox: Bot API methods answered the way Telegram answers them,
-errors included, over chats, messages, updates and files held in memory, with no HTTP in
-sight."""
+errors included, over chats, messages, updates and files held in memory. HTTP stays outside:
+server.py serves these methods, webhook.py posts updates to a bot that set a webhook."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import math
 import re
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from bot.sandbox.faults import Fault, Hold
@@ -18,6 +18,13 @@ from bot.sandbox.fetch import FetchError, fetch_image
 from bot.sandbox.markup import MarkupError, check_keyboard, check_text, visible_text
 from bot.sandbox.updates import Updates
 from bot.sandbox.users import SandboxUser
+from bot.sandbox.webhook import (
+    DEFAULT_CONNECTIONS,
+    MAX_CONNECTIONS,
+    POST_TIMEOUT,
+    Delivery,
+    Webhook,
+)
 from bot.sandbox.wire import (
     TELEGRAM_LIMITS,
     ApiError,
@@ -67,7 +74,8 @@ class Sandbox:
         self.files: dict[str, StoredFile] = {}
         self._url_files: dict[str, StoredFile] = {}
         self.commands: list[dict[str, Any]] = []
-        self.webhook: tuple[str, str | None] | None = None
+        self.webhook: Webhook | None = None
+        self.delivery: Delivery | None = None  # posts updates while a webhook is set
         self.faults: list[Fault] = []
         self.holds: list[Hold] = []
         self.calls: Counter[str] = Counter()
@@ -171,8 +179,22 @@ class Sandbox:
         secret = params.str("secret_token")
         if secret is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", secret):
             raise bad_request("secret token contains unallowed characters")
-        self.webhook = (url, secret)
+        # Telegram takes any number and clamps it into its range.
+        connections = params.int("max_connections", DEFAULT_CONNECTIONS) or 0
+        connections = min(max(connections, 1), MAX_CONNECTIONS)
+        self.webhook = Webhook(url, secret, connections)
+        self.updates.wake()  # the updates waiting for it go out now
         return True
+
+    def get_webhook_info(self, params: Params) -> dict[str, Any]:
+        info: dict[str, Any] = {
+            "url": "",
+            "has_custom_certificate": False,
+            "pending_update_count": len(self.updates),
+        }
+        if self.webhook is not None:
+            info.update(self.webhook.info())
+        return info
 
     def set_my_commands(self, params: Params) -> bool:
         self.commands = params.json("commands") or []
@@ -508,6 +530,32 @@ class Sandbox:
         self._releases += 1
         self.updates.wake()
 
+    def route_webhook(
+        self,
+        endpoints: Sequence[str],
+        *,
+        duplicates: float = 0.0,
+        timeout: float = POST_TIMEOUT,
+    ) -> Delivery:
+        """Says which local endpoints (the bot's replicas) stand behind the webhook's public
+        URL: from now on, while a webhook is set, the sandbox posts the bot's updates to them
+        itself, in turn, as Telegram does through a load balancer. `duplicates` is the share
+        of updates posted twice, their first answer lost on purpose; `timeout` how long an
+        answer may take. Called again, it changes them. Returns the delivery, whose `lose`
+        loses the next answers."""
+        delivery = self.delivery or Delivery(self.updates, lambda: self.webhook)
+        delivery.route(endpoints, duplicates=duplicates, timeout=timeout)
+        if self.delivery is None:
+            delivery.start()
+            self.delivery = delivery
+        return delivery
+
+    async def close(self) -> None:
+        """Stops the webhook's delivery, if any: nothing of the sandbox runs after this."""
+        if self.delivery is not None:
+            await self.delivery.stop()
+            self.delivery = None
+
     def new_query(self, chat_id: int) -> str:
         query_id = str(next(self._query_ids))
         self._queries[query_id] = (chat_id, self.clock())
@@ -521,6 +569,7 @@ _METHODS: dict[str, Callable[[Sandbox, Params], Any]] = {
         "get_updates",
         "delete_webhook",
         "set_webhook",
+        "get_webhook_info",
         "set_my_commands",
         "send_message",
         "send_photo",

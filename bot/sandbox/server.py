@@ -80,6 +80,8 @@ class SandboxServer:
         return self
 
     async def stop(self) -> None:
+        """Stops serving, and the sandbox with it: its webhook's delivery ends too."""
+        await self.sandbox.close()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

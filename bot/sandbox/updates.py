@@ -58,3 +58,22 @@ class Updates:
         while self._replays and len(batch) < limit:
             batch.append(self._replays.popleft())
         return batch
+
+    def pending(self) -> list[Update]:
+        """The updates not yet confirmed, oldest first."""
+        return list(self._pending)
+
+    def take_replays(self) -> list[Update]:
+        """The replays not yet delivered, handed over to whoever delivers them."""
+        replays = list(self._replays)
+        self._replays.clear()
+        return replays
+
+    def confirm(self, update_id: int) -> None:
+        """Forgets an update the bot took (a webhook's 2xx), wherever it stands in the queue:
+        updates of other chats may have been taken before it."""
+        for index, update in enumerate(self._pending):
+            if update["update_id"] == update_id:
+                del self._pending[index]
+                self.wake()
+                return
