@@ -29,7 +29,7 @@ from bench.process import (  # noqa: E402
 )
 from bot.local import SANDBOX_TOKEN  # noqa: E402
 from bot.sandbox import Sandbox, SandboxServer  # noqa: E402
-from bot.sandbox.core import TELEGRAM_LIMITS  # noqa: E402
+from bot.sandbox.wire import TELEGRAM_LIMITS  # noqa: E402
 from labeling.batch import BatchSettings  # noqa: E402
 from labeling.batches import BatchService  # noqa: E402
 from storage.batches import BatchStore  # noqa: E402

@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 from bench.process import labelbot_command, labelbot_env, peak_rss_mb, start, stop  # noqa: E402
 from bot.local import SANDBOX_TOKEN  # noqa: E402
 from bot.sandbox import Sandbox, SandboxServer, SandboxUser  # noqa: E402
-from bot.sandbox.core import Message  # noqa: E402
+from bot.sandbox.wire import Message  # noqa: E402
 from handlers.callbacks import AnswerTap, decode  # noqa: E402
 from labeling.batch import BatchSettings  # noqa: E402
 from labeling.batches import BatchService  # noqa: E402

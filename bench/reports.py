@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bot.sandbox import SandboxUser  # noqa: E402
-from bot.sandbox.core import Message  # noqa: E402
+from bot.sandbox.wire import Message  # noqa: E402
 from labeling.batch import BatchSettings  # noqa: E402
 from labeling.batches import BatchService  # noqa: E402
 from storage.batches import BatchStore  # noqa: E402

@@ -18,7 +18,7 @@ from bot.cli import format_status
 from bot.local import LocalBot
 from bot.notifier import START
 from bot.sandbox import SandboxUser
-from bot.sandbox.core import Message
+from bot.sandbox.wire import Message
 from handlers.cards import NOTHING_LEFT
 from labeling.aggregation import AnswerSet, majority_vote
 from labeling.batch import BatchSettings

@@ -9,7 +9,7 @@ from typing import Any
 
 from bot.local import LocalBot
 from bot.sandbox import SandboxUser
-from bot.sandbox.core import Message
+from bot.sandbox.wire import Message
 from labeling.batch import BatchSettings
 
 BOSS = 500  # the coordinator of the `office` fixture

@@ -9,7 +9,7 @@ import io
 from pathlib import Path
 
 from bot.sandbox import SandboxUser
-from bot.sandbox.core import Message
+from bot.sandbox.wire import Message
 from labeling.batch import BatchSettings
 from labeling.batches import BatchService
 from labeling.models import BatchStatus

@@ -20,7 +20,8 @@ from bench.load import REWARD, SAVED, count_doubling
 from bench.process import labelbot_command, labelbot_env, start, stop
 from bot.local import SANDBOX_TOKEN
 from bot.sandbox import Sandbox, SandboxServer, SandboxUser
-from bot.sandbox.core import Disconnect, Hold, Message, Params
+from bot.sandbox.faults import Disconnect, Hold
+from bot.sandbox.wire import Message, Params
 from handlers.worker import REFUSALS
 from labeling.batch import BatchSettings
 from labeling.batches import BatchService

@@ -17,7 +17,8 @@ from collections.abc import Callable
 from typing import Any
 
 from bot.sandbox import SandboxUser
-from bot.sandbox.core import Disconnect, Message, Params
+from bot.sandbox.faults import Disconnect
+from bot.sandbox.wire import Message, Params
 from handlers.cards import PROBLEMS, REPORT, SKIP
 from labeling.batch import BatchSettings
 from labeling.models import Problem, Submission, Task, Verdict

@@ -20,7 +20,7 @@ import pytest
 
 from bot.cli import main
 from bot.sandbox import SandboxUser
-from bot.sandbox.core import Message
+from bot.sandbox.wire import Message
 from handlers.cards import BACK, CLOSED, NEXT, NOTHING_LEFT, PROBLEMS, REPORT, SKIP
 from labeling.models import Problem
 from labeling.review import Sweep

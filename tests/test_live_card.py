@@ -4,7 +4,7 @@ for every message: acted out through the sandbox as a worker on a phone would.""
 from __future__ import annotations
 
 from bot.sandbox import SandboxUser
-from bot.sandbox.core import Message
+from bot.sandbox.wire import Message
 from handlers.cards import NEXT, SKIP
 from tests.harness import BOSS, Harness, press, say
 

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bot.sandbox import SandboxUser
-from bot.sandbox.core import Message
+from bot.sandbox.wire import Message
 from handlers.cards import CONTINUE, DISPUTE, come_back
 from labeling.batch import BatchSettings
 from labeling.gold import exam_questions, new_seed

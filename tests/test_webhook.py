@@ -1,4 +1,5 @@
-"""Webhook mode: PTB's webhook server refuses any request without Telegram's secret."""
+"""Webhook mode: PTB's webhook server refuses any request without Telegram's secret, and the
+bot works on the updates the sandbox posts to it, as Telegram would."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import pytest
 
 from bot.app import WEBHOOK_PATH, Webhook
 from bot.settings import SettingsError, load_settings
-from tests.harness import Harness
+from tests.harness import Harness, press
+from tests.test_sandbox_webhook import dead_url
 
 SECRET = "s3cret-webhook-token_0123456789"
 
@@ -44,7 +46,9 @@ async def test_the_webhook_takes_updates_only_with_the_secret(tmp_path: Path) ->
         webhook=Webhook("127.0.0.1", port, "https://bot.example/telegram", SECRET)
     )
     try:
-        assert harness.sandbox.webhook == ("https://bot.example/telegram", SECRET)
+        webhook = harness.sandbox.webhook
+        assert webhook is not None
+        assert (webhook.url, webhook.secret) == ("https://bot.example/telegram", SECRET)
         ann = harness.sandbox.user(9, "Ann", started=True)  # her updates come by webhook
         url = f"http://127.0.0.1:{port}/{WEBHOOK_PATH}"
         async with httpx.AsyncClient() as client:
@@ -61,6 +65,29 @@ async def test_the_webhook_takes_updates_only_with_the_secret(tmp_path: Path) ->
             )
             assert accepted.status_code == 200
         await ann.wait_for(lambda u: u.last is not None and "/stats" in u.last.shown)
+    finally:
+        await harness.stop_bot()
+        await harness.server.stop()
+
+
+async def test_the_bot_works_on_the_updates_the_sandbox_posts(tmp_path: Path) -> None:
+    harness = Harness(tmp_path / "posted.db")
+    port = free_port()
+    await harness.server.start()
+    await harness.start_bot(
+        webhook=Webhook("127.0.0.1", port, "https://bot.example/telegram", SECRET)
+    )
+    try:
+        await harness.add_batch("text\nGreat phone\n", options="yes,no", overlap=1)
+        # Two replicas behind the webhook's URL, one of them down: its turns go to the bot.
+        bot = f"http://127.0.0.1:{port}/{WEBHOOK_PATH}"
+        harness.sandbox.route_webhook([dead_url(), bot])
+        worker = await harness.join(9, "Ann")
+        card = await harness.first_task(worker)
+        await press(worker, card, "yes")
+        assert await harness.query("SELECT value FROM answers") == [("yes",)]
+        assert harness.sandbox.calls["get_updates"] == 0
+        assert len(harness.sandbox.updates) == 0
     finally:
         await harness.stop_bot()
         await harness.server.stop()

@@ -9,7 +9,9 @@ from typing import Any
 
 from aiohttp import BodyPartReader, web
 
-from bot.sandbox.core import ApiError, Disconnect, Params, Sandbox, UploadedFile
+from bot.sandbox.api import Sandbox
+from bot.sandbox.faults import Disconnect
+from bot.sandbox.wire import ApiError, Params, UploadedFile
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +80,8 @@ class SandboxServer:
         return self
 
     async def stop(self) -> None:
+        """Stops serving, and the sandbox with it: its webhook's delivery ends too."""
+        await self.sandbox.close()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

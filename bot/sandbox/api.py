@@ -1,314 +1,47 @@
-"""The sandbox's state and rules: chats, messages, updates and files, with no HTTP in sight.
-
-The bot side implements Bot API methods the way Telegram answers them, errors included; the
-user side lets tests, the demo and benchmarks act as any user and read what that user sees.
-"""
+"""The bot's side of the sandbox: Bot API methods answered the way Telegram answers them,
+errors included, over chats, messages, updates and files held in memory. HTTP stays outside:
+server.py serves these methods, webhook.py posts updates to a bot that set a webhook."""
 
 from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import math
 import re
 import time
-from collections import Counter, deque
-from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
+from bot.sandbox.faults import Fault, Hold
 from bot.sandbox.fetch import FetchError, fetch_image
 from bot.sandbox.markup import MarkupError, check_keyboard, check_text, visible_text
+from bot.sandbox.updates import Updates
+from bot.sandbox.users import SandboxUser
+from bot.sandbox.webhook import (
+    DEFAULT_CONNECTIONS,
+    MAX_CONNECTIONS,
+    POST_TIMEOUT,
+    Delivery,
+    Webhook,
+)
+from bot.sandbox.wire import (
+    TELEGRAM_LIMITS,
+    ApiError,
+    Bucket,
+    Chat,
+    Limits,
+    Message,
+    Notice,
+    Params,
+    StoredFile,
+    bad_request,
+)
 
 MAX_DOWNLOAD = 20 * 1024 * 1024  # bots download files up to 20 MB
 MAX_UPLOAD = 50 * 1024 * 1024  # and upload up to 50 MB
 CALLBACK_TTL = 15.0  # a callback query must be answered within about this time
 CANT_INITIATE = "Forbidden: bot can't initiate conversation with a user"
-
-
-class Disconnect(Exception):
-    """Drop the connection without an answer, as a network failure would."""
-
-
-class ApiError(Exception):
-    """An error as the Bot API reports it."""
-
-    def __init__(self, code: int, description: str, retry_after: int | None = None) -> None:
-        super().__init__(description)
-        self.code = code
-        self.description = description
-        self.retry_after = retry_after
-
-    def payload(self) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "ok": False,
-            "error_code": self.code,
-            "description": self.description,
-        }
-        if self.retry_after is not None:
-            body["parameters"] = {"retry_after": self.retry_after}
-        return body
-
-
-def bad_request(reason: str) -> ApiError:
-    return ApiError(400, f"Bad Request: {reason}")
-
-
-@dataclass(slots=True)
-class UploadedFile:
-    filename: str
-    content: bytes
-    mime_type: str = "application/octet-stream"
-
-
-@dataclass(slots=True)
-class StoredFile:
-    file_id: str
-    unique_id: str
-    path: str
-    content: bytes
-    name: str | None = None
-    mime_type: str | None = None
-    url: str | None = None  # a photo sent by URL, fetched from it
-
-    def as_document(self) -> dict[str, Any]:
-        return {
-            "file_id": self.file_id,
-            "file_unique_id": self.unique_id,
-            "file_name": self.name,
-            "mime_type": self.mime_type,
-            "file_size": len(self.content),
-        }
-
-    def as_photo(self) -> list[dict[str, Any]]:
-        return [
-            {
-                "file_id": self.file_id,
-                "file_unique_id": self.unique_id,
-                "width": 800,
-                "height": 600,
-                "file_size": len(self.content),
-            }
-        ]
-
-
-@dataclass(slots=True)
-class Message:
-    message_id: int
-    chat_id: int
-    from_bot: bool
-    date: int
-    raw: str | None = None  # text or caption as sent, markup included
-    parse_mode: str | None = None
-    text: str | None = None  # what the user sees
-    caption: str | None = None
-    photo: StoredFile | None = None
-    document: StoredFile | None = None
-    reply_markup: dict[str, Any] | None = None
-    attachment: dict[str, Any] | None = None  # a user's sticker or voice note, as Telegram's JSON
-    edits: int = 0
-    sent_at: float = field(default_factory=time.monotonic)  # for benchmarks' timing
-
-    @property
-    def buttons(self) -> list[list[str]]:
-        if not self.reply_markup:
-            return []
-        return [[button["text"] for button in row] for row in self.reply_markup["inline_keyboard"]]
-
-    @property
-    def shown(self) -> str:
-        """The text or caption the user reads."""
-        return self.text if self.text is not None else (self.caption or "")
-
-    def find_button(self, text: str) -> dict[str, Any] | None:
-        for row in (self.reply_markup or {}).get("inline_keyboard", []):
-            for button in row:
-                if button["text"] == text:
-                    return button
-        return None
-
-
-@dataclass(slots=True)
-class Notice:
-    """An answer to a callback query: a toast, or an alert the user must dismiss."""
-
-    text: str
-    alert: bool
-
-
-@dataclass(slots=True)
-class Bucket:
-    """A token bucket: `burst` messages at once, then `rate` a second."""
-
-    rate: float
-    burst: int
-    tokens: float
-    stamp: float
-
-    @classmethod
-    def full(cls, rate_and_burst: tuple[float, int], now: float) -> Bucket:
-        rate, burst = rate_and_burst
-        return cls(rate, burst, float(burst), now)
-
-    def wait(self, now: float) -> float:
-        """Seconds until one more message fits; 0 when it fits now."""
-        self.tokens = min(float(self.burst), self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = now
-        return 0.0 if self.tokens >= 1 else (1 - self.tokens) / self.rate
-
-
-@dataclass(frozen=True, slots=True)
-class Limits:
-    """Telegram's flood limits on the messages a bot sends, as (per second, burst): across
-    all chats (paid broadcasts have their own), in one private chat, in one group. Edits and
-    callback answers are not limited this way."""
-
-    overall: tuple[float, int] = (30.0, 30)
-    paid: tuple[float, int] = (1000.0, 1000)
-    private: tuple[float, int] = (1.0, 3)
-    group: tuple[float, int] = (20 / 60, 3)
-
-
-TELEGRAM_LIMITS = Limits()
-
-
-@dataclass
-class Chat:
-    user: dict[str, Any]  # the private chat's user; a group's title for groups
-    kind: Literal["private", "group"] = "private"
-    started: bool = False  # the user has written to the bot: the bot may write to them
-    messages: dict[int, Message] = field(default_factory=dict)
-    notices: list[Notice] = field(default_factory=list)
-    blocked: bool = False
-    bucket: Bucket | None = None
-    message_ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
-    _changed: asyncio.Event = field(default_factory=asyncio.Event)
-
-    def touch(self) -> None:
-        self._changed.set()
-        self._changed = asyncio.Event()
-
-    async def changed(self) -> None:
-        await self._changed.wait()
-
-
-@dataclass(slots=True)
-class Fault:
-    """Trouble with the next `times` matching calls. Before the method runs, an error
-    answered instead of running it; after it runs (`when="after"`), the effect stays but the
-    answer is lost, as when a response goes missing on its way back. Code 0 drops the
-    connection without any answer; no code answers normally. `delay` holds the answer back
-    first: past the client's timeout, the call still completes here."""
-
-    code: int | None = None
-    method: str | None = None
-    chat_id: int | None = None
-    times: int = 1
-    retry_after: int = 1
-    description: str | None = None
-    when: Literal["before", "after"] = "before"
-    delay: float = 0.0
-
-    def __post_init__(self) -> None:
-        if self.when not in ("before", "after"):
-            raise ValueError(f"when must be 'before' or 'after', not {self.when!r}")
-        if self.delay < 0:
-            raise ValueError("delay must not be negative")
-
-    def matches(self, method: str, chat_id: int | None) -> bool:
-        return (self.method in (None, method)) and (self.chat_id in (None, chat_id))
-
-    async def strike(self) -> None:
-        if self.delay:
-            await asyncio.sleep(self.delay)
-        if self.code is not None:
-            raise self.error()
-
-    def error(self) -> Exception:
-        if self.code == 0:
-            return Disconnect()
-        if self.code == 429:
-            return ApiError(
-                429, f"Too Many Requests: retry after {self.retry_after}", self.retry_after
-            )
-        default = {
-            403: "Forbidden: bot was blocked by the user",
-            500: "Internal Server Error",
-            502: "Bad Gateway",
-        }.get(self.code, "Error")
-        return ApiError(self.code, self.description or default)
-
-
-class Hold:
-    """Calls of one Bot API method that wait until the test releases them (they then run) or
-    drops them (they then fail as a lost connection would: the bot that made them is gone).
-    `when` narrows which calls wait, by their parameters."""
-
-    def __init__(self, method: str, when: Callable[[Params], bool] | None = None) -> None:
-        self.method = method
-        self.when = when
-        self.held = 0  # calls that have reached the hold
-        self._reached = asyncio.Event()
-        self._gate = asyncio.Event()
-        self._dropped = False
-
-    def matches(self, method: str, params: Params) -> bool:
-        if self._gate.is_set() or method != self.method:
-            return False
-        return self.when is None or self.when(params)
-
-    async def wait(self) -> None:
-        self.held += 1
-        self._reached.set()
-        await self._gate.wait()
-        if self._dropped:
-            raise Disconnect()
-
-    async def reached(self, timeout: float = 10.0) -> None:
-        """Waits until a call is waiting here (or has been)."""
-        async with asyncio.timeout(timeout):
-            await self._reached.wait()
-
-    def release(self) -> None:
-        self._gate.set()
-
-    def drop(self) -> None:
-        self._dropped = True
-        self._gate.set()
-
-
-class Params:
-    """A request's parameters, read the way Telegram reads them (form values are strings)."""
-
-    def __init__(self, values: dict[str, Any], files: dict[str, UploadedFile]) -> None:
-        self.values = values
-        self.files = files
-
-    def str(self, name: str) -> str | None:
-        value = self.values.get(name)
-        return None if value is None else str(value)
-
-    def int(self, name: str, default: int | None = None) -> int | None:
-        value = self.values.get(name)
-        if value is None or value == "":
-            return default
-        try:
-            return int(value)
-        except (TypeError, ValueError):
-            raise bad_request(f'field "{name}" must be a number') from None
-
-    def bool(self, name: str) -> bool:
-        value = self.values.get(name)
-        return value is True or str(value).lower() in ("true", "1")
-
-    def json(self, name: str) -> Any:
-        value = self.values.get(name)
-        if isinstance(value, str):
-            try:
-                return json.loads(value)
-            except json.JSONDecodeError:
-                raise bad_request(f"can't parse {name} JSON object") from None
-        return value
 
 
 class Sandbox:
@@ -341,19 +74,16 @@ class Sandbox:
         self.files: dict[str, StoredFile] = {}
         self._url_files: dict[str, StoredFile] = {}
         self.commands: list[dict[str, Any]] = []
-        self.webhook: tuple[str, str | None] | None = None
+        self.webhook: Webhook | None = None
+        self.delivery: Delivery | None = None  # posts updates while a webhook is set
         self.faults: list[Fault] = []
         self.holds: list[Hold] = []
         self.calls: Counter[str] = Counter()
         self.calls_by_chat: Counter[tuple[str, int]] = Counter()
-        self._updates: deque[tuple[int, dict[str, Any]]] = deque()
-        self._replays: deque[tuple[int, dict[str, Any]]] = deque()
-        self._sent_updates: dict[int, dict[str, Any]] = {}
-        self._update_ids = itertools.count(1)
+        self.updates = Updates()
         self._file_ids = itertools.count(1)
         self._query_ids = itertools.count(1)
         self._queries: dict[str, tuple[int, float]] = {}
-        self._new_update = asyncio.Event()
         self._poll_generation = 0
         self._releases = 0
         self.limits = limits
@@ -449,8 +179,22 @@ class Sandbox:
         secret = params.str("secret_token")
         if secret is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", secret):
             raise bad_request("secret token contains unallowed characters")
-        self.webhook = (url, secret)
+        # Telegram takes any number and clamps it into its range.
+        connections = params.int("max_connections", DEFAULT_CONNECTIONS) or 0
+        connections = min(max(connections, 1), MAX_CONNECTIONS)
+        self.webhook = Webhook(url, secret, connections)
+        self.updates.wake()  # the updates waiting for it go out now
         return True
+
+    def get_webhook_info(self, params: Params) -> dict[str, Any]:
+        info: dict[str, Any] = {
+            "url": "",
+            "has_custom_certificate": False,
+            "pending_update_count": len(self.updates),
+        }
+        if self.webhook is not None:
+            info.update(self.webhook.info())
+        return info
 
     def set_my_commands(self, params: Params) -> bool:
         self.commands = params.json("commands") or []
@@ -468,20 +212,16 @@ class Sandbox:
         timeout = max(params.int("timeout", 0) or 0, 0)
         self._poll_generation += 1
         generation, releases = self._poll_generation, self._releases
-        self._wake()  # a poll still waiting learns that it has been superseded
+        self.updates.wake()  # a poll still waiting learns that it has been superseded
         deadline = time.monotonic() + timeout
         while True:
-            while self._updates and self._updates[0][0] < offset:
-                self._updates.popleft()  # confirmed by the offset: forgotten, as Telegram does
-            batch = [update for _, update in itertools.islice(self._updates, limit)]
-            while self._replays and len(batch) < limit:
-                batch.append(self._replays.popleft()[1])
+            batch = self.updates.poll(offset, limit)
             if batch:
                 return batch
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return []
-            event = self._new_update
+            event = self.updates.changed
             try:
                 await asyncio.wait_for(event.wait(), remaining)
             except TimeoutError:
@@ -732,7 +472,7 @@ class Sandbox:
             data.update(message.attachment)
         return data
 
-    # -- the user side ---------------------------------------------------------------------
+    # -- for tests: users and groups to act as, trouble to order, updates to replay -------
 
     def user(
         self,
@@ -783,160 +523,43 @@ class Sandbox:
 
     def replay(self, update_id: int) -> None:
         """Delivers an update again, as Telegram does when a bot did not confirm it."""
-        self._replays.append((update_id, self._sent_updates[update_id]))
-        self._wake()
+        self.updates.replay(update_id)
 
     def release_polls(self) -> None:
         """Ends waiting long polls now, so a bot that is stopping need not wait them out."""
         self._releases += 1
-        self._wake()
+        self.updates.wake()
 
-    def _push(self, payload: dict[str, Any]) -> int:
-        update_id = next(self._update_ids)
-        update = {"update_id": update_id, **payload}
-        self._sent_updates[update_id] = update
-        self._updates.append((update_id, update))
-        self._wake()
-        return update_id
+    def route_webhook(
+        self,
+        endpoints: Sequence[str],
+        *,
+        duplicates: float = 0.0,
+        timeout: float = POST_TIMEOUT,
+    ) -> Delivery:
+        """Says which local endpoints (the bot's replicas) stand behind the webhook's public
+        URL: from now on, while a webhook is set, the sandbox posts the bot's updates to them
+        itself, in turn, as Telegram does through a load balancer. `duplicates` is the share
+        of updates posted twice, their first answer lost on purpose; `timeout` how long an
+        answer may take. Called again, it changes them. Returns the delivery, whose `lose`
+        loses the next answers."""
+        delivery = self.delivery or Delivery(self.updates, lambda: self.webhook)
+        delivery.route(endpoints, duplicates=duplicates, timeout=timeout)
+        if self.delivery is None:
+            delivery.start()
+            self.delivery = delivery
+        return delivery
 
-    def _wake(self) -> None:
-        self._new_update.set()
-        self._new_update = asyncio.Event()
+    async def close(self) -> None:
+        """Stops the webhook's delivery, if any: nothing of the sandbox runs after this."""
+        if self.delivery is not None:
+            await self.delivery.stop()
+            self.delivery = None
 
     def new_query(self, chat_id: int) -> str:
         query_id = str(next(self._query_ids))
         self._queries[query_id] = (chat_id, self.clock())
         return query_id
-
-
-class SandboxUser:
-    """One user's view of the chat with the bot, and the things they can do in it."""
-
-    def __init__(self, sandbox: Sandbox, user_id: int) -> None:
-        self.sandbox = sandbox
-        self.user_id = user_id
-        self.chat = sandbox.chats[user_id]
-        self.last_update_id = 0
-
-    def send(self, text: str) -> int:
-        """Sends a text message or a /command; returns the update id."""
-        message = self.sandbox._add(self.user_id, self.chat, False, text=text, raw=text)
-        return self._push_message(message)
-
-    def send_document(
-        self, filename: str, content: bytes, caption: str | None = None, mime_type: str = "text/csv"
-    ) -> int:
-        stored = self.sandbox._store(content, filename, mime_type, "documents")
-        message = self.sandbox._add(
-            self.user_id, self.chat, False, document=stored, caption=caption, raw=caption
-        )
-        return self._push_message(message)
-
-    def send_photo(self, content: bytes, caption: str | None = None) -> int:
-        """Sends a photo from the phone's gallery."""
-        stored = self.sandbox._store(content, "photo.jpg", "image/jpeg", "photos")
-        message = self.sandbox._add(
-            self.user_id, self.chat, False, photo=stored, caption=caption, raw=caption
-        )
-        return self._push_message(message)
-
-    def send_sticker(self, emoji: str = "\N{THUMBS UP SIGN}") -> int:
-        stored = self.sandbox._store(
-            b"RIFF\x00\x00\x00\x00WEBP", "sticker.webp", "image/webp", "stickers"
-        )
-        sticker = {
-            "file_id": stored.file_id,
-            "file_unique_id": stored.unique_id,
-            "type": "regular",
-            "width": 512,
-            "height": 512,
-            "is_animated": False,
-            "is_video": False,
-            "emoji": emoji,
-        }
-        return self._send_attachment({"sticker": sticker})
-
-    def send_voice(self, content: bytes = b"OggS\x00\x02", duration: int = 2) -> int:
-        stored = self.sandbox._store(content, "voice.ogg", "audio/ogg", "voice")
-        voice = {
-            "file_id": stored.file_id,
-            "file_unique_id": stored.unique_id,
-            "duration": duration,
-            "mime_type": "audio/ogg",
-            "file_size": len(content),
-        }
-        return self._send_attachment({"voice": voice})
-
-    def _send_attachment(self, attachment: dict[str, Any]) -> int:
-        message = self.sandbox._add(self.user_id, self.chat, False, attachment=attachment)
-        return self._push_message(message)
-
-    def press(self, text: str, *, message_id: int | None = None, times: int = 1) -> list[int]:
-        """Taps the button labelled `text` on the newest message that has it (or on
-        `message_id`); `times` > 1 taps it again before the bot can react, as a double tap."""
-        message = self._message_with(text, message_id)
-        button = message.find_button(text)
-        assert button is not None
-        if "callback_data" not in button:
-            raise ValueError(f"button {text!r} opens a URL, it sends nothing to the bot")
-        return [self.tap(message, button["callback_data"]) for _ in range(times)]
-
-    def tap(self, message: Message, data: str) -> int:
-        """Sends a callback query with any data, as a forged or replayed client could."""
-        payload = {
-            "callback_query": {
-                "id": self.sandbox.new_query(self.user_id),
-                "from": self.chat.user,
-                "message": self.sandbox.message_json(message),
-                "chat_instance": f"ci{self.user_id}",
-                "data": data,
-            }
-        }
-        self.last_update_id = self.sandbox._push(payload)
-        return self.last_update_id
-
-    def block(self, blocked: bool = True) -> None:
-        self.chat.blocked = blocked
-
-    @property
-    def messages(self) -> list[Message]:
-        return list(self.chat.messages.values())
-
-    @property
-    def bot_messages(self) -> list[Message]:
-        return [message for message in self.chat.messages.values() if message.from_bot]
-
-    @property
-    def last(self) -> Message | None:
-        """The newest message from the bot."""
-        bot = self.bot_messages
-        return bot[-1] if bot else None
-
-    @property
-    def notices(self) -> list[Notice]:
-        return self.chat.notices
-
-    async def wait_for(
-        self, condition: Callable[[SandboxUser], bool], timeout: float = 10.0
-    ) -> None:
-        """Waits until `condition` holds for what this user sees."""
-        async with asyncio.timeout(timeout):
-            while not condition(self):
-                await self.chat.changed()
-
-    def _message_with(self, text: str, message_id: int | None) -> Message:
-        if message_id is not None:
-            candidates = [self.chat.messages[message_id]]
-        else:
-            candidates = list(reversed(self.bot_messages))
-        for message in candidates:
-            if message.find_button(text) is not None:
-                return message
-        raise LookupError(f"user {self.user_id} sees no button {text!r}")
-
-    def _push_message(self, message: Message) -> int:
-        self.last_update_id = self.sandbox._push({"message": self.sandbox.message_json(message)})
-        return self.last_update_id
 
 
 _METHODS: dict[str, Callable[[Sandbox, Params], Any]] = {
@@ -946,6 +569,7 @@ _METHODS: dict[str, Callable[[Sandbox, Params], Any]] = {
         "get_updates",
         "delete_webhook",
         "set_webhook",
+        "get_webhook_info",
         "set_my_commands",
         "send_message",
         "send_photo",
