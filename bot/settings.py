@@ -25,6 +25,9 @@ class Settings(BaseSettings):
     telegram_base_url: str = "https://api.telegram.org/bot"
     telegram_base_file_url: str = "https://api.telegram.org/file/bot"
     database_path: Path = Path("labelbot.db")
+    # PostgreSQL instead of SQLite, for several replicas: postgresql://user:pass@host/db. It
+    # may hold a password, so it is kept like the token and never printed.
+    database_url: SecretStr | None = None
     coordinator_ids: Annotated[tuple[int, ...], NoDecode] = ()
     # A task left unanswered this long returns to the pool for other workers.
     assignment_timeout_seconds: float = Field(default=600.0, gt=0, le=7 * 86400)
@@ -93,6 +96,17 @@ class Settings(BaseSettings):
     def _currency_code(cls, value: str) -> str:
         if not CURRENCY_CODE.fullmatch(value):
             raise ValueError(f"must be a three-letter currency code like USD or EUR; got {value!r}")
+        return value
+
+    @field_validator("database_url", mode="before")
+    @classmethod
+    def _postgres(cls, value: Any) -> Any:
+        if value in ("", None):
+            return None
+        text = value.get_secret_value() if isinstance(value, SecretStr) else str(value)
+        if not text.startswith(("postgresql://", "postgres://")):
+            # The value itself is not repeated: it may hold a password.
+            raise ValueError("must be a postgresql:// URL (unset, labelbot uses DATABASE_PATH)")
         return value
 
     @field_validator("sqlite_synchronous", "log_level", mode="before")
