@@ -19,7 +19,7 @@ from labeling.admin import AdminService
 from labeling.batch import BatchSettings
 from labeling.batches import BatchService, BatchStateError
 from labeling.batchfile import FORMATS as FILE_FORMATS
-from labeling.batchfile import BatchFileError
+from labeling.batchfile import MAX_CLI_ITEMS, BatchFileError
 from labeling.erasure import ErasureRefused, ErasureService
 from labeling.export import FORMATS, WHATS
 from labeling.models import BatchNotFound
@@ -283,7 +283,12 @@ async def _import(service: BatchService, args: argparse.Namespace) -> int:
         )
         raise CommandError(reasons) from None
     imported = await service.import_file(
-        content, path.name, settings, base_dir=path.parent.absolute(), file_format=args.format
+        content,
+        path.name,
+        settings,
+        base_dir=path.parent.absolute(),
+        file_format=args.format,
+        max_items=MAX_CLI_ITEMS,
     )
     print(f"{imported.describe()}\nPublish it with: labelbot publish {imported.batch_id}")
     return 0

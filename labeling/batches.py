@@ -11,7 +11,7 @@ from typing import TextIO
 
 from labeling.aggregation import alpha_of_votes
 from labeling.batch import BatchSettings
-from labeling.batchfile import BatchFileError, RowError, parse_batch_file
+from labeling.batchfile import MAX_ITEMS, BatchFileError, RowError, parse_batch_file
 from labeling.charts import BatchChart, draw
 from labeling.export import (
     ExportSummary,
@@ -134,6 +134,7 @@ class BatchService:
         file_format: str | None = None,
         source_file: str | None = None,
         again: str | None = None,
+        max_items: int = MAX_ITEMS,
     ) -> Imported:
         """Validates the whole file first; stores nothing unless every row is good.
         `source_file` (Telegram's unique id of an uploaded file) makes the same file sent
@@ -154,6 +155,7 @@ class BatchService:
             settings,
             base_dir=base_dir,
             file_format=file_format,
+            max_items=max_items,
         )
         gold = sum(item.gold is not None for item in items)
         if settings.training_gold > gold:

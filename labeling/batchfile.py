@@ -17,7 +17,10 @@ from pydantic import ValidationError
 from labeling.batch import BatchSettings, ItemRow, card_problem
 
 KNOWN_COLUMNS = {"id", "text", "image", "gold", "explanation"}
+# A batch sent in the chat: Telegram lets a bot download 20 MB, about this many short items.
 MAX_ITEMS = 200_000
+# A batch imported from a file on disk with the command line, which has no download limit.
+MAX_CLI_ITEMS = 2_000_000
 MAX_COLUMNS = 200
 MAX_CELL = 100_000
 MAX_IMAGE_BYTES = 10 * 1024 * 1024  # Telegram's limit for photos sent by upload
@@ -69,6 +72,7 @@ def parse_batch_file(
     *,
     base_dir: Path | None = None,
     file_format: str | None = None,
+    max_items: int = MAX_ITEMS,
 ) -> list[ItemRow]:
     """Returns every item of the file, or raises BatchFileError listing every bad row.
 
@@ -85,8 +89,8 @@ def parse_batch_file(
         if isinstance(row, RowError):
             errors.add(row)
             continue
-        if len(seen_ids) + errors.total >= MAX_ITEMS:
-            errors.add(RowError(line, f"a batch holds at most {MAX_ITEMS} items"))
+        if len(seen_ids) + errors.total >= max_items:
+            errors.add(RowError(line, f"a batch holds at most {max_items} items"))
             break
         try:
             item = _item(line, row, settings, base_dir)

@@ -1,0 +1,173 @@
+"""An answer and the next pick, as a batch and a worker's history grow (P4).
+
+For batches of 1k, 100k and 1M items (one in 20 gold), a worker with no history, with 10k and
+50k answers, and with 50k skips (capped at half the batch) answers 300 tasks in a row through
+WorkService: each answer, its bookkeeping and the next pick are one transaction. It prints p50
+and p99 of that call per case; the target is p99 <= 2 ms on SQLite everywhere, the largest p99
+at most twice the smallest.
+
+    python -m bench.pick [--sizes 1000,100000,1000000] [--answers 300] [--database-url URL]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from labeling.batch import BatchSettings  # noqa: E402
+from labeling.batches import BatchService  # noqa: E402
+from labeling.models import Submission, Task, WorkerProfile  # noqa: E402
+from labeling.work import WorkService  # noqa: E402
+from storage.batches import BatchStore  # noqa: E402
+from storage.db import Database  # noqa: E402
+from storage.engine import Tx  # noqa: E402
+from storage.exams import ExamStore  # noqa: E402
+from storage.tasks import TaskStore  # noqa: E402
+from storage.workers import WorkerStore  # noqa: E402
+
+GOLD_EVERY = 20
+HISTORIES = (
+    ("none", 0, "answered"),
+    ("10k answers", 10_000, "answered"),
+    ("50k answers", 50_000, "answered"),
+    ("50k skips", 50_000, "skipped"),
+)
+OPTIONS = ("a", "b")
+
+
+def batch_file(items: int) -> bytes:
+    rows = (
+        f"i{n},item {n},{OPTIONS[n % 2] if n % GOLD_EVERY == 0 else ''}\n" for n in range(items)
+    )
+    return ("id,text,gold\n" + "".join(rows)).encode()
+
+
+def history(batch_id: int, worker_id: int, count: int, status: str) -> object:
+    """Writes a worker's past straight to the tables, through the same triggers as live
+    answers: `count` items of the batch answered (gold rightly) or skipped."""
+
+    def change(tx: Tx) -> None:
+        items = tx.rows(
+            "SELECT id, gold FROM items WHERE batch_id = ? ORDER BY id LIMIT ?", (batch_id, count)
+        )
+        for item in items:
+            kind = "task" if item["gold"] is None else "gold"
+            assignment = tx.insert(
+                "INSERT INTO assignments (item_id, batch_id, worker_id, issued_at, expires_at,"
+                " kind) VALUES (?, ?, ?, 0, 1e12, ?)",
+                (item["id"], batch_id, worker_id, kind),
+            )
+            if status == "answered" or kind == "gold":  # gold given back would be dodging
+                tx.execute(
+                    "INSERT INTO answers (assignment_id, item_id, batch_id, worker_id, value,"
+                    " duration_ms, created_at, correct, fast)"
+                    " VALUES (?, ?, ?, ?, ?, 5000, 0, ?, 0)",
+                    (
+                        assignment,
+                        item["id"],
+                        batch_id,
+                        worker_id,
+                        item["gold"] or "a",
+                        None if item["gold"] is None else 1,
+                    ),
+                )
+            else:
+                tx.execute(
+                    "UPDATE assignments SET status = 'skipped', closed_at = 0 WHERE id = ?",
+                    (assignment,),
+                )
+                tx.execute("UPDATE items SET wanted = wanted + 1 WHERE id = ?", (item["id"],))
+
+    return change
+
+
+async def measure(
+    work: WorkService, worker_id: int, answers: int, gold: dict[int, str]
+) -> list[float]:
+    shown = await work.next_task(worker_id)
+    timings = []
+    for _ in range(answers):
+        assert isinstance(shown, Task), f"no task for worker {worker_id}: {shown}"
+        option = OPTIONS.index(gold.get(shown.item_id, "a"))
+        started = time.perf_counter()
+        outcome = await work.answer(Submission(shown.assignment_id, worker_id, option=option))
+        timings.append((time.perf_counter() - started) * 1000)
+        shown = outcome.next_task
+    return timings
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+async def case(folder: Path, items: int, answers: int) -> list[tuple[str, int, float, float]]:
+    rows = []
+    async with Database(folder / f"pick{items}.db", synchronous="OFF") as db:
+        await db.migrate()
+        batches = BatchService(BatchStore(db))
+        settings = BatchSettings(
+            name=f"b{items}",
+            question="Which?",
+            options=",".join(OPTIONS),
+            overlap=10,  # room for four workers on the same first items
+            gold_ratio=1 / GOLD_EVERY,
+        )
+        started = time.perf_counter()
+        imported = await batches.import_file(batch_file(items), "b.csv", settings, max_items=items)
+        await batches.publish(imported.batch_id)
+        print(f"# {items:,} items imported in {time.perf_counter() - started:.1f} s", flush=True)
+        gold = {
+            row["id"]: row["gold"]
+            for row in await db.read("SELECT id, gold FROM items WHERE gold IS NOT NULL")
+        }
+        work = WorkService(WorkerStore(db), TaskStore(db), ExamStore(db), assignment_ttl=600.0)
+        for number, (name, count, status) in enumerate(HISTORIES, start=1):
+            worker_id = 1000 + number
+            count = min(count, items // 2)
+            await work.register(WorkerProfile(worker_id, name))
+            if count:
+                await db.run(history(imported.batch_id, worker_id, count, status))  # type: ignore[arg-type]
+            timings = await measure(work, worker_id, answers, gold)
+            rows.append(
+                (
+                    f"{name} ({count:,})",
+                    items,
+                    statistics.median(timings),
+                    percentile(timings, 0.99),
+                )
+            )
+            print(
+                f"{items:>9,} {rows[-1][0]:<22} {rows[-1][2]:>8.2f} {rows[-1][3]:>8.2f}", flush=True
+            )
+    return rows
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="1000,100000,1000000")
+    parser.add_argument("--answers", type=int, default=300)
+    args = parser.parse_args()
+    sizes = [int(size) for size in args.sizes.split(",")]
+    print(f"{'items':>9} {'history':<22} {'p50 ms':>8} {'p99 ms':>8}")
+    results = []
+    with tempfile.TemporaryDirectory() as folder:
+        for items in sizes:
+            results += await case(Path(folder), items, args.answers)
+    p99s = [p99 for *_, p99 in results]
+    print(
+        f"pick: max_p99_ms={max(p99s):.2f} flat_ratio={max(p99s) / min(p99s):.2f}"
+        f" engine=sqlite cases={len(results)}"
+    )
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
