@@ -45,9 +45,35 @@ def stream(seed: str, worker_id: int, draw: int) -> float:
     return _keyed(seed, f"{worker_id}:{draw}")
 
 
-def gold_order(seed: str, worker_id: int) -> int:
-    """A number that shuffles the batch's gold items into the worker's own order."""
-    return 1 + int(stream(seed, worker_id, -1) * 2**31)
+# Gold items sit at secret random ranks in [0, RANKS), drawn at import. Each worker walks them
+# in rank order from a start of their own, wrapping around once: workers meet gold in orders
+# that no one can predict, and the next gold item is one indexed read whatever the worker has
+# seen (their cursor says how far along they are).
+RANKS = 2**31
+
+
+def new_rank() -> int:
+    """A gold item's secret place in its batch's order."""
+    return secrets.randbelow(RANKS)
+
+
+def gold_start(seed: str, worker_id: int) -> int:
+    """Where the worker's walk through the batch's gold ranks begins."""
+    return int(stream(seed, worker_id, -1) * RANKS)
+
+
+def gold_ranges(start: int, cursor: int) -> tuple[tuple[int, int], ...]:
+    """The ranks [low, high) still ahead of a worker `cursor` steps into their walk, in the
+    order they are walked."""
+    low = start + cursor
+    if low < RANKS:
+        return ((low, RANKS), (0, start))
+    return ((low - RANKS, start),)
+
+
+def gold_cursor(start: int, rank: int) -> int:
+    """The cursor once the worker was handed the gold item at `rank`."""
+    return (rank - start) % RANKS + 1
 
 
 def exam_questions(

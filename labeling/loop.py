@@ -12,7 +12,7 @@ from __future__ import annotations
 from labeling.answering import answer_value, judge
 from labeling.assign import Plan, Situation, Step, plan, without_gold
 from labeling.batch import BatchSettings
-from labeling.gold import gold_order, stream
+from labeling.gold import gold_cursor, gold_ranges, gold_start, stream
 from labeling.models import (
     AssignmentStatus,
     Issued,
@@ -157,13 +157,22 @@ def issue(
         if step.step is Step.NONE:
             continue
         if candidate is None:
-            candidate = unit.pick_task(batch_id, worker_id)
+            candidate = _next_item(unit, batch_id, worker_id, place.task_cursor)
         if candidate is not None:
             task = unit.assign(worker_id, candidate, step.step.value, now, ttl, place.answers)
             # The stream moves on only when a task was handed out: the same draw decides
             # again next time, so asking twice changes nothing.
-            if step.schedule != place.schedule:
-                unit.save_schedule(worker_id, batch_id, step.schedule)
+            task_cursor, gold = place.task_cursor, place.gold_cursor
+            if candidate.gold_rank is None:
+                task_cursor = max(task_cursor, candidate.item_id)
+            else:
+                gold = gold_cursor(gold_start(place.gold_seed, worker_id), candidate.gold_rank)
+            if (step.schedule, task_cursor, gold) != (
+                place.schedule,
+                place.task_cursor,
+                place.gold_cursor,
+            ):
+                unit.save_place(worker_id, batch_id, step.schedule, task_cursor, gold)
             return Issued(task, suspended, closed)
     return Issued(None, suspended, closed)
 
@@ -187,11 +196,28 @@ def _next_step(
     step = plan(situation, settings, options, u)
     if step.step is not Step.GOLD:
         return step, None
-    order = gold_order(place.gold_seed, worker_id)
-    candidate = unit.pick_gold(place.batch_id, worker_id, order)
-    if candidate is None:
-        return without_gold(step, situation, settings), None
-    return step, candidate
+    start = gold_start(place.gold_seed, worker_id)
+    # Ahead of the cursor first; then the whole walk again, for gold that came back behind
+    # it (restored after a review) or that the worker skipped past while it was out.
+    walks = [gold_ranges(start, place.gold_cursor)]
+    if place.gold_cursor:
+        walks.append(gold_ranges(start, 0))
+    for walk in walks:
+        for low, high in walk:
+            candidate = unit.pick_gold(place.batch_id, worker_id, low, high)
+            if candidate is not None:
+                return step, candidate
+    return without_gold(step, situation, settings), None
+
+
+def _next_item(unit: TaskUnit, batch_id: int, worker_id: int, cursor: int) -> Candidate | None:
+    """The next ordinary item for the worker: the first wanted one past the last they were
+    handed (never seen, so one indexed read however long their history), else one that came
+    back to the pool behind them (given back or timed out by others, or asked again)."""
+    ahead = unit.pick_task(batch_id, worker_id, after=cursor)
+    if ahead is not None or cursor == 0:
+        return ahead
+    return unit.pick_task(batch_id, worker_id, after=0, upto=cursor)
 
 
 def _maybe_widen(unit: TaskUnit, item_id: int, settings: BatchSettings) -> None:

@@ -90,6 +90,8 @@ class WorkerBatch:
     trust: Trust
     schedule: Schedule
     gold_returned: int
+    task_cursor: int  # the highest ordinary item handed to the worker here
+    gold_cursor: int  # how far along their walk through the gold ranks they are
 
     @property
     def answers(self) -> int:
@@ -109,6 +111,7 @@ class Candidate:
     text: str | None
     image: str | None
     image_file_id: str | None
+    gold_rank: int | None = None  # a gold item's place in its batch's order
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,12 +145,16 @@ class TaskUnit(Protocol):
 
     def tally(self, item_id: int) -> Tally: ...
     def reports(self, item_id: int, problem: Problem) -> ItemReports: ...
-    def pick_gold(self, batch_id: int, worker_id: int, order: int) -> Candidate | None:
-        """A gold item of the batch the worker has never seen, in the worker's `order`."""
+    def pick_gold(self, batch_id: int, worker_id: int, low: int, high: int) -> Candidate | None:
+        """The gold item of the batch with the lowest rank in [low, high) that the worker has
+        never seen, if any."""
         ...
 
-    def pick_task(self, batch_id: int, worker_id: int) -> Candidate | None:
-        """The next ordinary item the batch wants that the worker has never been given."""
+    def pick_task(
+        self, batch_id: int, worker_id: int, after: int, upto: int = 2**62
+    ) -> Candidate | None:
+        """The ordinary item with the lowest id in (after, upto] that the batch wants and the
+        worker has never been given, if any."""
         ...
 
     def insert_answer(self, answer: NewAnswer) -> None: ...
@@ -160,7 +167,12 @@ class TaskUnit(Protocol):
         ttl: float,
         answered: int,
     ) -> Task: ...
-    def save_schedule(self, worker_id: int, batch_id: int, schedule: Schedule) -> None: ...
+    def save_place(
+        self, worker_id: int, batch_id: int, schedule: Schedule, task_cursor: int, gold_cursor: int
+    ) -> None:
+        """Stores where the worker's gold stream and their walks through the batch stand."""
+        ...
+
     def close(
         self, assignment_id: int, item_id: int, kind: str, status: AssignmentStatus, now: float
     ) -> None:

@@ -7,7 +7,7 @@ import json
 from collections.abc import AsyncIterator, Iterable, Sequence
 
 from labeling.batch import BatchSettings, ItemRow
-from labeling.gold import new_seed
+from labeling.gold import new_rank, new_seed
 from labeling.models import (
     BatchNotFound,
     BatchStatus,
@@ -82,8 +82,8 @@ class BatchStore:
                 async with self.db.atomic() as conn:
                     await conn.executemany(
                         "INSERT INTO items (batch_id, position, external_id, text, image, gold,"
-                        " explanation, metadata, exam, target, wanted)"
-                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        " explanation, metadata, exam, target, wanted, gold_rank)"
+                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         (
                             (
                                 batch_id,
@@ -97,6 +97,7 @@ class BatchStore:
                                 int(position in exam),
                                 settings.overlap,
                                 0 if item.gold is not None else settings.overlap,
+                                None if item.gold is None else new_rank(),
                             )
                             for position, item in enumerate(chunk, start=first + 1)
                         ),

@@ -41,25 +41,28 @@ _CARD = """
     i.batch_id, b.name AS batch_name, b.question, b.options, b.instructions,
     i.id AS item_id, i.text, i.image, i.image_file_id
 """
-# The next ordinary item of one batch for a worker: the first the pool still wants that this
-# worker has never been given. items_pool holds only wanted items, so the walk covers the
-# unfinished frontier of the batch, never its finished part, and LIMIT 1 stops at the first fit.
+# The next ordinary item of one batch for a worker in an id range: the first the pool still
+# wants that this worker has never been given. items_pool holds only wanted items, and the walk
+# starts past the worker's cursor, beyond which nothing was given to them, so LIMIT 1 stops at
+# the first fit however long their history.
 _PICK_TASK = f"""
-    SELECT {_CARD}
+    SELECT {_CARD}, NULL AS gold_rank
     FROM items i INDEXED BY items_pool JOIN batches b ON b.id = i.batch_id
-    WHERE i.batch_id = :batch AND i.wanted > 0 AND i.state = 'ok'
+    WHERE i.batch_id = :batch AND i.wanted > 0 AND i.id > :after AND i.id <= :upto
+      AND i.state = 'ok'
       AND NOT EXISTS (SELECT 1 FROM assignments x WHERE x.item_id = i.id AND x.worker_id = :w)
     ORDER BY i.id
     LIMIT 1
 """
-# A gold item of the batch the worker has never seen, in an order of the worker's own (keyed by
-# the batch's secret), so workers cannot trade "the first check question is ...".
+# The gold item of the batch with the lowest secret rank in a range that the worker has never
+# seen (labeling.gold says which ranges, in the worker's own order).
 _PICK_GOLD = f"""
-    SELECT {_CARD}
-    FROM items i INDEXED BY items_gold JOIN batches b ON b.id = i.batch_id
-    WHERE i.batch_id = :batch AND i.gold IS NOT NULL AND i.exam = 0 AND i.state = 'ok'
+    SELECT {_CARD}, i.gold_rank
+    FROM items i INDEXED BY items_gold_rank JOIN batches b ON b.id = i.batch_id
+    WHERE i.batch_id = :batch AND i.gold IS NOT NULL AND i.exam = 0
+      AND i.gold_rank >= :low AND i.gold_rank < :high AND i.state = 'ok'
       AND NOT EXISTS (SELECT 1 FROM assignments x WHERE x.item_id = i.id AND x.worker_id = :w)
-    ORDER BY (i.id * 2654435761 + :order) % 4294967291
+    ORDER BY i.gold_rank
     LIMIT 1
 """
 # The open batches in order, with this worker's standing and place in the gold stream in each.
@@ -73,7 +76,9 @@ _WORKER_BATCHES = """
            COALESCE(wb.gold_returned, 0) AS gold_returned,
            COALESCE(wb.peer_guessing, 0) AS peer_guessing,
            COALESCE(wb.peer_checks, 0) AS peer_checks,
-           COALESCE(wb.peer_agreed, 0) AS peer_agreed
+           COALESCE(wb.peer_agreed, 0) AS peer_agreed,
+           COALESCE(wb.task_cursor, 0) AS task_cursor,
+           COALESCE(wb.gold_cursor, 0) AS gold_cursor
     FROM batches b INDEXED BY batches_open
     LEFT JOIN worker_batches wb ON wb.batch_id = b.id AND wb.worker_id = :w
     WHERE b.status = 'open'
@@ -83,6 +88,7 @@ _WORKER_BATCHES = """
 # An assignment with its card, as the worker holds it.
 _HELD_TASK = f"""
     SELECT a.id AS assignment_id, a.expires_at, a.kind, b.status AS batch_status, {_CARD},
+           i.gold_rank,
            COALESCE((SELECT wb.answers FROM worker_batches wb
                      WHERE wb.worker_id = a.worker_id AND wb.batch_id = a.batch_id), 0)
              AS answered
@@ -105,6 +111,7 @@ def _candidate(row: Row) -> Candidate:
         text=row["text"],
         image=row["image"],
         image_file_id=row["image_file_id"],
+        gold_rank=row["gold_rank"],
     )
 
 
@@ -201,6 +208,8 @@ class SqlTaskUnit:
                 trust=trust_of(row),
                 schedule=Schedule(row["draws"], row["gold_drawn"], bool(row["gold_owed"])),
                 gold_returned=row["gold_returned"],
+                task_cursor=row["task_cursor"],
+                gold_cursor=row["gold_cursor"],
             )
             for row in self.tx.rows(_WORKER_BATCHES, {"w": worker_id})
         ]
@@ -250,12 +259,16 @@ class SqlTaskUnit:
             ],
         )
 
-    def pick_gold(self, batch_id: int, worker_id: int, order: int) -> Candidate | None:
-        row = self.tx.row(_PICK_GOLD, {"batch": batch_id, "w": worker_id, "order": order})
+    def pick_gold(self, batch_id: int, worker_id: int, low: int, high: int) -> Candidate | None:
+        row = self.tx.row(_PICK_GOLD, {"batch": batch_id, "w": worker_id, "low": low, "high": high})
         return None if row is None else _candidate(row)
 
-    def pick_task(self, batch_id: int, worker_id: int) -> Candidate | None:
-        row = self.tx.row(_PICK_TASK, {"batch": batch_id, "w": worker_id})
+    def pick_task(
+        self, batch_id: int, worker_id: int, after: int, upto: int = 2**62
+    ) -> Candidate | None:
+        row = self.tx.row(
+            _PICK_TASK, {"batch": batch_id, "w": worker_id, "after": after, "upto": upto}
+        )
         return None if row is None else _candidate(row)
 
     # -- writes ---------------------------------------------------------------------------
@@ -300,11 +313,21 @@ class SqlTaskUnit:
         )
         return _task(candidate, assignment_id, now + ttl, answered)
 
-    def save_schedule(self, worker_id: int, batch_id: int, schedule: Schedule) -> None:
+    def save_place(
+        self, worker_id: int, batch_id: int, schedule: Schedule, task_cursor: int, gold_cursor: int
+    ) -> None:
         self.tx.execute(
-            "UPDATE worker_batches SET draws = ?, gold_drawn = ?, gold_owed = ?"
-            " WHERE worker_id = ? AND batch_id = ?",
-            (schedule.draws, schedule.drawn, int(schedule.owed), worker_id, batch_id),
+            "UPDATE worker_batches SET draws = ?, gold_drawn = ?, gold_owed = ?,"
+            " task_cursor = ?, gold_cursor = ? WHERE worker_id = ? AND batch_id = ?",
+            (
+                schedule.draws,
+                schedule.drawn,
+                int(schedule.owed),
+                task_cursor,
+                gold_cursor,
+                worker_id,
+                batch_id,
+            ),
         )
 
     def close(

@@ -15,13 +15,16 @@ from hypothesis import strategies as st
 from labeling.batch import BatchSettings
 from labeling.gold import (
     DOUBT_RATE,
+    RANKS,
     Exhausted,
     Peers,
     Schedule,
     dodging,
     draw,
     evidence,
-    gold_order,
+    gold_cursor,
+    gold_ranges,
+    gold_start,
     new_seed,
     peer_checks,
     peer_step,
@@ -56,10 +59,31 @@ def test_the_stream_is_fixed_by_its_secret_and_differs_between_workers() -> None
     assert stream(seed, 7, 3) == stream(seed, 7, 3)
     assert stream(seed, 7, 3) != stream(seed, 8, 3)
     assert stream(seed, 7, 3) != stream(new_seed(), 7, 3)
-    assert gold_order(seed, 7) != gold_order(seed, 8)
+    assert gold_start(seed, 7) != gold_start(seed, 8)
     values = [stream(seed, worker, 0) for worker in range(20_000)]
     assert all(0 <= v < 1 for v in values)
     assert statistics.mean(values) == pytest.approx(0.5, abs=0.01)
+
+
+@given(
+    st.sets(st.integers(0, RANKS - 1), max_size=40),
+    st.integers(0, RANKS - 1),
+)
+def test_a_worker_walks_every_gold_rank_once_from_their_own_start(
+    ranks: set[int], start: int
+) -> None:
+    walked, cursor = [], 0
+    while True:
+        ahead = [
+            min(r for r in ranks if low <= r < high)
+            for low, high in gold_ranges(start, cursor)
+            if any(low <= r < high for r in ranks)
+        ]
+        if not ahead:
+            break
+        walked.append(ahead[0])
+        cursor = gold_cursor(start, ahead[0])
+    assert walked == sorted(ranks, key=lambda r: (r - start) % RANKS)
 
 
 @given(st.integers(1, 12), st.integers(0, 2**40))

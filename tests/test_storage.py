@@ -166,12 +166,16 @@ async def test_paused_batches_hand_out_nothing_and_take_no_answers(db: Database)
 async def test_picking_a_task_uses_the_pool_and_gold_indexes(db: Database) -> None:
     from storage.tasks import _PICK_GOLD, _PICK_TASK
 
-    for sql, index in ((_PICK_TASK, "items_pool"), (_PICK_GOLD, "items_gold")):
-        plan = await db.fetchall("EXPLAIN QUERY PLAN " + sql, {"w": 1, "batch": 1, "order": 7})
+    task = {"w": 1, "batch": 1, "after": 0, "upto": 10}
+    gold = {"w": 1, "batch": 1, "low": 0, "high": 10}
+    for sql, params, index in (
+        (_PICK_TASK, task, "items_pool (batch_id=? AND id>? AND id<?)"),
+        (_PICK_GOLD, gold, "items_gold_rank (batch_id=? AND gold_rank>? AND gold_rank<?)"),
+    ):
+        plan = await db.fetchall("EXPLAIN QUERY PLAN " + sql, params)
         details = " ".join(row[3] for row in plan)
-        assert f"SEARCH i USING INDEX {index} (batch_id=?)" in details
-    plan = await db.fetchall("EXPLAIN QUERY PLAN " + _PICK_TASK, {"w": 1, "batch": 1})
-    assert "TEMP B-TREE" not in " ".join(row[3] for row in plan)  # LIMIT 1 stops early
+        assert f"SEARCH i USING INDEX {index}" in details
+        assert "TEMP B-TREE" not in details  # LIMIT 1 stops at the first fit
 
 
 async def test_creating_a_batch_is_all_or_nothing(db: Database) -> None:
