@@ -7,6 +7,7 @@ import pytest
 from aiohttp import web
 
 from storage.db import Database
+from storage.engine import Engine
 from tests.harness import BOSS, Harness
 
 
@@ -16,6 +17,24 @@ async def db(tmp_path: Path) -> AsyncIterator[Database]:
     async with Database(tmp_path / "labelbot.db") as database:
         await database.migrate()
         yield database
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Engine]:
+    """A migrated database on each engine: storage that passes on both needs no copy of a
+    rule. PostgreSQL gets a schema of its own (tests/pg.py says when it is skipped)."""
+    if request.param == "sqlite":
+        async with Database(tmp_path / "labelbot.db") as database:
+            await database.migrate()
+            yield database
+        return
+    from storage.postgres import PostgresDatabase
+    from tests.pg import schema_url
+
+    with schema_url() as url:
+        async with PostgresDatabase(url) as database:
+            await database.migrate()
+            yield database
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, NoReturn
+from urllib.parse import quote
 
 import psycopg
 import pytest
@@ -35,6 +36,18 @@ def fresh_schema() -> Iterator[Connection]:
     finally:
         conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
         conn.close()
+
+
+@contextmanager
+def schema_url() -> Iterator[str]:
+    """The test server's URL with a new, empty schema as its search path (dropped
+    afterwards), for labelbot's own PostgreSQL engine."""
+    with fresh_schema() as conn:
+        schema = conn.execute("SHOW search_path").fetchone()
+        assert schema is not None
+        options = quote(f"-csearch_path={schema[0]}")
+        url = os.environ[URL_VARIABLE]
+        yield f"{url}{'&' if '?' in url else '?'}options={options}"
 
 
 def connect() -> Connection:
