@@ -240,7 +240,7 @@ def postgresql_keys(conn: Connection, tables: list[str]) -> dict[str, Keys]:
 
 def triggers(definitions: list[str]) -> set[tuple[str, ...]]:
     """Each trigger's name, table, moment, event and the column an UPDATE must set."""
-    found = set()
+    found: set[tuple[str, ...]] = set()
     for definition in definitions:
         parts = re.match(
             r"CREATE TRIGGER (\w+) (AFTER|BEFORE) (INSERT|UPDATE|DELETE)(?: OF (\w+))?"
