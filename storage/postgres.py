@@ -128,9 +128,15 @@ class PgTx:
 
 
 def _configure(conn: psycopg.Connection[Any]) -> None:
-    """Values come back as SQLite gives them, so the code above reads one set of types:
-    booleans as 0/1, NUMERIC (what SUM and AVG of integers return) as int or float."""
+    """Values go and come back as SQLite takes and gives them, so the code above has one set
+    of types: Python's bools are stored as 0/1 (flags are INTEGER columns), booleans read as
+    0/1, NUMERIC (what SUM and AVG of integers return) as int or float."""
     from psycopg.adapt import Loader
+    from psycopg.types.numeric import IntDumper
+
+    class FlagDumper(IntDumper):
+        def dump(self, obj: Any) -> bytes:
+            return str(int(obj)).encode()
 
     class FlagLoader(Loader):
         def load(self, data: Any) -> int:
@@ -141,6 +147,7 @@ def _configure(conn: psycopg.Connection[Any]) -> None:
             text = bytes(data)
             return float(text) if b"." in text or b"e" in text.lower() else int(text)
 
+    conn.adapters.register_dumper(bool, FlagDumper)
     conn.adapters.register_loader("bool", FlagLoader)
     conn.adapters.register_loader("numeric", NumberLoader)
     conn.row_factory = _row_factory  # type: ignore[assignment]

@@ -34,7 +34,7 @@ async def test_rows_are_read_by_name_with_sqlite_s_types(engine: Engine) -> None
 
     def change(tx: Tx) -> tuple[int, int]:
         _worker(tx, big)
-        changed = tx.execute("UPDATE workers SET notify = 0 WHERE id = ?", (big,))
+        changed = tx.execute("UPDATE workers SET notify = ? WHERE id = ?", (False, big))
         report = tx.insert(
             "INSERT INTO audit_log (actor_id, action, subject_id, reason, created_at)"
             " VALUES (?, 'ban', ?, 'spam', 1700000123.456)",
