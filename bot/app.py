@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 from telegram import Update
@@ -47,13 +47,18 @@ async def upkeep(
     review: ReviewService,
     batches: BatchService,
     watch: WatchService,
+    leads: Callable[[str], Awaitable[bool]],
     every: float,
 ) -> None:
     """Returns tasks left unanswered past their time to the pool, refreshes each batch's
     typical answer time and agreement, flags gold that trusted workers miss, and queues what
-    coordinators are told about their batches, over and over."""
+    coordinators are told about their batches, over and over: in one replica at a time
+    (`leads`), the others standing by to take over."""
     while True:
         try:
+            if not await leads("upkeep"):
+                await asyncio.sleep(every)
+                continue
             returned = await work.expire_stale()
             if returned:
                 log.info("returned %d expired tasks to the pool", returned)
@@ -119,7 +124,7 @@ def build_application(
             [
                 asyncio.create_task(notifier.run(notify_every), name="notifier"),
                 asyncio.create_task(
-                    upkeep(work, review, batches, watch, sweep_every), name="upkeep"
+                    upkeep(work, review, batches, watch, db.leads, sweep_every), name="upkeep"
                 ),
             ]
         )

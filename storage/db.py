@@ -60,6 +60,8 @@ class Database:
     next to a running bot) wait on SQLite's busy timeout.
     """
 
+    engine = "sqlite"
+
     def __init__(self, path: str | Path, *, synchronous: str = "NORMAL") -> None:
         self.path = str(path)
         self.synchronous = synchronous
@@ -165,6 +167,10 @@ class Database:
             finally:
                 self._depth -= 1
             await conn.execute(f"RELEASE {name}")
+
+    async def leads(self, job: str) -> bool:
+        """Always: one process serves a SQLite file (the command line runs no upkeep)."""
+        return True
 
     async def run(self, change: Callable[[Tx], T]) -> T:
         """Runs `change` in one transaction in the database's thread: one wait for the event

@@ -163,6 +163,9 @@ class PostgresDatabase:
         self.size = size
         self._pool: ConnectionPool[Any] | None = None
         self._threads: ThreadPoolExecutor | None = None
+        # Jobs this process leads, each on a connection of its own holding an advisory lock:
+        # the lock lives as long as the connection, so a replica that dies lets go of it.
+        self._leases: dict[str, psycopg.Connection[Any]] = {}
 
     async def open(self) -> PostgresDatabase:
         if self._pool is None:
@@ -177,6 +180,9 @@ class PostgresDatabase:
         return self
 
     async def close(self) -> None:
+        for lease in self._leases.values():
+            await asyncio.to_thread(lease.close)
+        self._leases.clear()
         if self._threads is not None:
             self._threads.shutdown(wait=True)
             self._threads = None
@@ -211,6 +217,29 @@ class PostgresDatabase:
                 log.debug("retrying a change after %s (attempt %d)", error.sqlstate, attempt)
                 time.sleep(0.002 * attempt)
         raise AssertionError("unreachable")
+
+    async def leads(self, job: str) -> bool:
+        return await asyncio.to_thread(self._lease, job)
+
+    def _lease(self, job: str) -> bool:
+        import psycopg
+
+        held = self._leases.get(job)
+        if held is not None:
+            try:
+                held.execute("SELECT 1")
+                return True
+            except psycopg.Error:  # the connection broke: the lock went with it
+                held.close()
+                del self._leases[job]
+        conn = psycopg.connect(self.url, autocommit=True)
+        row = conn.execute("SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", (job,))
+        taken = row.fetchone()
+        if taken is None or not taken[0]:
+            conn.close()
+            return False
+        self._leases[job] = conn
+        return True
 
     async def read(self, sql: str, params: Params = ()) -> list[Row]:
         return await self.run(lambda tx: tx.rows(sql, params))

@@ -83,3 +83,19 @@ async def test_pages_stream_a_large_result_in_key_order(engine: Engine) -> None:
 async def test_migrations_apply_once(engine: Engine) -> None:
     assert await engine.schema_version() == latest_version()
     assert await engine.migrate() == []
+
+
+async def test_one_process_at_a_time_leads_the_upkeep(engine: Engine) -> None:
+    if engine.engine == "sqlite":  # one process serves a SQLite file
+        assert await engine.leads("upkeep")
+        return
+    from storage.postgres import PostgresDatabase
+
+    assert isinstance(engine, PostgresDatabase)
+    async with PostgresDatabase(engine.url) as replica:
+        assert await engine.leads("upkeep")
+        assert await engine.leads("upkeep")  # still, on its next round
+        assert not await replica.leads("upkeep")
+        assert await replica.leads("another job")
+        await engine.close()  # the leader dies: its lock goes with its connection
+        assert await replica.leads("upkeep")
