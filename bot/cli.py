@@ -26,6 +26,7 @@ from labeling.models import BatchNotFound
 from labeling.report import format_status
 from labeling.review import ItemNotFound, ReviewError, ReviewService, format_problem
 from labeling.work import WorkService
+from storage import open_engine
 from storage.admin import AdminStore
 from storage.backup import backup
 from storage.batches import BatchStore
@@ -63,6 +64,16 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("migrate", help="bring the database schema up to date")
     backup = commands.add_parser("backup", help="copy the live database, safely while it runs")
     backup.add_argument("path", type=Path, help="where to write the copy")
+
+    copy = commands.add_parser(
+        "copy-db", help="copy the whole database into an empty one, SQLite <-> PostgreSQL"
+    )
+    copy.add_argument(
+        "--to",
+        required=True,
+        metavar="TARGET",
+        help="a postgresql:// URL, or the path of an SQLite file (made if missing)",
+    )
 
     batch = commands.add_parser("import", help="create a batch from a CSV or JSON Lines file")
     batch.add_argument("file", type=Path)
@@ -128,6 +139,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_bot(settings)
         if args.command == "backup":
             return backup_database(settings, args.path)
+        if args.command == "copy-db":
+            return copy_db(settings, args.to)
         if args.command == "demo":
             from bot.demo import run_demo  # the demo's simulation is not needed elsewhere
 
@@ -150,6 +163,56 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
+
+
+def copy_db(settings: Settings, target: str) -> int:
+    """Copies the configured database (DATABASE_URL, else DATABASE_PATH) into `target`, an
+    empty database of the other engine or the same, and prints the rows of each table."""
+    from storage.copy import CopyError, copy_database, is_url
+
+    url = settings.database_url.get_secret_value() if settings.database_url else None
+    source = url or str(settings.database_path)
+    if not url and not Path(source).exists():
+        raise NotReady(f"there is no database at {source}: nothing to copy")
+    if source == target or (not is_url(target) and not url and Path(target) == Path(source)):
+        raise CommandError("the target is the source")
+
+    async def migrate_target() -> None:
+        engine = open_engine(Path(target), target if is_url(target) else None)
+        await engine.open()
+        try:
+            await engine.migrate()
+        finally:
+            await engine.close()
+
+    try:
+        asyncio.run(migrate_target())
+        copied = copy_database(source, target)
+    except CopyError as error:
+        raise CommandError(f"copy-db: {error}; nothing was copied") from None
+    except Exception as error:  # the driver's own errors: a refused connection, a bad file
+        raise CommandError(f"copy-db failed, nothing was copied: {_redacted(error)}") from None
+    width = max(len(done.table) for done in copied)
+    for done in copied:
+        print(f"{done.table:<{width}} {done.rows:>12,}")
+    total = sum(done.rows for done in copied)
+    print(f"copied {total:,} rows from {_shown(source)} to {_shown(target)}; every count checked")
+    return 0
+
+
+def _shown(where: str) -> str:
+    """A database named without its password."""
+    from urllib.parse import urlsplit
+
+    if not where.startswith(("postgresql://", "postgres://")):
+        return where
+    parts = urlsplit(where)
+    return f"postgresql://{parts.hostname}:{parts.port or 5432}{parts.path}"
+
+
+def _redacted(error: Exception) -> str:
+    """An error's first line; libpq's messages name the host, never the password."""
+    return str(error).splitlines()[0] if str(error) else type(error).__name__
 
 
 def backup_database(settings: Settings, path: Path) -> int:
