@@ -216,6 +216,8 @@ def _redacted(error: Exception) -> str:
 
 
 def backup_database(settings: Settings, path: Path) -> int:
+    if settings.database_url is not None:  # storage.backup copies a SQLite file
+        raise CommandError("backup copies SQLite databases; back up PostgreSQL with pg_dump")
     try:
         size = backup(Path(settings.database_path), path)
     except (OSError, sqlite3.Error) as error:
