@@ -265,3 +265,104 @@ class ExamRepository(Protocol):
     ) -> ExamQuestion | ExamResult | None: ...
     async def answer(self, submission: Submission, item_id: int, now: float) -> ExamResult: ...
     async def dispute(self, attempt_id: int, worker_id: int, item_id: int, now: float) -> bool: ...
+
+
+# -- the training exams' unit of work -------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ExamPlace:
+    """An open batch and where the worker stands in it, for the exam rules: `status` is None
+    where they never worked."""
+
+    batch_id: int
+    batch_name: str
+    status: str | None
+    retry_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class ExamDraw:
+    """What the questions of an attempt are drawn from: the batch's secret, the attempts the
+    worker made there before, the training items in file order and what the last attempt
+    asked, in its order."""
+
+    seed: str
+    earlier: int
+    pool: Sequence[int]
+    last: Sequence[int]
+
+
+@dataclass(frozen=True, slots=True)
+class HeldQuestion:
+    """An exam question as the answer path reads it: its attempt, and the item's known answer.
+    `standing` is the worker's status in the batch (None where they have none)."""
+
+    attempt_id: int
+    worker_id: int
+    batch_id: int
+    batch_name: str
+    batch_status: BatchStatus
+    finished: bool
+    answered: bool  # this question of this attempt
+    banned: bool
+    standing: str | None
+    gold: str | None
+    explanation: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class MarkedAnswer:
+    """An attempt's answer to one question, as a dispute reads it; `correct` is None where the
+    question was not answered."""
+
+    worker_id: int
+    batch_id: int
+    correct: bool | None
+
+
+class ExamUnit(Protocol):
+    """The reads and writes of the training exams, inside one transaction."""
+
+    def exam_places(self, worker_id: int) -> Sequence[ExamPlace]:
+        """The open batches in order, with the worker's place in each (none if banned)."""
+        ...
+
+    def settings(self, batch_id: int) -> BatchSettings: ...
+    def open_attempt(self, batch_id: int, worker_id: int) -> int | None: ...
+    def last_score(self, batch_id: int, worker_id: int) -> tuple[int, int]:
+        """The right answers and the questions of the worker's last finished attempt there."""
+        ...
+
+    def draw(self, attempt_id: int, batch_id: int, worker_id: int) -> ExamDraw: ...
+    def answered_items(self, attempt_id: int) -> Sequence[int]: ...
+    def card(self, item_id: int) -> Candidate:
+        """What a training item's card shows."""
+        ...
+
+    def held_question(self, attempt_id: int, item_id: int) -> HeldQuestion | None:
+        """The question, if `item_id` is a training item of the attempt's batch. Another
+        answer to the same attempt waits until this transaction ends."""
+        ...
+
+    def marked(self, attempt_id: int, item_id: int) -> MarkedAnswer | None: ...
+    def start_attempt(self, batch_id: int, worker_id: int, now: float) -> int: ...
+    def record_answer(
+        self, attempt_id: int, item_id: int, value: str, correct: bool, now: float
+    ) -> tuple[int, int]:
+        """Stores the answer; returns the attempt's answers and right answers so far."""
+        ...
+
+    def finish_attempt(self, attempt_id: int, passed: bool, now: float) -> None: ...
+    def set_standing(
+        self,
+        worker_id: int,
+        batch_id: int,
+        status: str,
+        reason: str,
+        now: float,
+        retry_at: float | None,
+    ) -> None: ...
+    def add_report(
+        self, item_id: int, batch_id: int, worker_id: int, problem: Problem, now: float
+    ) -> None: ...
