@@ -191,13 +191,16 @@ class Database:
         row = await self.fetchone(sql, params)
         return None if row is None else row[0]
 
-    async def read(self, sql: str, params: Params = ()) -> list[Record]:
+    async def read(self, sql: str, params: Params = ()) -> list[Row]:
         """A report's rows, read by name through the reading connection: what is committed,
         without waiting for the writer or making it wait."""
+        rows: list[Row]
         if self._reader is None:  # an in-memory database has no second connection
             async with self._hold():
-                return await records(self.conn, sql, params)
-        return list(await self._reader.execute_fetchall(sql, params))
+                rows = list(await records(self.conn, sql, params))
+                return rows
+        rows = list(await self._reader.execute_fetchall(sql, params))
+        return rows
 
     def pages(
         self, sql: str, params: dict[str, Any], *, key: int = 0, size: int = 5000
