@@ -25,10 +25,10 @@ from labeling.erasure import ErasureService
 from labeling.review import ReviewService
 from labeling.watch import WatchService
 from labeling.work import WorkService
+from storage import open_engine
 from storage.admin import AdminStore
 from storage.batches import BatchStore
 from storage.broadcasts import BroadcastStore
-from storage.db import Database
 from storage.erasure import ErasureStore
 from storage.exams import ExamStore
 from storage.reviews import ReviewStore
@@ -79,7 +79,8 @@ def build_application(
     settings: Settings, *, notify_every: float = 2.0, upkeep_every: float = 10.0
 ) -> LabelApplication:
     """The application for `settings`; the database opens in post_init, not here."""
-    db = Database(settings.database_path, synchronous=settings.sqlite_synchronous)
+    url = settings.database_url.get_secret_value() if settings.database_url else None
+    db = open_engine(settings.database_path, url, synchronous=settings.sqlite_synchronous)
     background: list[asyncio.Task[None]] = []
 
     async def post_init(application: LabelApplication) -> None:

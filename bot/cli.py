@@ -30,7 +30,8 @@ from storage import open_engine
 from storage.admin import AdminStore
 from storage.backup import backup
 from storage.batches import BatchStore
-from storage.db import Database, latest_version
+from storage.db import latest_version
+from storage.engine import Engine
 from storage.erasure import ErasureStore
 from storage.exams import ExamStore
 from storage.reviews import ReviewStore
@@ -145,7 +146,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             from bot.demo import run_demo  # the demo's simulation is not needed elsewhere
 
             return asyncio.run(run_demo(workers=args.workers, out=args.out))
-        if args.command != "migrate" and not Path(settings.database_path).exists():
+        if (
+            args.command != "migrate"
+            and settings.database_url is None
+            and not Path(settings.database_path).exists()
+        ):
             raise NotReady(
                 f"there is no database at {settings.database_path}: run `labelbot migrate`"
                 " to create it"
@@ -170,7 +175,7 @@ def copy_db(settings: Settings, target: str) -> int:
     empty database of the other engine or the same, and prints the rows of each table."""
     from storage.copy import CopyError, copy_database, is_url
 
-    url = settings.database_url.get_secret_value() if settings.database_url else None
+    url = _url(settings)
     source = url or str(settings.database_path)
     if not url and not Path(source).exists():
         raise NotReady(f"there is no database at {source}: nothing to copy")
@@ -198,6 +203,10 @@ def copy_db(settings: Settings, target: str) -> int:
     total = sum(done.rows for done in copied)
     print(f"copied {total:,} rows from {_shown(source)} to {_shown(target)}; every count checked")
     return 0
+
+
+def _url(settings: Settings) -> str | None:
+    return settings.database_url.get_secret_value() if settings.database_url else None
 
 
 def _shown(where: str) -> str:
@@ -275,42 +284,56 @@ def startup_failure(error: Exception, settings: Settings) -> str:
 
 
 async def _with_database(settings: Settings, args: argparse.Namespace) -> int:
-    async with Database(settings.database_path, synchronous=settings.sqlite_synchronous) as db:
-        if args.command == "migrate":
-            applied = await db.migrate()
-            version = await db.schema_version()
-            done = f"applied {', '.join(map(str, applied))}" if applied else "nothing to apply"
-            print(f"{settings.database_path}: schema version {version} ({done})")
-            return 0
-        await _check_schema(db)
-        if args.command == "reinstate":
-            return await _reinstate(db, settings, args)
-        if args.command == "erase":
-            return await _erase(db, settings, args)
-        if args.command in _REVIEWS:
-            try:
-                return await _REVIEWS[args.command](ReviewService(ReviewStore(db)), args)
-            except BatchNotFound as error:
-                raise CommandError(f"there is no batch {error.args[0]}") from None
-            except ItemNotFound as error:
-                raise CommandError(f"batch {args.batch} has no item {error.args[0]}") from None
-            except ReviewError as error:
-                raise CommandError(str(error)) from None
-        service = BatchService(
-            BatchStore(db, owners=settings.coordinator_ids),
-            min_hourly_rate=settings.min_hourly_rate,
-            currency=settings.currency,
-        )
-        handler = _COMMANDS[args.command]
+    db = open_engine(
+        settings.database_path, _url(settings), synchronous=settings.sqlite_synchronous
+    )
+    try:
+        await db.open()
+    except Exception as error:  # the driver's: a server that does not answer, a refused login
+        raise NotReady(f"cannot open the database: {_redacted(error)}") from None
+    try:
+        return await _on_database(db, settings, args)
+    finally:
+        await db.close()
+
+
+async def _on_database(db: Engine, settings: Settings, args: argparse.Namespace) -> int:
+    if args.command == "migrate":
+        applied = await db.migrate()
+        version = await db.schema_version()
+        done = f"applied {', '.join(map(str, applied))}" if applied else "nothing to apply"
+        where = _shown(url) if (url := _url(settings)) else str(settings.database_path)
+        print(f"{where}: schema version {version} ({done})")
+        return 0
+    await _check_schema(db)
+    if args.command == "reinstate":
+        return await _reinstate(db, settings, args)
+    if args.command == "erase":
+        return await _erase(db, settings, args)
+    if args.command in _REVIEWS:
         try:
-            return await handler(service, args)
+            return await _REVIEWS[args.command](ReviewService(ReviewStore(db)), args)
         except BatchNotFound as error:
             raise CommandError(f"there is no batch {error.args[0]}") from None
-        except BatchStateError as error:
+        except ItemNotFound as error:
+            raise CommandError(f"batch {args.batch} has no item {error.args[0]}") from None
+        except ReviewError as error:
             raise CommandError(str(error)) from None
+    service = BatchService(
+        BatchStore(db, owners=settings.coordinator_ids),
+        min_hourly_rate=settings.min_hourly_rate,
+        currency=settings.currency,
+    )
+    handler = _COMMANDS[args.command]
+    try:
+        return await handler(service, args)
+    except BatchNotFound as error:
+        raise CommandError(f"there is no batch {error.args[0]}") from None
+    except BatchStateError as error:
+        raise CommandError(str(error)) from None
 
 
-async def _check_schema(db: Database) -> None:
+async def _check_schema(db: Engine) -> None:
     """Only `migrate` and `run` change the schema: a command that did so on the side could
     surprise a bot running an older labelbot on the same file."""
     version, needed = await db.schema_version(), latest_version()
@@ -395,7 +418,7 @@ async def _export(service: BatchService, args: argparse.Namespace) -> int:
     return 0
 
 
-async def _reinstate(db: Database, settings: Settings, args: argparse.Namespace) -> int:
+async def _reinstate(db: Engine, settings: Settings, args: argparse.Namespace) -> int:
     work = WorkService(
         WorkerStore(db),
         TaskStore(db),
@@ -414,7 +437,7 @@ async def _reinstate(db: Database, settings: Settings, args: argparse.Namespace)
     return 0
 
 
-async def _erase(db: Database, settings: Settings, args: argparse.Namespace) -> int:
+async def _erase(db: Engine, settings: Settings, args: argparse.Namespace) -> int:
     owners = frozenset(settings.coordinator_ids)
     erasure = ErasureService(ErasureStore(db), AdminService(AdminStore(db), owners).is_coordinator)
     try:

@@ -29,8 +29,7 @@ from labeling.ports import (
 )
 from labeling.quality import Suspension, median
 from labeling.review import Reporter
-from storage.db import Database
-from storage.engine import Row, Tx
+from storage.engine import Engine, Row, Tx
 from storage.reviews import set_item_state
 from storage.standing import reinstate, suspend, trust_of
 
@@ -376,7 +375,7 @@ def _set_median(tx: Tx, batch_id: int, typical: int | None) -> None:
 class TaskStore:
     """Runs the labeling loop's changes, each in one transaction, and the loop's upkeep."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Engine) -> None:
         self.db = db
         self._settings: dict[int, BatchSettings] = {}  # a batch's settings never change
 
