@@ -265,9 +265,13 @@ class SqlTaskUnit:
     def pick_task(
         self, batch_id: int, worker_id: int, after: int, upto: int = 2**62
     ) -> Candidate | None:
-        row = self.tx.row(
-            _PICK_TASK, {"batch": batch_id, "w": worker_id, "after": after, "upto": upto}
-        )
+        sql = _PICK_TASK
+        if self.tx.engine == "postgresql":
+            # Replicas pick at once: an item another transaction is taking is passed over, so
+            # two workers never both take an item's last wanted answer. (SQLite has one
+            # writer at a time.)
+            sql += " FOR UPDATE OF i SKIP LOCKED"
+        row = self.tx.row(sql, {"batch": batch_id, "w": worker_id, "after": after, "upto": upto})
         return None if row is None else _candidate(row)
 
     # -- writes ---------------------------------------------------------------------------
