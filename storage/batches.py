@@ -124,7 +124,7 @@ class BatchStore:
         already (the same upload, delivered to two replicas at once) raises AlreadyImported.
 
         labeling.importing says what the rows become."""
-        gold_total = hidden_gold(settings, items)
+        gold_total, seed = hidden_gold(settings, items), new_seed()
 
         def begin(tx: Tx) -> int:
             if source_file is not None:
@@ -151,7 +151,7 @@ class BatchStore:
                     gold_total,
                     gold_total,
                     source_file,
-                    new_seed(),
+                    seed,
                 ),
             )
 
