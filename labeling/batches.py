@@ -122,6 +122,8 @@ T = TypeVar("T")
 
 
 class Batches(BatchRepository, Protocol):
+    """The batch store, whose changes of state run as the rule below in one transaction."""
+
     async def run(self, change: Callable[[BatchUnit], T]) -> T:
         """Runs `change` (a rule below) in one transaction."""
         ...

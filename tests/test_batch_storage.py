@@ -103,6 +103,23 @@ async def test_an_import_stores_training_gold_hidden_gold_and_the_pool(engine: E
     assert tuple(batch[0]) == (2, 2, 0, "draft")
 
 
+async def test_an_import_stores_each_cell_as_given(engine: Engine) -> None:
+    content = (
+        "id,text,image,gold,explanation,note\n"
+        "a,Nice,,yes,It is nice,ünïcode ✓\n"
+        "b,Look,https://example.org/x.jpg,,,\n"
+    ).encode()
+    items = parse_batch_file(content, "b.csv", SETTINGS)
+    await BatchStore(engine).create(SETTINGS, items, now=1.0)
+    rows = await engine.read(
+        "SELECT external_id, text, image, gold, explanation, metadata FROM items ORDER BY id"
+    )
+    assert [tuple(row) for row in rows] == [
+        ("a", "Nice", None, "yes", "It is nice", '{"note": "ünïcode ✓"}'),
+        ("b", "Look", "https://example.org/x.jpg", None, None, '{"note": ""}'),
+    ]
+
+
 async def test_the_status_counts_alike_on_each_engine(engine: Engine) -> None:
     batch_id = await labelled(engine)
     store = BatchStore(engine)
