@@ -25,6 +25,7 @@ from handlers.erasure import CANCEL, DONE, ERASE, KEPT
 from labeling.erasure import ERASED_NAME, Subject, pseudonym, refusal
 from labeling.models import Problem
 from storage.db import Database
+from storage.engine import Engine
 from storage.erasure import PERSON_COLUMNS, worker_columns
 from tests.harness import Harness, first_card, press, say
 from tests.test_replays import replayed_changes_nothing
@@ -281,22 +282,28 @@ def test_the_operator_erases_a_worker_from_the_command_line(
     assert "is a coordinator" in capsys.readouterr().err
 
 
-async def test_every_column_that_names_a_person_is_rewritten(db: Database) -> None:
+# Every table's columns, as each engine's catalogue lists them.
+COLUMNS = {
+    "sqlite": "SELECT m.name AS tab, c.name AS col FROM sqlite_master m,"
+    " pragma_table_info(m.name) c WHERE m.type = 'table'",
+    "postgresql": "SELECT table_name AS tab, column_name AS col FROM information_schema.columns"
+    " WHERE table_schema = current_schema()",
+}
+
+
+async def test_every_column_that_names_a_person_is_rewritten(engine: Engine) -> None:
     """A later migration that adds a column holding a person's id must be rewritten too:
     through a foreign key to workers, or listed in storage.erasure."""
-    covered = set(await worker_columns(db.conn)) | set(PERSON_COLUMNS)
+    covered = set(await engine.run(worker_columns)) | set(PERSON_COLUMNS)
+    assert ("answers", "worker_id") in covered  # the schema's keys were read
     # Coordinators are never erased (they step down first).
     covered.add(("coordinators", "user_id"))
-    tables = [
-        row[0] for row in await db.fetchall("SELECT name FROM sqlite_master WHERE type='table'")
-    ]
-    naming = set()
-    for table in tables:
-        for column in [row[1] for row in await db.fetchall(f"PRAGMA table_info({table})")]:
-            if column in ("worker_id", "user_id", "actor_id", "subject_id") or column.endswith(
-                "_by"
-            ):
-                naming.add((table, column))
+    naming = {
+        (row["tab"], row["col"])
+        for row in await engine.read(COLUMNS[engine.engine])
+        if row["col"] in ("worker_id", "user_id", "actor_id", "subject_id")
+        or row["col"].endswith("_by")
+    }
     assert naming <= covered, naming - covered
 
 
