@@ -14,8 +14,8 @@ from labeling.review import ItemNotFound, ReviewError, ReviewService
 from storage.db import Database
 from storage.engine import Engine, Params, Tx
 from storage.reviews import ReviewStore
+from tests.engines import stored_batch
 from tests.factories import Desk, registered
-from tests.seed import stored_batch
 
 TTL = 600.0
 OPTIONS = ("a", "b", "c", "d")

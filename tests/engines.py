@@ -1,19 +1,37 @@
-"""An open batch stored in one change through the engine, as the batch store leaves an imported
-and published one, for the storage tests that run on both engines."""
+"""For the storage tests that run on both engines: an open batch stored through the engine, and
+another process's connection to the same database."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from labeling.batch import BatchSettings
 from labeling.batchfile import parse_batch_file
 from labeling.gold import new_rank, new_seed
+from storage.db import Database
 from storage.engine import Engine, Tx
 
 
+@asynccontextmanager
+async def replica(engine: Engine) -> AsyncIterator[Engine]:
+    """The same database as another process (another replica of the bot) opens it."""
+    if isinstance(engine, Database):
+        async with Database(engine.path) as other:
+            yield other
+        return
+    from storage.postgres import PostgresDatabase
+
+    assert isinstance(engine, PostgresDatabase)
+    async with PostgresDatabase(engine.url) as another:
+        yield another
+
+
 async def stored_batch(engine: Engine, content: bytes, settings: BatchSettings) -> int:
-    """Parses a CSV batch file and stores it as an open batch; returns its id. Gold items stay
-    out of the pool, and the first `training_gold` of them are training questions."""
+    """Parses a CSV batch file and stores it as the batch store leaves an imported and
+    published batch; returns its id. Gold items stay out of the pool, and the first
+    `training_gold` of them are training questions."""
     items = parse_batch_file(content, "b.csv", settings)
     gold = [position for position, item in enumerate(items, start=1) if item.gold is not None]
     exam = set(gold[: settings.training_gold])
