@@ -24,7 +24,7 @@ class WatchStore:
                    CASE WHEN b.completed_at IS NULL THEN
                      EXISTS (SELECT 1 FROM items i WHERE i.batch_id = b.id AND i.gold IS NULL
                              AND i.answers < i.target)
-                   ELSE 0 END AS unanswered,
+                   ELSE FALSE END AS unanswered,
                    (SELECT COUNT(*) FROM worker_batches wb WHERE wb.batch_id = b.id
                     AND wb.status = 'suspended'
                     AND (wb.reported_at IS NULL OR wb.reported_at < wb.changed_at)) AS pending
