@@ -3,6 +3,7 @@ database, through the same stores the bot uses."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ from labeling.review import ItemNotFound, ReviewError, ReviewService
 from storage.db import Database
 from storage.engine import Engine, Params, Tx
 from storage.reviews import ReviewStore
-from tests.engines import stored_batch
+from tests.engines import replica, stored_batch
 from tests.factories import Desk, registered
 
 TTL = 600.0
@@ -359,3 +360,32 @@ async def test_gold_restored_reopens_the_batch_to_a_worker_it_closed_out(engine:
     assert review.reinstated == 1
     assert await value(engine, "SELECT status FROM worker_batches") == "active"
     assert (await tasks.current_or_next(1, 6.0, TTL)).task is not None
+
+
+async def test_two_replicas_sweeping_at_once_compare_each_item_once(engine: Engine) -> None:
+    """The sweep of the test above, run by two replicas at the same moment: each finished
+    item is compared by one of them, and the odd one out is suspended once, told once."""
+    await batch(engine, regular=40, gold=0, overlap=3, gold_ratio=0.0, min_gold=1)
+    tasks = await registered(engine, 1, 2, 3)
+    for worker, option in ((1, 0), (2, 0), (3, 1)):
+        task = (await tasks.current_or_next(worker, 1.0, TTL)).task
+        while task is not None:
+            submission = Submission(task.assignment_id, worker, option=option)
+            task = (await tasks.submit(submission, 2.0, TTL)).next_task
+    await write(
+        engine,
+        "UPDATE worker_batches SET gold_answers = 1, gold_correct = 1",
+        "UPDATE worker_batches SET gold_correct = 0 WHERE worker_id = 3",
+    )
+    async with replica(engine) as other:
+        swept = await asyncio.gather(
+            ReviewService(ReviewStore(engine), clock=lambda: 9.0).sweep(),
+            ReviewService(ReviewStore(other), clock=lambda: 9.0).sweep(),
+        )
+    assert sum(s.suspended for s in swept) == 1
+    assert await table(
+        engine, "SELECT worker_id, status, peer_checks FROM worker_batches ORDER BY 1"
+    ) == [(1, "active", 0), (2, "active", 0), (3, "suspended", 40)]
+    assert await table(engine, "SELECT worker_id, kind FROM notices") == [(3, "suspended")]
+    assert await value(engine, "SELECT SUM(answers) FROM items") == 80
+    assert await value(engine, "SELECT COUNT(*) FROM items WHERE compared = 1") == 40
