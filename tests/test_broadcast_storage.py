@@ -86,6 +86,44 @@ async def test_a_broadcast_reaches_workers_not_owners_nor_coordinators_who_never
     assert await store.audience(told) == 4  # those told count, and those still to tell
 
 
+async def test_a_batch_back_after_a_pause_reaches_only_its_own_workers(engine: Engine) -> None:
+    """Worker 1 worked in the batch, 2 was told of its opening, 3 was suspended there, 4 never
+    heard of it, 5 was told of another batch."""
+    await workers(engine, 1, 2, 3, 4, 5)
+    settings = BatchSettings(name="b", question="q?", options="yes,no")
+    batch = await stored_batch(engine, b"text\na\n", settings)
+    other = await stored_batch(engine, b"text\na\n", settings)
+
+    def history(tx: Tx) -> int:
+        tx.execute(
+            "INSERT INTO worker_batches (worker_id, batch_id, answers, status)"
+            " VALUES (1, :b, 1, 'active'), (3, :b, 1, 'suspended')",
+            {"b": batch},
+        )
+        opened = tx.insert(
+            "INSERT INTO broadcasts (batch_id, text, created_at) VALUES (?, 'new', 0)",
+            (batch,),
+        )
+        elsewhere = tx.insert(
+            "INSERT INTO broadcasts (batch_id, text, created_at) VALUES (?, 'new', 0)",
+            (other,),
+        )
+        for broadcast_id, worker_id in ((opened, 2), (elsewhere, 5)):
+            tx.execute(
+                "INSERT INTO deliveries (broadcast_id, worker_id, status, updated_at)"
+                " VALUES (?, ?, 'sent', 0)",
+                (broadcast_id, worker_id),
+            )
+        return tx.insert(
+            "INSERT INTO broadcasts (batch_id, text, created_at, audience)"
+            " VALUES (?, 'back', 0, 'batch')",
+            (batch,),
+        )
+
+    back = await engine.run(history)
+    assert await BroadcastStore(engine).untold(back, 10) == [1, 2]
+
+
 async def test_outcomes_are_recorded_and_a_send_never_made_is_claimed_again(
     engine: Engine,
 ) -> None:
@@ -157,7 +195,7 @@ async def test_a_notice_is_claimed_with_what_its_message_needs(engine: Engine) -
     await engine.run(
         lambda tx: tx.execute(
             "INSERT INTO notices (worker_id, batch_id, kind, created_at)"
-            " VALUES (5, ?, 'suspended', 0);",
+            " VALUES (5, ?, 'suspended', 0)",
             (batch,),
         )
     )
