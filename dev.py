@@ -50,7 +50,9 @@ def install() -> None:
 def main(argv: list[str]) -> int:
     commands = {
         "demo": [[python(), "-m", "bot", "demo", *argv[1:]]],
-        "test": [[python(), "-m", "pytest", *argv[1:]]],
+        # Three test processes, a file each at a time: end-to-end tests mostly wait out
+        # Telegram's one message a second per chat, so three share two cores well.
+        "test": [[python(), "-m", "pytest", "-n", "3", "--dist", "loadfile", *argv[1:]]],
         # Every check runs even when one fails, so that one pass shows all there is to fix.
         "lint": [
             [python(), "-m", "ruff", "check", "."],

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from functools import partial
 from itertools import islice
 from typing import TypeVar
 
@@ -159,7 +160,7 @@ class BatchStore:
         try:
             pending = new_items(settings, items)
             while chunk := list(islice(pending, IMPORT_CHUNK)):
-                await self.db.run(lambda tx, chunk=chunk: _insert_items(tx, batch_id, chunk))
+                await self.db.run(partial(_insert_items, batch_id=batch_id, items=chunk))
             await self.db.run(
                 lambda tx: tx.execute("UPDATE batches SET importing = 0 WHERE id = ?", (batch_id,))
             )
@@ -450,13 +451,20 @@ class BatchStore:
             " WHERE batch_id = :batch AND position > :after ORDER BY position LIMIT :limit",
             {"batch": batch_id},
         ):
-            yield ExportItem(row[1], row[2], row[3], row[4], row[5], json.loads(row[6]))
+            yield ExportItem(
+                row["id"],
+                row["external_id"],
+                row["text"],
+                row["image"],
+                row["gold"],
+                json.loads(row["metadata"]),
+            )
 
     async def answers(self, batch_id: int) -> AsyncIterator[ExportAnswer]:
         async for row in self.db.pages(
             "SELECT a.id, a.item_id, i.external_id, a.worker_id, a.value, a.duration_ms,"
-            " a.created_at, CASE WHEN i.gold IS NULL THEN 0 ELSE 1 END, a.correct, a.fast,"
-            " CASE WHEN wb.status = 'suspended' THEN 'suspended' END"
+            " a.created_at, CASE WHEN i.gold IS NULL THEN 0 ELSE 1 END AS gold, a.correct,"
+            " a.fast, CASE WHEN wb.status = 'suspended' THEN 'suspended' END AS excluded"
             " FROM answers a JOIN items i ON i.id = a.item_id"
             " LEFT JOIN worker_batches wb ON wb.worker_id = a.worker_id"
             "  AND wb.batch_id = a.batch_id"
@@ -464,11 +472,17 @@ class BatchStore:
             {"batch": batch_id},
         ):
             yield ExportAnswer(
-                *row[:7],
-                gold=bool(row[7]),
-                correct=None if row[8] is None else bool(row[8]),
-                fast=bool(row[9]),
-                excluded=row[10],
+                answer_id=row["id"],
+                item_id=row["item_id"],
+                external_id=row["external_id"],
+                worker_id=row["worker_id"],
+                value=row["value"],
+                duration_ms=row["duration_ms"],
+                created_at=row["created_at"],
+                gold=bool(row["gold"]),
+                correct=None if row["correct"] is None else bool(row["correct"]),
+                fast=bool(row["fast"]),
+                excluded=row["excluded"],
             )
 
 

@@ -204,7 +204,7 @@ class Database:
 
     def pages(
         self, sql: str, params: dict[str, Any], *, key: int = 0, size: int = 5000
-    ) -> AsyncIterator[tuple[Any, ...]]:
+    ) -> AsyncIterator[Row]:
         """Streams a large result page by page through the reading connection, so an export
         never stalls the workers' answers (see storage.engine.paginate)."""
         return paginate(self.read, sql, params, key=key, size=size)

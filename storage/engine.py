@@ -72,7 +72,7 @@ class Engine(Protocol):
 
     def pages(
         self, sql: str, params: dict[str, Any], *, key: int = 0, size: int = 5000
-    ) -> AsyncIterator[tuple[Any, ...]]: ...
+    ) -> AsyncIterator[Row]: ...
 
     async def migrate(self, up_to: int | None = None) -> list[int]: ...
     async def schema_version(self) -> int: ...
@@ -91,7 +91,7 @@ async def paginate(
     *,
     key: int = 0,
     size: int = 5000,
-) -> AsyncIterator[tuple[Any, ...]]:
+) -> AsyncIterator[Row]:
     """Streams a large result page by page (keyset pagination), so an export never holds
     the whole result, nor the database, at once.
 
@@ -102,7 +102,7 @@ async def paginate(
     while True:
         rows = await read(sql, {**params, "after": after, "limit": size})
         for row in rows:
-            yield tuple(row)
+            yield row
         if len(rows) < size:
             return
         after = rows[-1][key]

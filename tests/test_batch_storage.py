@@ -202,18 +202,7 @@ async def test_workers_standings_and_exports_read_the_same_types(engine: Engine)
     assert all(type(a.gold) is bool and type(a.fast) is bool for a in answers)
 
 
-async def test_every_workers_list_names_each_by_their_own_standing(
-    engine: Engine, request: pytest.FixtureRequest
-) -> None:
-    if not isinstance(engine, Database):
-        # Strict: once it passes, the marker goes.
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="storage.admin.counts_as_worker reads the owners with SQLite's json_each"
-                " until its own conversion (branch conv-rest)",
-            )
-        )
+async def test_every_workers_list_names_each_by_their_own_standing(engine: Engine) -> None:
     await labelled(engine)
     rows = await BatchStore(engine).worker_rows()
     assert [(row.worker_id, row.status, row.answers) for row in rows] == [

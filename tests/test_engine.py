@@ -59,6 +59,15 @@ async def test_rows_are_read_by_name_with_sqlite_s_types(engine: Engine) -> None
     assert row.keys()[:2] == ["id", "quiet"]
 
 
+async def test_a_percent_sign_in_a_literal_is_text_not_a_parameter(engine: Engine) -> None:
+    await engine.run(lambda tx: _worker(tx, 1))
+    rows = await engine.read(
+        "SELECT COUNT(*) AS n FROM workers WHERE name LIKE '%w%' AND id > ? AND name != '50%'",
+        (0,),
+    )
+    assert rows[0]["n"] == 1
+
+
 async def test_values_and_missing_rows(engine: Engine) -> None:
     assert await engine.run(lambda tx: tx.value("SELECT COUNT(*) FROM workers")) == 0
     assert await engine.run(lambda tx: tx.row("SELECT * FROM workers WHERE id = 1")) is None
