@@ -33,8 +33,10 @@ POOL_SIZE = 8
 # commit and decides accordingly (a duplicate answer is then refused as a duplicate).
 ATTEMPTS = 4
 _RETRIED = {"40001", "40P01", "23505"}
-# pg_advisory_xact_lock key under which one process at a time migrates.
-_MIGRATION_LOCK = 0x6C6162656C626F74  # "labelbot"
+# Under this advisory lock one process at a time migrates a schema.
+_MIGRATION_LOCK = (
+    "SELECT pg_advisory_xact_lock(hashtextextended(current_schema() || ':migrate', 0))"
+)
 
 _TOKENS = re.compile(
     r"""'(?:[^']|'')*'      # a string literal, left alone
@@ -235,7 +237,12 @@ class PostgresDatabase:
                 held.close()
                 del self._leases[job]
         conn = psycopg.connect(self.url, autocommit=True)
-        row = conn.execute("SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", (job,))
+        # Keyed by schema too: labelbots in different schemas of one database are different
+        # deployments (the tests run many at once).
+        row = conn.execute(
+            "SELECT pg_try_advisory_lock(hashtextextended(current_schema() || ':' || %s, 0))",
+            (job,),
+        )
         taken = row.fetchone()
         if taken is None or not taken[0]:
             conn.close()
@@ -290,7 +297,7 @@ class PostgresDatabase:
 
 
 def _create_record_table(tx: Tx) -> None:
-    tx.execute("SELECT pg_advisory_xact_lock(?)", (_MIGRATION_LOCK,))
+    tx.execute(_MIGRATION_LOCK)
     tx.execute(
         "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY,"
         " name TEXT NOT NULL, applied_at DOUBLE PRECISION NOT NULL)"
@@ -298,7 +305,7 @@ def _create_record_table(tx: Tx) -> None:
 
 
 def _apply(version: int, name: str, sql: str, tx: Tx) -> bool:
-    tx.execute("SELECT pg_advisory_xact_lock(?)", (_MIGRATION_LOCK,))
+    tx.execute(_MIGRATION_LOCK)
     if tx.value("SELECT 1 FROM schema_migrations WHERE version = ?", (version,)):
         return False
     assert isinstance(tx, PgTx)
