@@ -1,0 +1,118 @@
+"""bench/loop.py: the bots take turns, the result is a median, and a run that measured the
+driver or a crowded machine instead of the bots says so."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from bench import loop
+from bench.loop import Run, cli_env, schedule, summarize, table, verdict, with_database
+
+
+@pytest.fixture(autouse=True)
+def two_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The machine these figures come from."""
+    monkeypatch.setattr(loop, "CORES", 2)
+
+
+def run(name: str, per_second: float, *, driver: float = 0.3, other: float = 0.0) -> Run:
+    return Run(
+        name,
+        answers=round(per_second * 10),
+        seconds=10.0,
+        latencies=[0.1],
+        bot_cpu=1.0,
+        driver_cpu=driver,
+        other_cpu=other,
+    )
+
+
+def summary_line(lines: list[str]) -> str:
+    assert lines[-1].startswith("loop: ")
+    return lines[-1]
+
+
+def test_the_bots_take_turns_bare_first() -> None:
+    assert schedule(3) == ["bare", "labelbot", "bare", "labelbot", "bare", "labelbot"]
+
+
+def test_one_bad_bare_run_moves_neither_median_nor_ratio() -> None:
+    # Three turns as measured here; in the second the bare bot had a bad run (a ratio of 0.80).
+    runs = [
+        run("bare", 287),
+        run("labelbot", 166),
+        run("bare", 215),
+        run("labelbot", 171),
+        run("bare", 290),
+        run("labelbot", 163),
+    ]
+    summary = summarize(runs)
+    assert summary.bare_per_s == pytest.approx(287)
+    assert summary.labelbot_per_s == pytest.approx(166)
+    assert summary.ratio == pytest.approx(166 / 287)
+    line = summary_line(verdict(runs, summary))
+    assert re.fullmatch(
+        r"loop: ratio=0\.58 bare_per_s=287\.0 labelbot_per_s=166\.0 runs=3 p99_ms=100\.0"
+        r" saturated=no busy_runs=0",
+        line,
+    )
+
+
+def test_the_table_shows_every_run_with_each_turns_ratio() -> None:
+    runs = [run("bare", 200), run("labelbot", 120), run("bare", 100), run("labelbot", 90)]
+    lines = table(runs)
+    assert len(lines) == 1 + len(runs)
+    assert "0.60" in lines[2] and "0.90" in lines[4]
+    assert lines[3].split()[:3] == ["3", "bare", "100.0"]
+
+
+def test_a_saturated_driver_is_warned_of_before_the_summary() -> None:
+    runs = [run("bare", 280, driver=0.95), run("labelbot", 170, driver=0.6)]
+    lines = verdict(runs, summarize(runs))
+    assert "saturated=yes" in summary_line(lines)
+    warnings = [line for line in lines[:-1] if line.startswith("WARNING")]
+    assert len(warnings) == 1 and "run(s) 1:" in warnings[0]
+    assert "driver saturated" in table(runs)[1]
+
+
+def test_a_driver_below_the_bound_gives_no_warning() -> None:
+    runs = [run("bare", 280, driver=0.85), run("labelbot", 170, driver=0.85)]
+    lines = verdict(runs, summarize(runs))
+    assert "saturated=no" in summary_line(lines)
+    assert not any("WARNING" in line for line in lines)
+
+
+def test_a_run_on_a_machine_with_no_core_to_spare_is_pointed_out() -> None:
+    # The bot and the driver took 1.3 cores: 0.5 of other work leaves none free, 0.2 does.
+    runs = [run("bare", 280, other=0.5), run("labelbot", 170, other=0.2)]
+    lines = verdict(runs, summarize(runs))
+    assert "busy_runs=1" in summary_line(lines)
+    assert "run(s) 1:" in lines[-2]
+    assert "machine busy" in table(runs)[1] and "machine busy" not in table(runs)[2]
+
+
+def test_only_the_option_chooses_the_database(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgresql://left@in/the-shell")
+    env = {"DATABASE_URL": "postgresql://left@in/the-shell", "OTHER": "kept"}
+    assert with_database(env, None) == {"OTHER": "kept"}
+    url = "postgresql://postgres@127.0.0.1:5432/test"
+    assert with_database(env, url) == {"DATABASE_URL": url, "OTHER": "kept"}
+    assert "DATABASE_URL" not in cli_env(loop.ROOT / "bench.db", None)
+
+
+async def test_a_short_benchmark_measures_both_bots_and_stores_every_tap(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    await loop.main(
+        ["--runs", "1", "--workers", "2", "--seconds", "1", "--warmup", "0.5", "--items", "200"]
+    )
+    out = capsys.readouterr().out
+    rows = [line.split() for line in out.splitlines() if re.match(r"\s+\d+  ", line)]
+    assert [row[1] for row in rows] == ["bare", "labelbot"]
+    assert all(float(row[2]) > 0 for row in rows)
+    stored = int(re.search(r"answers stored by labelbot: (\d+)", out)[1])
+    counted = float(rows[1][2])  # taps answered per second over one measured second
+    assert stored >= counted
+    assert re.search(r"^loop: ratio=\d+\.\d\d bare_per_s=.* runs=1 ", out, re.MULTILINE)
