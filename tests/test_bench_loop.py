@@ -1,14 +1,18 @@
 """bench/loop.py: the bots take turns, the result is a median, and a run that measured the
-driver or a crowded machine instead of the bots says so."""
+driver or a crowded machine instead of the bots says so; bench/profile_loop.py: what py-spy saw,
+thread by thread."""
 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
+import aiosqlite.core
 import pytest
 
 from bench import loop
 from bench.loop import Run, cli_env, schedule, summarize, table, verdict, with_database
+from bench.profile_loop import blocking_lines, read_raw, report
 
 
 @pytest.fixture(autouse=True)
@@ -106,7 +110,7 @@ async def test_a_short_benchmark_measures_both_bots_and_stores_every_tap(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     await loop.main(
-        ["--runs", "1", "--workers", "2", "--seconds", "1", "--warmup", "0.5", "--items", "200"]
+        ["--runs", "1", "--workers", "2", "--seconds", "1", "--warmup", "0.5", "--items", "3000"]
     )
     out = capsys.readouterr().out
     rows = [line.split() for line in out.splitlines() if re.match(r"\s+\d+  ", line)]
@@ -116,3 +120,46 @@ async def test_a_short_benchmark_measures_both_bots_and_stores_every_tap(
     counted = float(rows[1][2])  # taps answered per second over one measured second
     assert stored >= counted
     assert re.search(r"^loop: ratio=\d+\.\d\d bare_per_s=.* runs=1 ", out, re.MULTILINE)
+
+
+# bench/profile_loop.py reads py-spy's raw samples: outermost frame first, a count at the end.
+RAW = """\
+thread (7): MainThread;<module> (bot/__main__.py:7);Handle._run (asyncio/events.py:80);\
+Bot._post (telegram/_bot.py:712);AsyncClient.send (httpx/_client.py:1629) 30
+thread (7): MainThread;<module> (bot/__main__.py:7);Handle._run (asyncio/events.py:80);\
+TaskStore.submit (storage/tasks.py:230) 10
+thread (7): MainThread;<module> (bot/__main__.py:7);EpollSelector.select (selectors.py:468) 50
+thread (8): Thread-1 (_connection_worker_thread);_connection_worker_thread (aiosqlite/core.py:59) 80
+thread (8): Thread-1 (_connection_worker_thread);_connection_worker_thread (aiosqlite/core.py:63);\
+sqlite3VdbeExec (libsqlite3.so.0.8.6) 20
+"""
+BLOCKING = {("selectors.py", 468), ("aiosqlite/core.py", 59)}
+
+
+def test_the_profile_counts_a_thread_blocked_for_work_as_waiting_not_busy() -> None:
+    threads = read_raw(RAW, BLOCKING)
+    assert (threads["MainThread"].busy, threads["MainThread"].waiting) == (40, 50)
+    database = threads["Thread-1 (_connection_worker_thread)"]
+    assert (database.busy, database.waiting) == (20, 80)
+    # Time in C (SQLite) is the C function's own, in the area of the Python frame that called it.
+    assert database.own == {"sqlite3VdbeExec (libsqlite3.so.0.8.6:0)": 20}
+    assert database.areas == {"aiosqlite": 20}
+
+
+def test_the_profile_sorts_the_event_loops_time_by_area_and_function() -> None:
+    loop_thread = read_raw(RAW, BLOCKING)["MainThread"]
+    assert loop_thread.areas == {"HTTP client (httpx, httpcore, anyio)": 30, "labelbot": 10}
+    assert loop_thread.own["TaskStore.submit (storage/tasks.py:230)"] == 10
+    assert loop_thread.under["Bot._post (telegram/_bot.py)"] == 30
+    lines = report({"MainThread": loop_thread}, ticks=100, top=5)
+    assert "   40.0%  MainThread" in lines
+    assert "   30.0%  Bot._post (telegram/_bot.py)" in lines
+    # The frames under every sample tell nothing and are left out of what-they-called.
+    called = lines[lines.index("MainThread: top functions with what they called") :]
+    assert not any("Handle._run" in line for line in called)
+
+
+def test_the_profile_knows_where_an_aiosqlite_thread_waits_for_work() -> None:
+    lines = {line for file, line in blocking_lines() if file == "aiosqlite/core.py"}
+    source = Path(aiosqlite.core.__file__).read_text().splitlines()
+    assert lines and all(".get(" in source[line - 1] for line in lines)
