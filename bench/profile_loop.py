@@ -16,7 +16,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import concurrent.futures.thread
+import contextlib
 import inspect
+import os
 import re
 import selectors
 import shutil
@@ -83,6 +85,8 @@ class Frame:
 @dataclass
 class Thread:
     name: str
+    tid: int
+    cpu: float = 0.0  # CPU seconds per wall second of the window, as the kernel counted them
     busy: int = 0  # samples in which the thread was working
     waiting: int = 0
     areas: Counter[str] = field(default_factory=Counter)
@@ -124,7 +128,8 @@ def read_raw(text: str, blocking: set[tuple[str, int]]) -> dict[str, Thread]:
         if not stack:
             continue
         head, *texts = stack.split(";")
-        thread = threads.setdefault(head.split(": ", 1)[-1], Thread(head.split(": ", 1)[-1]))
+        tid, _, name = head.removeprefix("thread (").partition("): ")
+        thread = threads.setdefault(name, Thread(name, int(tid)))
         count = int(number)
         frames = [Frame.parse(text) for text in texts]
         python = [frame for frame in frames if frame.python]
@@ -139,27 +144,45 @@ def read_raw(text: str, blocking: set[tuple[str, int]]) -> dict[str, Thread]:
     return threads
 
 
-def report(threads: dict[str, Thread], ticks: int, top: int) -> list[str]:
-    """Shares of wall time: `ticks` is the samples one thread busy throughout would give."""
+def thread_cpu(pid: int) -> dict[int, float]:
+    """CPU seconds of each thread of a process so far, by thread id, as the kernel counts."""
+    found = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):  # a thread that ended meanwhile
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+            found[int(task.name)] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return found
 
-    def listed(counts: Counter[str], limit: int | None = None) -> list[str]:
-        return [f"  {count / ticks:6.1%}  {name}" for name, count in counts.most_common(limit)]
 
+def report(threads: dict[str, Thread], top: int) -> list[str]:
+    """Each thread's CPU as the kernel counted it (py-spy cannot tell a thread waiting for the
+    GIL from one at work), then where its samples fell, as shares of its own samples."""
     ordered = sorted(threads.values(), key=lambda thread: -thread.busy)
-    lines = ["threads: share of wall time busy (blocked waiting for work not counted)"]
-    lines += listed(Counter({thread.name: thread.busy for thread in ordered}))
+    lines = ["threads: CPU per wall second (as the kernel counts it), and py-spy's samples at work"]
+    lines += [
+        f"  CPU {thread.cpu:6.1%}  {thread.busy:>6} samples  {thread.name}" for thread in ordered
+    ]
+    everything = sum(thread.busy for thread in ordered)
     for thread in ordered:
-        if thread.busy < ticks / 100:
+        if thread.busy < everything / 100:
             continue
-        lines += ["", f"{thread.name}: by area of the innermost Python frame"]
-        lines += listed(thread.areas)
-        lines += [f"{thread.name}: top functions by own time"]
-        lines += listed(thread.own, top)
         # Frames under nearly every sample (the thread's start, the event loop's) say nothing.
         telling = Counter({n: c for n, c in thread.under.items() if c < 0.98 * thread.busy})
-        lines += [f"{thread.name}: top functions with what they called"]
-        lines += listed(telling, top)
+        lines += [
+            "",
+            f"{thread.name}, CPU {thread.cpu:.1%}; shares of its samples at work:",
+            "by area of the innermost Python frame",
+            *shares(thread.areas, thread.busy),
+            "top functions by own time",
+            *shares(thread.own, thread.busy, top),
+            "top functions with what they called",
+            *shares(telling, thread.busy, top),
+        ]
     return lines
+
+
+def shares(counts: Counter[str], total: int, limit: int | None = None) -> list[str]:
+    return [f"  {count / total:6.1%}  {name}" for name, count in counts.most_common(limit)]
 
 
 async def main() -> None:
@@ -180,7 +203,10 @@ async def main() -> None:
         folder = Path(name)
         raw = args.raw or folder / "profile.txt"
 
+        used: dict[int, float] = {}
+
         async def sample(pid: int, seconds: float) -> None:
+            before = thread_cpu(pid)
             process = await asyncio.create_subprocess_exec(
                 spy,
                 *("record", "--pid", str(pid), "--format", "raw", "--threads"),
@@ -192,6 +218,8 @@ async def main() -> None:
             _, err = await process.communicate()
             if process.returncode != 0:
                 raise RuntimeError(f"py-spy failed: {err.decode().strip()}")
+            after = thread_cpu(pid)
+            used.update({tid: (cpu - before.get(tid, 0.0)) / seconds for tid, cpu in after.items()})
 
         database = folder / "bench.db"
         env = cli_env(database, args.database_url)
@@ -200,12 +228,14 @@ async def main() -> None:
             "labelbot", args.workers, args.seconds, args.warmup, database, args.database_url, sample
         )
         threads = read_raw(raw.read_text(), blocking_lines())
+        for thread in threads.values():
+            thread.cpu = used.get(thread.tid, 0.0)
     print(
         f"labelbot under py-spy: {args.workers} workers, {run.rate:.1f} taps/s, bot CPU"
         f" {run.bot_cpu:.0%}, other CPU {run.other_cpu:.0%}; {args.rate} samples/s"
         f" for {args.seconds}s\n"
     )
-    print("\n".join(report(threads, args.rate * args.seconds, args.top)))
+    print("\n".join(report(threads, args.top)))
 
 
 if __name__ == "__main__":

@@ -4,7 +4,9 @@ thread by thread."""
 
 from __future__ import annotations
 
+import os
 import re
+import threading
 from pathlib import Path
 
 import aiosqlite.core
@@ -12,7 +14,7 @@ import pytest
 
 from bench import loop
 from bench.loop import Run, cli_env, schedule, summarize, table, verdict, with_database
-from bench.profile_loop import blocking_lines, read_raw, report
+from bench.profile_loop import blocking_lines, read_raw, report, thread_cpu
 
 
 @pytest.fixture(autouse=True)
@@ -140,7 +142,7 @@ def test_the_profile_counts_a_thread_blocked_for_work_as_waiting_not_busy() -> N
     threads = read_raw(RAW, BLOCKING)
     assert (threads["MainThread"].busy, threads["MainThread"].waiting) == (40, 50)
     database = threads["Thread-1 (_connection_worker_thread)"]
-    assert (database.busy, database.waiting) == (20, 80)
+    assert (database.busy, database.waiting, database.tid) == (20, 80, 8)
     # Time in C (SQLite) is the C function's own, in the area of the Python frame that called it.
     assert database.own == {"sqlite3VdbeExec (libsqlite3.so.0.8.6:0)": 20}
     assert database.areas == {"aiosqlite": 20}
@@ -151,11 +153,12 @@ def test_the_profile_sorts_the_event_loops_time_by_area_and_function() -> None:
     assert loop_thread.areas == {"HTTP client (httpx, httpcore, anyio)": 30, "labelbot": 10}
     assert loop_thread.own["TaskStore.submit (storage/tasks.py:230)"] == 10
     assert loop_thread.under["Bot._post (telegram/_bot.py)"] == 30
-    lines = report({"MainThread": loop_thread}, ticks=100, top=5)
-    assert "   40.0%  MainThread" in lines
-    assert "   30.0%  Bot._post (telegram/_bot.py)" in lines
+    loop_thread.cpu = 0.9
+    lines = report({"MainThread": loop_thread}, top=5)
+    assert "  CPU  90.0%      40 samples  MainThread" in lines
+    assert "   75.0%  Bot._post (telegram/_bot.py)" in lines  # 30 of its 40 samples
     # The frames under every sample tell nothing and are left out of what-they-called.
-    called = lines[lines.index("MainThread: top functions with what they called") :]
+    called = lines[lines.index("top functions with what they called") :]
     assert not any("Handle._run" in line for line in called)
 
 
@@ -163,3 +166,9 @@ def test_the_profile_knows_where_an_aiosqlite_thread_waits_for_work() -> None:
     lines = {line for file, line in blocking_lines() if file == "aiosqlite/core.py"}
     source = Path(aiosqlite.core.__file__).read_text().splitlines()
     assert lines and all(".get(" in source[line - 1] for line in lines)
+
+
+def test_the_profile_reads_each_threads_cpu_from_the_kernel() -> None:
+    spent = thread_cpu(os.getpid())
+    assert threading.get_native_id() in spent
+    assert all(seconds >= 0 for seconds in spent.values())
