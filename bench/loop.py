@@ -74,6 +74,11 @@ class Run:
         return self.answers / self.seconds if self.seconds else 0.0
 
     @property
+    def cpu_per_tap_ms(self) -> float:
+        """The bot's CPU per answer: less at the mercy of other work than the rate."""
+        return self.bot_cpu / self.rate * 1000 if self.rate else float("nan")
+
+    @property
     def saturated(self) -> bool:
         return self.driver_cpu >= SATURATED
 
@@ -298,14 +303,15 @@ def table(runs: list[Run]) -> list[str]:
     """Every run, each labelbot run with its ratio to the bare run of its turn."""
     lines = [
         f"{'run':>3}  {'bot':<9}{'taps/s':>8}{'ratio':>7}{'p50 ms':>8}{'p99 ms':>8}"
-        f"{'calls/tap':>10}{'bot CPU':>9}{'driver CPU':>12}{'other CPU':>11}{'peak MB':>9}"
+        f"{'calls/tap':>10}{'bot CPU':>9}{'CPU ms/tap':>11}{'driver CPU':>12}{'other CPU':>11}"
+        f"{'peak MB':>9}"
     ]
     for number, run in enumerate(runs, 1):
         ratio = f"{run.rate / runs[number - 2].rate:.2f}" if run.name == "labelbot" else ""
         lines.append(
             f"{number:>3}  {run.name:<9}{run.rate:>8.1f}{ratio:>7}{run.percentile(0.5):>8.1f}"
             f"{run.percentile(0.99):>8.1f}{run.api_calls / max(run.taps, 1):>10.2f}"
-            f"{run.bot_cpu:>9.0%}{run.driver_cpu:>12.0%}"
+            f"{run.bot_cpu:>9.0%}{run.cpu_per_tap_ms:>11.2f}{run.driver_cpu:>12.0%}"
             f"{run.other_cpu:>11.0%}{run.peak_rss_mb:>9.1f}"
             + ("  driver saturated" if run.saturated else "")
             + ("  machine busy" if run.busy else "")
@@ -317,9 +323,14 @@ def verdict(runs: list[Run], summary: Summary) -> list[str]:
     """The medians, a warning when the driver was the bottleneck, and the one summary line."""
     labelbot = [run for run in runs if run.name == "labelbot"]
     p99 = statistics.median(run.percentile(0.99) for run in labelbot)
+    cpu = {
+        name: statistics.median(run.cpu_per_tap_ms for run in runs if run.name == name)
+        for name in BOTS
+    }
     lines = [
         f"median: bare {summary.bare_per_s:.1f}/s, labelbot {summary.labelbot_per_s:.1f}/s,"
-        f" ratio {summary.ratio:.2f} (target >= 0.6)"
+        f" ratio {summary.ratio:.2f} (target >= 0.6); CPU per tap: bare {cpu['bare']:.2f} ms,"
+        f" labelbot {cpu['labelbot']:.2f} ms"
     ]
     if summary.saturated:
         lines.append(

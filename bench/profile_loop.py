@@ -1,14 +1,14 @@
 """Where labelbot's time goes under the loop benchmark: py-spy samples the bot process.
 
-Runs labelbot alone as bench/loop.py does (same workers, same batch) and samples it with py-spy
-over the measured window, each thread apart: the share of wall time each thread was busy, what
-the event loop spent it on by area (the package of the innermost Python frame: HTTP client,
-PTB, labelbot, asyncio...), and the top functions of each thread, by their own time (by line)
-and with what they called. --native adds C frames: system calls, SQLite, the GIL. Sampling
-slows the bot a little: its taps per second here are not the benchmark's.
+Runs labelbot (or the bare bot) as bench/loop.py does, same workers, same batch, and samples it
+with py-spy over the measured window, each thread apart: its CPU as the kernel counts it, what
+it spent its time on by area (the package of the innermost Python frame: HTTP client, PTB,
+labelbot, asyncio...), and its top functions, by their own time (by line) and with what they
+called. --native adds C frames: system calls, SQLite, the GIL. Sampling slows the bot a
+little: its taps per second here are not the benchmark's.
 
     pip install py-spy
-    python bench/profile_loop.py [--workers 32] [--seconds 10] [--native] [--raw FILE]
+    python bench/profile_loop.py [--bot labelbot|bare] [--seconds 10] [--native] [--raw FILE]
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ import aiosqlite.core
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.loop import cli_env, phase, prepare_database  # noqa: E402
+from bench.loop import BOTS, cli_env, phase, prepare_database  # noqa: E402
 
 # The innermost Python frame's file decides the area; the first prefix that matches wins.
 AREAS = (
@@ -187,6 +187,7 @@ def shares(counts: Counter[str], total: int, limit: int | None = None) -> list[s
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--bot", choices=BOTS, default="labelbot", help="the bot to sample")
     parser.add_argument("--workers", type=int, default=32)
     parser.add_argument("--seconds", type=int, default=10, help="sampled (whole seconds)")
     parser.add_argument("--warmup", type=float, default=2.0)
@@ -225,13 +226,13 @@ async def main() -> None:
         env = cli_env(database, args.database_url)
         await prepare_database(env, folder, max(20_000, args.workers * 2_000))
         run = await phase(
-            "labelbot", args.workers, args.seconds, args.warmup, database, args.database_url, sample
+            args.bot, args.workers, args.seconds, args.warmup, database, args.database_url, sample
         )
         threads = read_raw(raw.read_text(), blocking_lines())
         for thread in threads.values():
             thread.cpu = used.get(thread.tid, 0.0)
     print(
-        f"labelbot under py-spy: {args.workers} workers, {run.rate:.1f} taps/s, bot CPU"
+        f"{args.bot} under py-spy: {args.workers} workers, {run.rate:.1f} taps/s, bot CPU"
         f" {run.bot_cpu:.0%}, other CPU {run.other_cpu:.0%}; {args.rate} samples/s"
         f" for {args.seconds}s\n"
     )

@@ -58,7 +58,10 @@ def test_one_bad_bare_run_moves_neither_median_nor_ratio() -> None:
     assert summary.bare_per_s == pytest.approx(287)
     assert summary.labelbot_per_s == pytest.approx(166)
     assert summary.ratio == pytest.approx(166 / 287)
-    line = summary_line(verdict(runs, summary))
+    lines = verdict(runs, summary)
+    # Each bot ran at one core: its CPU per tap is one second over its median rate.
+    assert lines[0].endswith("CPU per tap: bare 3.48 ms, labelbot 6.02 ms")
+    line = summary_line(lines)
     assert re.fullmatch(
         r"loop: ratio=0\.58 bare_per_s=287\.0 labelbot_per_s=166\.0 runs=3 p99_ms=100\.0"
         r" saturated=no busy_runs=0",
@@ -72,6 +75,7 @@ def test_the_table_shows_every_run_with_each_turns_ratio() -> None:
     assert len(lines) == 1 + len(runs)
     assert "0.60" in lines[2] and "0.90" in lines[4]
     assert lines[3].split()[:3] == ["3", "bare", "100.0"]
+    assert lines[3].split()[7] == "10.00"  # ms of CPU per tap: a core for 100 taps a second
 
 
 def test_a_saturated_driver_is_warned_of_before_the_summary() -> None:
