@@ -61,6 +61,7 @@ class Run:
     answers: int = 0  # taps whose next task appeared within the measured window
     taps: int = 0  # taps made within the window, whether or not their answer came in it
     api_calls: int = 0  # Bot API calls the bot made within the window, besides getUpdates
+    polls: int = 0  # getUpdates calls within the window: fewer when each brings more taps
     seconds: float = 0.0
     latencies: list[float] = field(default_factory=list)
     peak_rss_mb: float = 0.0
@@ -131,8 +132,10 @@ def machine_busy_seconds() -> float:
     return busy / os.sysconf("SC_CLK_TCK")
 
 
-def api_calls(sandbox: Sandbox) -> int:
-    return sum(count for method, count in sandbox.calls.items() if method != "get_updates")
+def api_calls(sandbox: Sandbox) -> tuple[int, int]:
+    """Bot API calls so far: getUpdates, and all the others."""
+    polls = sandbox.calls["get_updates"]
+    return polls, sum(sandbox.calls.values()) - polls
 
 
 async def tap_loop(user: SandboxUser, run: Run, window: tuple[float, float]) -> None:
@@ -183,13 +186,14 @@ async def measure(
         loops = asyncio.gather(*(tap_loop(user, run, window) for user in users))
         await asyncio.sleep(warmup)
         bot, own, machine = cpu_seconds(process.pid), time.process_time(), machine_busy_seconds()
-        calls = api_calls(sandbox)
+        polls, calls = api_calls(sandbox)
         beside = None if during is None else asyncio.create_task(during(process.pid, seconds))
         await asyncio.sleep(seconds)
         bot = cpu_seconds(process.pid) - bot
         own = time.process_time() - own
         machine = machine_busy_seconds() - machine
-        run.api_calls = api_calls(sandbox) - calls
+        polls_now, calls_now = api_calls(sandbox)
+        run.polls, run.api_calls = polls_now - polls, calls_now - calls
         run.bot_cpu, run.driver_cpu = bot / seconds, own / seconds
         run.other_cpu = max(0.0, machine - bot - own) / seconds
         await loops
@@ -303,14 +307,15 @@ def table(runs: list[Run]) -> list[str]:
     """Every run, each labelbot run with its ratio to the bare run of its turn."""
     lines = [
         f"{'run':>3}  {'bot':<9}{'taps/s':>8}{'ratio':>7}{'p50 ms':>8}{'p99 ms':>8}"
-        f"{'calls/tap':>10}{'bot CPU':>9}{'CPU ms/tap':>11}{'driver CPU':>12}{'other CPU':>11}"
-        f"{'peak MB':>9}"
+        f"{'polls/tap':>10}{'calls/tap':>10}{'bot CPU':>9}{'CPU ms/tap':>11}{'driver CPU':>12}"
+        f"{'other CPU':>11}{'peak MB':>9}"
     ]
     for number, run in enumerate(runs, 1):
         ratio = f"{run.rate / runs[number - 2].rate:.2f}" if run.name == "labelbot" else ""
         lines.append(
             f"{number:>3}  {run.name:<9}{run.rate:>8.1f}{ratio:>7}{run.percentile(0.5):>8.1f}"
-            f"{run.percentile(0.99):>8.1f}{run.api_calls / max(run.taps, 1):>10.2f}"
+            f"{run.percentile(0.99):>8.1f}{run.polls / max(run.taps, 1):>10.2f}"
+            f"{run.api_calls / max(run.taps, 1):>10.2f}"
             f"{run.bot_cpu:>9.0%}{run.cpu_per_tap_ms:>11.2f}{run.driver_cpu:>12.0%}"
             f"{run.other_cpu:>11.0%}{run.peak_rss_mb:>9.1f}"
             + ("  driver saturated" if run.saturated else "")

@@ -71,11 +71,13 @@ def test_one_bad_bare_run_moves_neither_median_nor_ratio() -> None:
 
 def test_the_table_shows_every_run_with_each_turns_ratio() -> None:
     runs = [run("bare", 200), run("labelbot", 120), run("bare", 100), run("labelbot", 90)]
+    runs[1].taps, runs[1].polls, runs[1].api_calls = 1200, 900, 2400
     lines = table(runs)
+    assert lines[2].split()[6:8] == ["0.75", "2.00"]  # getUpdates, and other calls, per tap
     assert len(lines) == 1 + len(runs)
     assert "0.60" in lines[2] and "0.90" in lines[4]
     assert lines[3].split()[:3] == ["3", "bare", "100.0"]
-    assert lines[3].split()[7] == "10.00"  # ms of CPU per tap: a core for 100 taps a second
+    assert lines[3].split()[8] == "10.00"  # ms of CPU per tap: a core for 100 taps a second
 
 
 def test_a_saturated_driver_is_warned_of_before_the_summary() -> None:
