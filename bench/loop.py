@@ -8,7 +8,8 @@ the CPU of the bot, of the driver and of everything else on the machine.
 One run proves little on a small shared machine (a bare run that went badly once gave a ratio
 of 0.85 instead of 0.58), so the bots take turns, `--runs` times each (bare, labelbot, bare,
 ...), and the result is the median of each bot and the median of each turn's ratio: a turn's
-two runs saw the same machine, and one disturbed turn moves no median.
+two runs saw the same machine, and one disturbed turn moves no median. Each run waits for other
+work on the machine to pause first (--settle), and the table shows what it ran beside anyway.
 
     python bench/loop.py [--workers 32] [--seconds 10] [--runs 3] [--database-url URL]
 """
@@ -23,9 +24,10 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -49,10 +51,14 @@ SATURATED = 0.9
 # (another program, the host's steal) took time they would have used, and the run is noise.
 BUSY = 0.9
 CORES = os.cpu_count() or 1
+# Before a run, the rest of the machine counts as quiet below this share of a core, for this
+# many seconds in a row: a test suite or a build running beside the bench comes and goes.
+QUIET = 0.25
+QUIET_SECONDS = 3
 
 # Something the bench does alongside a measured window, given the bot's pid and the window's
 # length (bench/profile_loop.py samples the bot with py-spy).
-During = Callable[[int, float], Awaitable[None]]
+During = Callable[[int, float], Coroutine[Any, Any, None]]
 
 
 @dataclass
@@ -130,6 +136,20 @@ def machine_busy_seconds() -> float:
     ticks = [int(tick) for tick in Path("/proc/stat").read_text().split()[1:9]]
     busy = sum(ticks[:3]) + sum(ticks[5:8])
     return busy / os.sysconf("SC_CLK_TCK")
+
+
+async def settle(limit: int) -> bool:
+    """Waits up to `limit` seconds for the rest of the machine to go quiet; False when it did
+    not (the run goes ahead, and its other CPU shows what it ran beside)."""
+    quiet = 0
+    for _ in range(limit):
+        machine, own = machine_busy_seconds(), time.process_time()
+        await asyncio.sleep(1)
+        others = machine_busy_seconds() - machine - (time.process_time() - own)
+        quiet = quiet + 1 if others < QUIET else 0
+        if quiet == QUIET_SECONDS:
+            return True
+    return False
 
 
 def api_calls(sandbox: Sandbox) -> tuple[int, int]:
@@ -367,6 +387,13 @@ def arguments() -> argparse.ArgumentParser:
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds before each run")
     parser.add_argument("--runs", type=int, default=3, help="runs of each bot (default 3)")
     parser.add_argument(
+        "--settle",
+        type=int,
+        default=60,
+        help="seconds to wait at most, before each run, for other work on the machine to pause"
+        " (default 60; 0: no wait)",
+    )
+    parser.add_argument(
         "--items", type=int, help="items in the batch (default: 2,000 per worker, at least 20,000)"
     )
     parser.add_argument(
@@ -387,6 +414,8 @@ async def main(argv: list[str] | None = None) -> None:
         batch_id = await prepare_database(env, folder, items)
         runs = []
         for number, bot in enumerate(schedule(args.runs), 1):
+            if args.settle and not await settle(args.settle):
+                print(f"  run {number}: the machine stayed busy", file=sys.stderr, flush=True)
             run = await phase(
                 bot, args.workers, args.seconds, args.warmup, database, args.database_url
             )
