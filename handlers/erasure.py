@@ -54,7 +54,7 @@ async def confirm(update: Update, context: LabelContext) -> None:
         return
     erasure = context.services.erasure
     if tap.code is None:
-        erasure.cancel(query.from_user.id)
+        await erasure.cancel(query.from_user.id)
         await _answer(query)
         await _say(query.message, KEPT)
         return

@@ -90,6 +90,9 @@ class PseudonymTaken(Exception):
 
 class ErasureRepository(Protocol):
     async def subject(self, worker_id: int) -> tuple[bool, bool]: ...
+    async def ask(self, worker_id: int, code: str, expires_at: float) -> None: ...
+    async def asked(self, worker_id: int) -> tuple[str, float] | None: ...
+    async def withdraw(self, worker_id: int, code: str | None = None) -> bool: ...
     async def erase(
         self, worker_id: int, pseudonym: int, reason: str, now: float
     ) -> Erased | None: ...
@@ -108,9 +111,6 @@ class ErasureService:
         self.store = store
         self.is_coordinator = is_coordinator
         self.clock = clock
-        # worker id -> (the code their confirmation button carries, when it expires). Kept in
-        # memory: after a restart an old button is simply no longer valid.
-        self._pending: dict[int, tuple[str, float]] = {}
 
     async def _subject(self, worker_id: int) -> Subject:
         known, banned = await self.store.subject(worker_id)
@@ -123,20 +123,21 @@ class ErasureService:
         if reason is not None:
             raise ErasureRefused(reason)
         code = secrets.token_hex(8)
-        self._pending[worker_id] = (code, self.clock() + CONFIRM_SECONDS)
+        # Kept in the database: the confirming tap may reach another replica.
+        await self.store.ask(worker_id, code, self.clock() + CONFIRM_SECONDS)
         return code
 
-    def cancel(self, worker_id: int) -> None:
-        self._pending.pop(worker_id, None)
+    async def cancel(self, worker_id: int) -> None:
+        await self.store.withdraw(worker_id)
 
     async def confirm(self, worker_id: int, code: str) -> Erased | None:
         """Erases the tapper if `code` is the one their own pending request carries; None
         for anything else (someone else's button, a replayed or forged tap, an old one)."""
-        pending = self._pending.get(worker_id)
+        pending = await self.store.asked(worker_id)
         if pending is None or not hmac.compare_digest(pending[0], code):
             return None
-        del self._pending[worker_id]  # one use: a replay of the tap finds nothing
-        if pending[1] < self.clock():
+        # One use: a replay of the tap, here or on another replica, finds nothing.
+        if not await self.store.withdraw(worker_id, code) or pending[1] < self.clock():
             return None
         reason = refusal(await self._subject(worker_id), own=True)  # checked again: a ban
         if reason is not None:

@@ -33,6 +33,7 @@ TABLES = (
     "broadcasts",
     "deliveries",
     "notices",
+    "erasure_requests",
 )
 CHUNK = 5000
 

@@ -105,6 +105,36 @@ class ErasureStore:
         status = rows[0]["status"] if rows else None
         return status is not None, status == "banned"
 
+    async def ask(self, worker_id: int, code: str, expires_at: float) -> None:
+        """Keeps the worker's request (one at a time: a new one replaces the old)."""
+        await self.db.run(
+            lambda tx: tx.execute(
+                "INSERT INTO erasure_requests (worker_id, code, expires_at) VALUES (?, ?, ?)"
+                " ON CONFLICT (worker_id) DO UPDATE SET code = excluded.code,"
+                " expires_at = excluded.expires_at",
+                (worker_id, code, expires_at),
+            )
+        )
+
+    async def asked(self, worker_id: int) -> tuple[str, float] | None:
+        """The worker's pending request: its code and when it expires."""
+        rows = await self.db.read(
+            "SELECT code, expires_at FROM erasure_requests WHERE worker_id = ?", (worker_id,)
+        )
+        return (rows[0]["code"], rows[0]["expires_at"]) if rows else None
+
+    async def withdraw(self, worker_id: int, code: str | None = None) -> bool:
+        """Removes the worker's request (only if it carries `code`, when given); False when
+        there was none to remove: a second tap, on this replica or another, finds nothing."""
+        match = "" if code is None else " AND code = ?"
+        params = (worker_id,) if code is None else (worker_id, code)
+        removed = await self.db.run(
+            lambda tx: tx.execute(
+                f"DELETE FROM erasure_requests WHERE worker_id = ?{match}", params
+            )
+        )
+        return removed == 1
+
     async def erase(self, worker_id: int, pseudonym: int, reason: str, now: float) -> Erased | None:
         """Moves everything stored under `worker_id` to `pseudonym`, without the name and
         language; None when the worker is unknown (erased already)."""

@@ -81,6 +81,7 @@ def _the_rest(tx: Tx, batch: int) -> None:
         "INSERT INTO notices (worker_id, batch_id, kind, created_at) VALUES (2, ?, 'let_back', 1)",
         (batch,),
     )
+    tx.execute("INSERT INTO erasure_requests VALUES (3, 'c0ffee', 99.5)")
 
 
 async def rows(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:

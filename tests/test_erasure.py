@@ -23,7 +23,16 @@ from handlers.callbacks import ForgetTap, decode, encode
 from handlers.cards import PROBLEMS, REPORT
 from handlers.erasure import CANCEL, DONE, ERASE, KEPT
 from labeling.batch import BatchSettings
-from labeling.erasure import ERASED_NAME, Erased, PseudonymTaken, Subject, pseudonym, refusal
+from labeling.erasure import (
+    CONFIRM_SECONDS,
+    ERASED_NAME,
+    Erased,
+    ErasureService,
+    PseudonymTaken,
+    Subject,
+    pseudonym,
+    refusal,
+)
 from labeling.models import Problem, Submission
 from storage.admin import AdminStore
 from storage.db import Database
@@ -441,3 +450,35 @@ async def test_the_same_erasure_on_two_replicas_at_once_erases_once(engine: Engi
     assert len(rows) == 2 and rows[1]["id"] == BOB  # one pseudonym, and Bob
     log = await engine.read("SELECT action FROM audit_log")
     assert [row["action"] for row in log] == ["erase"]
+
+
+async def test_a_request_made_on_one_replica_is_confirmed_on_another_once(
+    engine: Engine,
+) -> None:
+    await registered(engine, ANN)
+
+    async def no_one(worker_id: int) -> bool:
+        return False
+
+    async with replica(engine) as other:
+        here = ErasureService(ErasureStore(engine), no_one, clock=lambda: 10.0)
+        there = ErasureService(ErasureStore(other), no_one, clock=lambda: 20.0)
+        code = await here.request(ANN)
+        assert await there.confirm(ANN, "0" * 16) is None  # a code Ann was never given
+        assert await there.confirm(ANN, code) is not None  # the tap reached another replica
+        assert await here.confirm(ANN, code) is None  # replayed: nothing left to confirm
+    assert await engine.read("SELECT * FROM erasure_requests") == []
+
+
+async def test_an_expired_request_erases_no_one(engine: Engine) -> None:
+    await registered(engine, ANN)
+    now = [10.0]
+
+    async def no_one(worker_id: int) -> bool:
+        return False
+
+    service = ErasureService(ErasureStore(engine), no_one, clock=lambda: now[0])
+    code = await service.request(ANN)
+    now[0] += CONFIRM_SECONDS + 1
+    assert await service.confirm(ANN, code) is None
+    assert [row["id"] for row in await engine.read("SELECT id FROM workers")] == [ANN]
