@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ from bot.sandbox import Sandbox, SandboxServer, SandboxUser
 from bot.settings import Settings, load_settings
 from handlers.context import LabelApplication, Services
 from storage import open_engine
+from storage.engine import Engine
 
 SANDBOX_TOKEN = "123456789:SANDBOXtokenSANDBOXtokenSANDBOX_x"
 
@@ -75,12 +77,22 @@ class LocalBot:
     def user(self, user_id: int, name: str | None = None) -> SandboxUser:
         return self.sandbox.user(user_id, name)
 
-    async def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        """Reads the database through a connection of its own, as an operator would."""
-        url = self.overrides.get("database_url")
-        db = open_engine(self.database, url)
+    @asynccontextmanager
+    async def opened(self) -> AsyncIterator[Engine]:
+        """The bot's database, opened beside the running bot as an operator would."""
+        db = open_engine(self.database, self.overrides.get("database_url"))
         await db.open()
         try:
-            return [tuple(row) for row in await db.read(sql, params)]
+            yield db
         finally:
             await db.close()
+
+    async def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        """Reads the database through a connection of its own, as an operator would."""
+        async with self.opened() as db:
+            return [tuple(row) for row in await db.read(sql, params)]
+
+    async def columns(self, table: str) -> list[str]:
+        """The names of a table's columns, in order (the table must hold a row)."""
+        async with self.opened() as db:
+            return (await db.read(f"SELECT * FROM {table} LIMIT 1"))[0].keys()

@@ -17,7 +17,6 @@ from handlers.worker import WORKER_COMMANDS
 from labeling.admin import Role
 from labeling.batches import TRANSITIONS
 from storage.admin import AdminStore
-from storage.db import Database
 from tests.harness import BOSS, Harness, say, settle
 
 HELPER = 14
@@ -125,7 +124,7 @@ async def test_a_coordinator_without_their_menu_gets_it_with_the_list(
     """Someone promoted before the menus were set, or before a new version added a command."""
     harness, menus = office
     helper = await harness.join(HELPER)
-    async with Database(harness.database) as db:
+    async with harness.opened() as db:
         await AdminStore(db).promote(HELPER, BOSS, 0.0)
     assert menus.shown(HELPER) == WORKER_MENU
     await say(helper, "/coordinator", "Coordinator commands")

@@ -119,16 +119,19 @@ def test_long_lists_are_cut_into_pages_that_fit_a_message() -> None:
 
 async def test_a_long_workers_list_is_paged(office: Harness) -> None:
     batch = await office.add_batch(PLAIN, options="yes,no", overlap=1)
-    async with Database(office.database) as db, db.atomic() as conn:
+
+    def many(tx: Tx) -> None:
         for worker in range(1000, 1080):
-            await conn.execute(
+            tx.execute(
                 "INSERT INTO workers (id, name, created_at, last_seen_at) VALUES (?, ?, 0, 0)",
                 (worker, "W" * 60),
             )
-            await conn.execute(
-                "INSERT INTO worker_batches (worker_id, batch_id) VALUES (?, ?)",
-                (worker, batch),
+            tx.execute(
+                "INSERT INTO worker_batches (worker_id, batch_id) VALUES (?, ?)", (worker, batch)
             )
+
+    async with office.opened() as db:
+        await db.run(many)
     boss = office.user(BOSS)
     first = await say(boss, f"/workers {batch}", "worker 1000")
     assert len(first) <= 4096 and "Page 1 of " in first and f"/workers {batch} 2" in first

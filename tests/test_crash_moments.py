@@ -106,7 +106,7 @@ async def test_doubling_counts_see_an_answer_counted_twice(
         "unpaid": "DELETE FROM ledger",
         "gold_counted": "UPDATE worker_batches SET gold_answers = gold_answers + 1",
     }[corruption]
-    async with Database(harness.database) as db:
+    async with harness.opened() as db:
         assert set((await count_doubling(db)).values()) == {0}
         await db.run(lambda tx: tx.execute(sql))
         found = await count_doubling(db)

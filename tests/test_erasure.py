@@ -145,17 +145,21 @@ async def _populated(harness: Harness) -> tuple[int, SandboxUser, SandboxUser]:
     await ann.wait_for(lambda u: any("Thank you all" in m.shown for m in u.bot_messages))
     admin = harness.services.admin
     assert await admin.ban(ANN, BOSS, "testing") and await admin.unban(ANN, BOSS, None)
-    async with Database(harness.database) as db, db.atomic() as conn:
-        await conn.execute(
+
+    def training_and_notice(tx: Tx) -> None:
+        tx.execute(
             "INSERT INTO exam_attempts (batch_id, worker_id, started_at, finished_at, answered,"
             " correct, passed) VALUES (?, ?, 1, 2, 1, 1, 1)",
             (batch_id, ANN),
         )
-        await conn.execute(
+        tx.execute(
             "INSERT INTO notices (worker_id, batch_id, kind, status, created_at)"
             " VALUES (?, ?, 'reinstated', 'sent', 1)",
             (ANN, batch_id),
         )
+
+    async with harness.opened() as db:
+        await db.run(training_and_notice)
     return batch_id, ann, bob
 
 

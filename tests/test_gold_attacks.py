@@ -258,8 +258,8 @@ async def snapshot(harness: Harness) -> dict[str, list[tuple[Any, ...]]]:
 
 
 async def write(harness: Harness, sql: str, params: tuple[Any, ...] = ()) -> None:
-    async with Database(harness.database) as database, database.atomic() as conn:
-        await conn.execute(sql, params)
+    async with harness.opened() as db:
+        await db.run(lambda tx: tx.execute(sql, params))
 
 
 async def forged(worker: SandboxUser, card: Message, data: str) -> str:

@@ -55,12 +55,14 @@ async def replayed_changes_nothing(
 
 
 async def lasting(harness: Harness, without_live_card: bool) -> dict[str, list[tuple[Any, ...]]]:
-    """The harness's snapshot, with each worker's live card left out when asked."""
+    """The harness's snapshot without what changes on its own clock: an item marked compared
+    by the upkeep's sweep once it is finished, and, when asked, each worker's live card."""
     tables = await harness.snapshot()
-    if without_live_card:
-        columns = [row[1] for row in await harness.query("PRAGMA table_info(workers)")]
-        live = columns.index("card_message_id")
-        tables["workers"] = [row[:live] + row[live + 1 :] for row in tables["workers"]]
+    ignored = [("items", "compared")] + ([("workers", "card_message_id")] * without_live_card)
+    for table, column in ignored:
+        if tables[table]:
+            place = (await harness.columns(table)).index(column)
+            tables[table] = [row[:place] + row[place + 1 :] for row in tables[table]]
     return tables
 
 

@@ -14,7 +14,6 @@ from handlers.coordinator import COMMANDS
 from labeling.batch import BatchSettings
 from labeling.models import WorkerProfile
 from storage.admin import AdminStore
-from storage.db import Database
 from storage.engine import Engine
 from tests.engines import replica, stored_batch
 from tests.factories import Desk, registered
@@ -87,7 +86,7 @@ async def test_a_ban_takes_coordinator_rights_away(office: Harness) -> None:
 async def test_a_ban_from_before_counts_too(office: Harness) -> None:
     """A promoted coordinator banned while any coordinator could ban anyone keeps no rights."""
     (helper,) = await staff(office, 14)
-    async with Database(office.database) as db:
+    async with office.opened() as db:
         await AdminStore(db).set_banned(14, True, 15, "from before", 0.0)
     assert await coordinators(office) == [14]
     assert "Unknown command" in await say(helper, "/batches", "Unknown command")
