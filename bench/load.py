@@ -23,15 +23,26 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.process import labelbot_command, labelbot_env, peak_rss_mb, start, stop  # noqa: E402
+from bench.process import (  # noqa: E402
+    WEBHOOK_SECRET_PATH,
+    cpu_seconds,
+    free_port,
+    labelbot_command,
+    labelbot_env,
+    peak_rss_mb,
+    start,
+    stop,
+    webhook_env,
+)
 from bot.local import SANDBOX_TOKEN  # noqa: E402
 from bot.sandbox import Sandbox, SandboxServer, SandboxUser  # noqa: E402
 from bot.sandbox.wire import Message  # noqa: E402
 from handlers.callbacks import AnswerTap, decode  # noqa: E402
 from labeling.batch import BatchSettings  # noqa: E402
 from labeling.batches import BatchService  # noqa: E402
+from storage import open_engine  # noqa: E402
 from storage.batches import BatchStore  # noqa: E402
-from storage.db import Database  # noqa: E402
+from storage.engine import Engine  # noqa: E402
 
 SAVED = "✓ Saved"
 REWARD = 0.05  # a reward, so that pay totals can disagree
@@ -57,20 +68,25 @@ DOUBLING_CHECKS = {
     # times their answers.
     "pay_totals": """
         SELECT COUNT(*) FROM (
-            SELECT SUM(amount) AS off FROM (
+            SELECT worker_id, batch_id FROM (
                 SELECT worker_id, batch_id, amount FROM ledger WHERE kind = 'reward'
                 UNION ALL
                 SELECT a.worker_id, a.batch_id, -b.reward
-                FROM answers a JOIN batches b ON b.id = a.batch_id)
-            GROUP BY worker_id, batch_id HAVING ABS(off) > 1e-9)""",
+                FROM answers a JOIN batches b ON b.id = a.batch_id) AS paid
+            GROUP BY worker_id, batch_id HAVING ABS(SUM(amount)) > 1e-9) AS off""",
     # Workers (per batch) whose answer and gold counters differ from their answers since their
     # record last started afresh.
     "worker_counters": """
         SELECT COUNT(*) FROM worker_batches wb
-        WHERE (wb.answers, wb.gold_answers, wb.gold_correct) IS NOT (
-            SELECT COUNT(*), COUNT(a.correct), COALESCE(SUM(a.correct), 0) FROM answers a
-            WHERE a.worker_id = wb.worker_id AND a.batch_id = wb.batch_id
-            AND a.created_at >= wb.trust_since)""",
+        WHERE wb.answers != (SELECT COUNT(*) FROM answers a
+                WHERE a.worker_id = wb.worker_id AND a.batch_id = wb.batch_id
+                AND a.created_at >= wb.trust_since)
+           OR wb.gold_answers != (SELECT COUNT(a.correct) FROM answers a
+                WHERE a.worker_id = wb.worker_id AND a.batch_id = wb.batch_id
+                AND a.created_at >= wb.trust_since)
+           OR wb.gold_correct != (SELECT COALESCE(SUM(a.correct), 0) FROM answers a
+                WHERE a.worker_id = wb.worker_id AND a.batch_id = wb.batch_id
+                AND a.created_at >= wb.trust_since)""",
 }
 
 
@@ -84,7 +100,9 @@ class Report:
     doubled: dict[str, int] = field(default_factory=dict)  # by check, see DOUBLING_CHECKS
     peak_mb: float = 0.0
     restarts: int = 0
+    kills: int = 0  # replicas killed and left dead, their peers carrying on
     faults: int = 0
+    cpu_seconds: float = 0.0  # of every bot process
 
     @property
     def duplicated(self) -> int:
@@ -97,13 +115,13 @@ class Report:
         return ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))] * 1000
 
 
-async def count_doubling(db: Database) -> dict[str, int]:
+async def count_doubling(db: Engine) -> dict[str, int]:
     """For each place an answer could be counted twice, the rows that disagree with the
     answers table."""
-    return {name: await db.fetchval(sql) for name, sql in DOUBLING_CHECKS.items()}
+    return {name: (await db.read(sql))[0][0] for name, sql in DOUBLING_CHECKS.items()}
 
 
-async def prepare(database: Path, workers: int) -> None:
+async def prepare(database: Path, workers: int, database_url: str | None = None) -> None:
     items = max(2000, workers * 60)
     content = ("text\n" + "".join(f"Review {i}: it works\n" for i in range(items))).encode()
     settings = BatchSettings(
@@ -114,11 +132,15 @@ async def prepare(database: Path, workers: int) -> None:
         gold_ratio=0.0,
         reward=REWARD,
     )
-    async with Database(database) as db:
+    db = open_engine(database, database_url)
+    await db.open()
+    try:
         await db.migrate()
-        service = BatchService(BatchStore(db))
+        service = BatchService(BatchStore(db))  # type: ignore[arg-type]
         imported = await service.import_file(content, "load.csv", settings)
         await service.publish(imported.batch_id)
+    finally:
+        await db.close()
 
 
 async def worker(user: SandboxUser, report: Report, until: float, rng: random.Random) -> None:
@@ -184,18 +206,47 @@ async def faults(sandbox: Sandbox, report: Report, until: float, rng: random.Ran
         report.faults += 1
 
 
-async def run_load(workers: int, seconds: float, kill_at: float | None, seed: int = 5) -> Report:
+async def run_load(
+    workers: int,
+    seconds: float,
+    kill_at: float | None,
+    seed: int = 5,
+    *,
+    replicas: int = 1,
+    database_url: str | None = None,
+    duplicates: float = 0.0,
+) -> Report:
+    """Workers label through the sandbox against `replicas` bot processes (more than one:
+    webhook mode behind the sandbox's round-robin delivery, which posts a `duplicates` share
+    of updates twice). At `kill_at` one bot is killed with SIGKILL: a lone bot is started
+    again, one of several is not (its peers carry on)."""
     rng = random.Random(seed)
     report = Report()
     with tempfile.TemporaryDirectory() as folder:
         database = Path(folder) / "load.db"
-        await prepare(database, workers)
+        await prepare(database, workers, database_url)
         sandbox = Sandbox(SANDBOX_TOKEN)
         async with SandboxServer(sandbox) as server:
-            env = labelbot_env(
-                server, database, user_rate=1000, user_burst=1000, concurrent_updates=256
-            )
-            bot = await start(labelbot_command(), env, sandbox)
+            settings: dict[str, object] = {
+                "user_rate": 1000,
+                "user_burst": 1000,
+                "concurrent_updates": 256,
+            }
+            if database_url:
+                settings["database_url"] = database_url
+            ports = [free_port() for _ in range(replicas)] if replicas > 1 else [None]
+            envs = [
+                labelbot_env(server, database, **settings, **(webhook_env(p) if p else {}))
+                for p in ports
+            ]
+            bots = [
+                await start(labelbot_command(), env, sandbox, port=port)
+                for env, port in zip(envs, ports, strict=True)
+            ]
+            if replicas > 1:
+                endpoints = [f"http://127.0.0.1:{port}/{WEBHOOK_SECRET_PATH}" for port in ports]
+                sandbox.route_webhook(endpoints, duplicates=duplicates)
+            cpu = {bot.pid: 0.0 for bot in bots}
             until = time.monotonic() + seconds
             users = [sandbox.user(200_000 + i) for i in range(workers)]
             crowd = asyncio.gather(
@@ -205,21 +256,37 @@ async def run_load(workers: int, seconds: float, kill_at: float | None, seed: in
             try:
                 if kill_at is not None:
                     await asyncio.sleep(kill_at)
-                    report.peak_mb = peak_rss_mb(bot.pid)
-                    bot.kill()  # SIGKILL: no cleanup, no flush, as a crash would
-                    await bot.wait()
-                    sandbox.release_polls()
-                    await asyncio.sleep(0.5)
-                    bot = await start(labelbot_command(), env, sandbox)
-                    report.restarts += 1
+                    victim = bots[0]
+                    report.peak_mb = peak_rss_mb(victim.pid)
+                    cpu[victim.pid] = cpu_seconds(victim.pid)
+                    victim.kill()  # SIGKILL: no cleanup, no flush, as a crash would
+                    await victim.wait()
+                    if replicas == 1:
+                        sandbox.release_polls()
+                        await asyncio.sleep(0.5)
+                        bots[0] = await start(labelbot_command(), envs[0], sandbox)
+                        cpu[bots[0].pid] = 0.0
+                        report.restarts += 1
+                    else:
+                        report.kills += 1
                 await crowd
-                report.peak_mb = max(report.peak_mb, peak_rss_mb(bot.pid))
+                for bot in bots:
+                    if bot.returncode is None:
+                        report.peak_mb = max(report.peak_mb, peak_rss_mb(bot.pid))
+                        cpu[bot.pid] = cpu_seconds(bot.pid)
+                report.cpu_seconds = sum(cpu.values())
             finally:
-                await stop(bot, sandbox)
-        async with Database(database) as db:
-            report.stored = await db.fetchval("SELECT COUNT(*) FROM answers")
-            report.doubled = await count_doubling(db)
-            stored_ids = {row[0] for row in await db.fetchall("SELECT assignment_id FROM answers")}
+                for bot in bots:
+                    await stop(bot, sandbox)
+        engine = open_engine(database, database_url)
+        await engine.open()
+        try:
+            report.stored = (await engine.read("SELECT COUNT(*) AS n FROM answers"))[0]["n"]
+            report.doubled = await count_doubling(engine)
+            stored = await engine.read("SELECT assignment_id FROM answers")
+            stored_ids = {row["assignment_id"] for row in stored}
+        finally:
+            await engine.close()
     report.lost = len(report.confirmed - stored_ids)
     return report
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import sys
 from pathlib import Path
 from typing import IO
@@ -13,11 +14,14 @@ from bot.local import SANDBOX_TOKEN
 from bot.sandbox import Sandbox, SandboxServer
 
 ROOT = Path(__file__).resolve().parent.parent
+WEBHOOK_SECRET = "replica-webhook-secret-0123456789"
+WEBHOOK_SECRET_PATH = "telegram"
 
 
 def labelbot_env(server: SandboxServer, database: Path, **settings: object) -> dict[str, str]:
     """The environment of `labelbot run` pointed at the sandbox; `settings` are more
-    variables, named as in .env.example (lower case is fine)."""
+    variables, named as in .env.example (lower case is fine): DATABASE_URL among them puts
+    the bot on PostgreSQL."""
     return {
         **os.environ,
         "TELEGRAM_BOT_TOKEN": SANDBOX_TOKEN,
@@ -31,10 +35,16 @@ def labelbot_env(server: SandboxServer, database: Path, **settings: object) -> d
 
 
 async def start(
-    command: list[str], env: dict[str, str], sandbox: Sandbox, *, stderr: IO[bytes] | None = None
+    command: list[str],
+    env: dict[str, str],
+    sandbox: Sandbox,
+    *,
+    stderr: IO[bytes] | None = None,
+    port: int | None = None,
 ) -> asyncio.subprocess.Process:
-    """Starts a bot process and waits until it polls the sandbox; its stderr goes to `stderr`
-    (a file, for a test that reads the logs) or a pipe."""
+    """Starts a bot process and waits until it polls the sandbox, or in webhook mode until it
+    listens on `port`; its stderr goes to `stderr` (a file, for a test that reads the logs)
+    or a pipe."""
     polls = sandbox.calls["get_updates"]
     process = await asyncio.create_subprocess_exec(
         *command,
@@ -42,12 +52,38 @@ async def start(
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE if stderr is None else stderr,
     )
-    while sandbox.calls["get_updates"] == polls:
+    while not (await listening(port) if port else sandbox.calls["get_updates"] > polls):
         if process.returncode is not None:
             said = b"" if process.stderr is None else await process.stderr.read()
             raise RuntimeError(f"the bot exited: {said.decode()}")
         await asyncio.sleep(0.05)
     return process
+
+
+async def listening(port: int) -> bool:
+    try:
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+    except OSError:
+        return False
+    writer.close()
+    await writer.wait_closed()
+    return True
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def webhook_env(port: int) -> dict[str, object]:
+    """The settings of one replica behind the sandbox's webhook."""
+    return {
+        "webhook_url": f"https://bot.example/{WEBHOOK_SECRET_PATH}",
+        "webhook_secret": WEBHOOK_SECRET,
+        "webhook_listen": "127.0.0.1",
+        "webhook_port": port,
+    }
 
 
 def labelbot_command() -> list[str]:

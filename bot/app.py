@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 from telegram import Update
@@ -25,10 +25,10 @@ from labeling.erasure import ErasureService
 from labeling.review import ReviewService
 from labeling.watch import WatchService
 from labeling.work import WorkService
+from storage import open_engine
 from storage.admin import AdminStore
 from storage.batches import BatchStore
 from storage.broadcasts import BroadcastStore
-from storage.db import Database
 from storage.erasure import ErasureStore
 from storage.exams import ExamStore
 from storage.reviews import ReviewStore
@@ -47,13 +47,18 @@ async def upkeep(
     review: ReviewService,
     batches: BatchService,
     watch: WatchService,
+    leads: Callable[[str], Awaitable[bool]],
     every: float,
 ) -> None:
     """Returns tasks left unanswered past their time to the pool, refreshes each batch's
     typical answer time and agreement, flags gold that trusted workers miss, and queues what
-    coordinators are told about their batches, over and over."""
+    coordinators are told about their batches, over and over: in one replica at a time
+    (`leads`), the others standing by to take over."""
     while True:
         try:
+            if not await leads("upkeep"):
+                await asyncio.sleep(every)
+                continue
             returned = await work.expire_stale()
             if returned:
                 log.info("returned %d expired tasks to the pool", returned)
@@ -74,7 +79,8 @@ def build_application(
     settings: Settings, *, notify_every: float = 2.0, upkeep_every: float = 10.0
 ) -> LabelApplication:
     """The application for `settings`; the database opens in post_init, not here."""
-    db = Database(settings.database_path, synchronous=settings.sqlite_synchronous)
+    url = settings.database_url.get_secret_value() if settings.database_url else None
+    db = open_engine(settings.database_path, url, synchronous=settings.sqlite_synchronous)
     background: list[asyncio.Task[None]] = []
 
     async def post_init(application: LabelApplication) -> None:
@@ -119,7 +125,7 @@ def build_application(
             [
                 asyncio.create_task(notifier.run(notify_every), name="notifier"),
                 asyncio.create_task(
-                    upkeep(work, review, batches, watch, sweep_every), name="upkeep"
+                    upkeep(work, review, batches, watch, db.leads, sweep_every), name="upkeep"
                 ),
             ]
         )

@@ -26,10 +26,12 @@ from labeling.models import BatchNotFound
 from labeling.report import format_status
 from labeling.review import ItemNotFound, ReviewError, ReviewService, format_problem
 from labeling.work import WorkService
+from storage import open_engine
 from storage.admin import AdminStore
 from storage.backup import backup
 from storage.batches import BatchStore
-from storage.db import Database, latest_version
+from storage.db import latest_version
+from storage.engine import Engine
 from storage.erasure import ErasureStore
 from storage.exams import ExamStore
 from storage.reviews import ReviewStore
@@ -63,6 +65,16 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("migrate", help="bring the database schema up to date")
     backup = commands.add_parser("backup", help="copy the live database, safely while it runs")
     backup.add_argument("path", type=Path, help="where to write the copy")
+
+    copy = commands.add_parser(
+        "copy-db", help="copy the whole database into an empty one, SQLite <-> PostgreSQL"
+    )
+    copy.add_argument(
+        "--to",
+        required=True,
+        metavar="TARGET",
+        help="a postgresql:// URL, or the path of an SQLite file (made if missing)",
+    )
 
     batch = commands.add_parser("import", help="create a batch from a CSV or JSON Lines file")
     batch.add_argument("file", type=Path)
@@ -128,11 +140,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_bot(settings)
         if args.command == "backup":
             return backup_database(settings, args.path)
+        if args.command == "copy-db":
+            return copy_db(settings, args.to)
         if args.command == "demo":
             from bot.demo import run_demo  # the demo's simulation is not needed elsewhere
 
             return asyncio.run(run_demo(workers=args.workers, out=args.out))
-        if args.command != "migrate" and not Path(settings.database_path).exists():
+        if (
+            args.command != "migrate"
+            and settings.database_url is None
+            and not Path(settings.database_path).exists()
+        ):
             raise NotReady(
                 f"there is no database at {settings.database_path}: run `labelbot migrate`"
                 " to create it"
@@ -152,7 +170,63 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
+def copy_db(settings: Settings, target: str) -> int:
+    """Copies the configured database (DATABASE_URL, else DATABASE_PATH) into `target`, an
+    empty database of the other engine or the same, and prints the rows of each table."""
+    from storage.copy import CopyError, copy_database, is_url
+
+    url = _url(settings)
+    source = url or str(settings.database_path)
+    if not url and not Path(source).exists():
+        raise NotReady(f"there is no database at {source}: nothing to copy")
+    if source == target or (not is_url(target) and not url and Path(target) == Path(source)):
+        raise CommandError("the target is the source")
+
+    async def migrate_target() -> None:
+        engine = open_engine(Path(target), target if is_url(target) else None)
+        await engine.open()
+        try:
+            await engine.migrate()
+        finally:
+            await engine.close()
+
+    try:
+        asyncio.run(migrate_target())
+        copied = copy_database(source, target)
+    except CopyError as error:
+        raise CommandError(f"copy-db: {error}; nothing was copied") from None
+    except Exception as error:  # the driver's own errors: a refused connection, a bad file
+        raise CommandError(f"copy-db failed, nothing was copied: {_redacted(error)}") from None
+    width = max(len(done.table) for done in copied)
+    for done in copied:
+        print(f"{done.table:<{width}} {done.rows:>12,}")
+    total = sum(done.rows for done in copied)
+    print(f"copied {total:,} rows from {_shown(source)} to {_shown(target)}; every count checked")
+    return 0
+
+
+def _url(settings: Settings) -> str | None:
+    return settings.database_url.get_secret_value() if settings.database_url else None
+
+
+def _shown(where: str) -> str:
+    """A database named without its password."""
+    from urllib.parse import urlsplit
+
+    if not where.startswith(("postgresql://", "postgres://")):
+        return where
+    parts = urlsplit(where)
+    return f"postgresql://{parts.hostname}:{parts.port or 5432}{parts.path}"
+
+
+def _redacted(error: Exception) -> str:
+    """An error's first line; libpq's messages name the host, never the password."""
+    return str(error).splitlines()[0] if str(error) else type(error).__name__
+
+
 def backup_database(settings: Settings, path: Path) -> int:
+    if settings.database_url is not None:  # storage.backup copies a SQLite file
+        raise CommandError("backup copies SQLite databases; back up PostgreSQL with pg_dump")
     try:
         size = backup(Path(settings.database_path), path)
     except (OSError, sqlite3.Error) as error:
@@ -210,42 +284,56 @@ def startup_failure(error: Exception, settings: Settings) -> str:
 
 
 async def _with_database(settings: Settings, args: argparse.Namespace) -> int:
-    async with Database(settings.database_path, synchronous=settings.sqlite_synchronous) as db:
-        if args.command == "migrate":
-            applied = await db.migrate()
-            version = await db.schema_version()
-            done = f"applied {', '.join(map(str, applied))}" if applied else "nothing to apply"
-            print(f"{settings.database_path}: schema version {version} ({done})")
-            return 0
-        await _check_schema(db)
-        if args.command == "reinstate":
-            return await _reinstate(db, settings, args)
-        if args.command == "erase":
-            return await _erase(db, settings, args)
-        if args.command in _REVIEWS:
-            try:
-                return await _REVIEWS[args.command](ReviewService(ReviewStore(db)), args)
-            except BatchNotFound as error:
-                raise CommandError(f"there is no batch {error.args[0]}") from None
-            except ItemNotFound as error:
-                raise CommandError(f"batch {args.batch} has no item {error.args[0]}") from None
-            except ReviewError as error:
-                raise CommandError(str(error)) from None
-        service = BatchService(
-            BatchStore(db, owners=settings.coordinator_ids),
-            min_hourly_rate=settings.min_hourly_rate,
-            currency=settings.currency,
-        )
-        handler = _COMMANDS[args.command]
+    db = open_engine(
+        settings.database_path, _url(settings), synchronous=settings.sqlite_synchronous
+    )
+    try:
+        await db.open()
+    except Exception as error:  # the driver's: a server that does not answer, a refused login
+        raise NotReady(f"cannot open the database: {_redacted(error)}") from None
+    try:
+        return await _on_database(db, settings, args)
+    finally:
+        await db.close()
+
+
+async def _on_database(db: Engine, settings: Settings, args: argparse.Namespace) -> int:
+    if args.command == "migrate":
+        applied = await db.migrate()
+        version = await db.schema_version()
+        done = f"applied {', '.join(map(str, applied))}" if applied else "nothing to apply"
+        where = _shown(url) if (url := _url(settings)) else str(settings.database_path)
+        print(f"{where}: schema version {version} ({done})")
+        return 0
+    await _check_schema(db)
+    if args.command == "reinstate":
+        return await _reinstate(db, settings, args)
+    if args.command == "erase":
+        return await _erase(db, settings, args)
+    if args.command in _REVIEWS:
         try:
-            return await handler(service, args)
+            return await _REVIEWS[args.command](ReviewService(ReviewStore(db)), args)
         except BatchNotFound as error:
             raise CommandError(f"there is no batch {error.args[0]}") from None
-        except BatchStateError as error:
+        except ItemNotFound as error:
+            raise CommandError(f"batch {args.batch} has no item {error.args[0]}") from None
+        except ReviewError as error:
             raise CommandError(str(error)) from None
+    service = BatchService(
+        BatchStore(db, owners=settings.coordinator_ids),
+        min_hourly_rate=settings.min_hourly_rate,
+        currency=settings.currency,
+    )
+    handler = _COMMANDS[args.command]
+    try:
+        return await handler(service, args)
+    except BatchNotFound as error:
+        raise CommandError(f"there is no batch {error.args[0]}") from None
+    except BatchStateError as error:
+        raise CommandError(str(error)) from None
 
 
-async def _check_schema(db: Database) -> None:
+async def _check_schema(db: Engine) -> None:
     """Only `migrate` and `run` change the schema: a command that did so on the side could
     surprise a bot running an older labelbot on the same file."""
     version, needed = await db.schema_version(), latest_version()
@@ -330,7 +418,7 @@ async def _export(service: BatchService, args: argparse.Namespace) -> int:
     return 0
 
 
-async def _reinstate(db: Database, settings: Settings, args: argparse.Namespace) -> int:
+async def _reinstate(db: Engine, settings: Settings, args: argparse.Namespace) -> int:
     work = WorkService(
         WorkerStore(db),
         TaskStore(db),
@@ -349,7 +437,7 @@ async def _reinstate(db: Database, settings: Settings, args: argparse.Namespace)
     return 0
 
 
-async def _erase(db: Database, settings: Settings, args: argparse.Namespace) -> int:
+async def _erase(db: Engine, settings: Settings, args: argparse.Namespace) -> int:
     owners = frozenset(settings.coordinator_ids)
     erasure = ErasureService(ErasureStore(db), AdminService(AdminStore(db), owners).is_coordinator)
     try:

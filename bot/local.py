@@ -10,7 +10,7 @@ from bot.app import Webhook, build_application, serving
 from bot.sandbox import Sandbox, SandboxServer, SandboxUser
 from bot.settings import Settings, load_settings
 from handlers.context import LabelApplication, Services
-from storage.db import Database
+from storage import open_engine
 
 SANDBOX_TOKEN = "123456789:SANDBOXtokenSANDBOXtokenSANDBOX_x"
 
@@ -76,6 +76,11 @@ class LocalBot:
         return self.sandbox.user(user_id, name)
 
     async def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        """Reads the database through a second connection, as an operator would."""
-        async with Database(self.database) as db:
-            return [tuple(row) for row in await db.fetchall(sql, params)]
+        """Reads the database through a connection of its own, as an operator would."""
+        url = self.overrides.get("database_url")
+        db = open_engine(self.database, url)
+        await db.open()
+        try:
+            return [tuple(row) for row in await db.read(sql, params)]
+        finally:
+            await db.close()

@@ -5,6 +5,10 @@ Sends run concurrently (a round trip takes longer than the gap between two sends
 per second) but start on a fixed pace; a 429 pauses the whole pace for its retry_after; a worker
 who blocked the bot is marked unreachable and never retried. Who has been told is in the
 database, so a restart resumes the broadcast without telling anyone twice.
+
+With several replicas, one sends at a time: the one that leads the job (Telegram's limits are
+the bot's, so two senders would only meet 429s). When it dies another takes over, and what it
+left in flight is counted unconfirmed, never sent again.
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ from storage.broadcasts import Broadcast, BroadcastStore, Delivery
 
 log = logging.getLogger(__name__)
 
+# How often a sender checks, while it sends, that it still leads.
+CHECK_LEAD_EVERY = 3.0
 START = "Start labeling ▶"
 NOTICES = {
     "reinstated": (
@@ -57,6 +63,10 @@ class Run:
     started: float = field(default_factory=time.monotonic)
 
 
+class LeadLost(Exception):
+    """Another replica leads the sending now (this one lost its hold on the job): stop."""
+
+
 class Notifier:
     def __init__(
         self,
@@ -67,6 +77,7 @@ class Notifier:
         paid_rate: float | None = None,
         progress_every: float = 3.0,
         in_flight: int = 100,
+        check_lead_every: float = CHECK_LEAD_EVERY,
     ) -> None:
         self.bot = bot
         self.store = store
@@ -74,20 +85,45 @@ class Notifier:
         self.paid_rate = paid_rate
         self.progress_every = progress_every
         self.in_flight = in_flight
+        self.check_lead_every = check_lead_every
+        self.leading = False
 
     async def run(self, every: float = 2.0) -> None:
-        """Sends pending broadcasts forever; first settles what a crash left in flight."""
-        interrupted = await self.store.settle_interrupted(time.time())
-        if interrupted:
-            log.warning("%d announcements were in flight at the last stop; not resent", interrupted)
+        """Sends what is pending forever, in rounds, whenever this replica leads the job."""
         while True:
             try:
-                await self.send_pending()
+                await self.round()
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.exception("broadcast round failed; trying again in %.0fs", every)
+                log.exception("notifier round failed; trying again in %.0fs", every)
             await asyncio.sleep(every)
+
+    async def round(self) -> None:
+        """Sends what is pending if this replica leads; starting to lead, it first settles
+        what the last sender left in flight."""
+        if not await self.store.leads():
+            self.leading = False
+            return
+        if not self.leading:
+            interrupted = await self.store.settle_interrupted(time.time())
+            if interrupted:
+                log.warning("%d messages were in flight at the last stop; not resent", interrupted)
+            self.leading = True
+        try:
+            async with asyncio.TaskGroup() as group:
+                checking = group.create_task(self._check_lead())
+                await self.send_pending()
+                checking.cancel()
+        except* LeadLost:
+            self.leading = False
+            log.warning("another replica leads the sending now; this one stopped")
+
+    async def _check_lead(self) -> None:
+        while True:
+            await asyncio.sleep(self.check_lead_every)
+            if not await self.store.leads():
+                raise LeadLost
 
     async def send_pending(self) -> None:
         await self._send_notices()

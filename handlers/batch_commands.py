@@ -15,10 +15,10 @@ from handlers.context import LabelContext
 from handlers.coordinating import Usage, batch_argument, reply
 from handlers.files import fit
 from labeling.admin import Action
-from labeling.batches import AlreadyImported
 from labeling.batchfile import BatchFileError
 from labeling.caption import CaptionError, read_caption
 from labeling.export import FORMATS, WHATS, Format, What
+from labeling.importing import AlreadyImported
 from labeling.report import format_batch_line, format_status
 
 MAX_DOWNLOAD = 20 * 1024 * 1024  # bots may download files up to 20 MB

@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TextIO
+from typing import Protocol, TextIO, TypeVar
 
 from labeling.aggregation import alpha_of_votes
 from labeling.batch import BatchSettings
@@ -21,6 +22,7 @@ from labeling.export import (
     write_labels,
     write_workers,
 )
+from labeling.importing import AlreadyImported
 from labeling.models import (
     RATE_WINDOW,
     BatchStatus,
@@ -65,14 +67,6 @@ class BatchStateError(Exception):
     """A change of state the batch's current state does not allow."""
 
 
-class AlreadyImported(Exception):
-    """The same uploaded file, delivered again: it is a batch already."""
-
-    def __init__(self, batch_id: int) -> None:
-        super().__init__(f"this file was imported already, as batch {batch_id}")
-        self.batch_id = batch_id
-
-
 def announcement(summary: BatchSummary, currency: str) -> str:
     kind = "choice" if summary.options else "free-text"
     reward = f" Reward: {money(summary.reward, currency)} per task." if summary.reward else ""
@@ -87,6 +81,7 @@ def back(summary: BatchSummary) -> str:
 
 # The changes of state a coordinator may ask for, and the states each may start from.
 TRANSITIONS: dict[str, tuple[BatchStatus, tuple[BatchStatus, ...]]] = {
+    "publish": (BatchStatus.OPEN, (BatchStatus.DRAFT,)),
     "pause": (BatchStatus.PAUSED, (BatchStatus.OPEN,)),
     "resume": (BatchStatus.OPEN, (BatchStatus.PAUSED,)),
     "close": (BatchStatus.CLOSED, (BatchStatus.DRAFT, BatchStatus.OPEN, BatchStatus.PAUSED)),
@@ -97,6 +92,8 @@ def cannot(batch_id: int, status: BatchStatus, action: str) -> str:
     """Why a batch in `status` cannot take `action`, as a coordinator reads it: "batch 2 is a
     draft, and only an open batch can be paused"."""
     target, allowed = TRANSITIONS[action]
+    if action == "publish":  # publishing is once only: "open already" would mislead
+        return f"batch {batch_id} is {status}, and only a draft can be published"
     if status is target:
         return f"batch {batch_id} is {status} already"
     state = "a draft" if status is BatchStatus.DRAFT else str(status)
@@ -106,10 +103,61 @@ def cannot(batch_id: int, status: BatchStatus, action: str) -> str:
     return f"batch {batch_id} is {state}, and only {article} {needed} batch can be {done}"
 
 
+class BatchUnit(Protocol):
+    """A batch's state inside one transaction."""
+
+    def status(self, batch_id: int) -> BatchStatus:
+        """The batch's state, held until the transaction ends; raises BatchNotFound."""
+        ...
+
+    def set_status(self, batch_id: int, status: BatchStatus, now: float) -> None: ...
+    def announce(
+        self, batch_id: int, text: str, now: float, *, by: int | None, paid: bool, audience: str
+    ) -> None:
+        """Queues a broadcast about the batch to the `audience` ("all" or "batch")."""
+        ...
+
+
+T = TypeVar("T")
+
+
+class Batches(BatchRepository, Protocol):
+    """The batch store, whose changes of state run as the rule below in one transaction."""
+
+    async def run(self, change: Callable[[BatchUnit], T]) -> T:
+        """Runs `change` (a rule below) in one transaction."""
+        ...
+
+
+def transition(
+    unit: BatchUnit,
+    batch_id: int,
+    action: str,
+    now: float,
+    *,
+    announce: str | None = None,
+    by: int | None = None,
+    paid: bool = False,
+    audience: str = "all",
+) -> BatchStatus:
+    """Moves the batch to the state `action` leads to, if its state now allows that, and
+    queues `announce` with it; returns the new state. In one transaction, so that of two
+    coordinators (or one request delivered twice) acting at once, the second finds the state
+    the first left: a batch is published, and announced, once."""
+    target, allowed = TRANSITIONS[action]
+    status = unit.status(batch_id)
+    if status not in allowed:
+        raise BatchStateError(cannot(batch_id, status, action))
+    unit.set_status(batch_id, target, now)
+    if announce is not None:
+        unit.announce(batch_id, announce, now, by=by, paid=paid, audience=audience)
+    return target
+
+
 class BatchService:
     def __init__(
         self,
-        batches: BatchRepository,
+        batches: Batches,
         *,
         min_hourly_rate: float = 15.0,
         currency: str = DEFAULT_CURRENCY,
@@ -185,17 +233,9 @@ class BatchService:
     ) -> BatchSummary:
         """Opens a batch and queues its announcement to every active worker."""
         summary = (await self.batches.summaries(batch_id))[0]
-        if summary.status is not BatchStatus.DRAFT:
-            raise BatchStateError(
-                f"batch {batch_id} is {summary.status}, and only a draft can be published"
-            )
-        await self.batches.set_status(
-            batch_id,
-            BatchStatus.OPEN,
-            self.clock(),
-            announce=announcement(summary, self.currency),
-            by=by,
-            paid=paid,
+        text, now = announcement(summary, self.currency), self.clock()
+        await self.batches.run(
+            lambda unit: transition(unit, batch_id, "publish", now, announce=text, by=by, paid=paid)
         )
         return (await self.status(batch_id))[0]
 
@@ -205,20 +245,14 @@ class BatchService:
         """Pauses, resumes or closes a batch; returns the new state. A paused batch hands
         out nothing; a closed one is final. A resumed batch is announced to its workers (those
         who worked in it or were told of it), in the same transaction."""
-        target, allowed = TRANSITIONS[action]
         summary = (await self.batches.summaries(batch_id))[0]
-        if summary.status not in allowed:
-            raise BatchStateError(cannot(batch_id, summary.status, action))
-        resumed = action == "resume"
-        await self.batches.set_status(
-            batch_id,
-            target,
-            self.clock(),
-            announce=back(summary) if resumed else None,
-            by=by,
-            audience="batch" if resumed else "all",
+        text = back(summary) if action == "resume" else None
+        now = self.clock()
+        return await self.batches.run(
+            lambda unit: transition(
+                unit, batch_id, action, now, announce=text, by=by, audience="batch"
+            )
         )
-        return target
 
     async def announce(
         self, text: str, *, by: int | None = None, source: str | None = None

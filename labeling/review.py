@@ -11,7 +11,7 @@ from typing import Literal, Protocol
 
 from labeling.batch import BatchSettings
 from labeling.models import Clock, Problem
-from labeling.quality import Trust, suspension
+from labeling.quality import Trust, is_correct, suspension
 
 BROKEN_AFTER = 2  # workers who report an item broken take it out of circulation
 WITHDRAWING = frozenset({Problem.BROKEN})  # the problems that can take an item out
@@ -116,6 +116,19 @@ def restanding(
 
 
 @dataclass(frozen=True, slots=True)
+class ProblemItem:
+    """An item with reports, broken or suspect, as stored."""
+
+    item_id: int
+    external_id: str | None
+    text: str | None
+    state: str
+    gold: str | None
+    reports: dict[str, int]  # reason -> workers
+    answers: Sequence[str] = ()  # the answers given on it, if it is gold
+
+
+@dataclass(frozen=True, slots=True)
 class ItemReport:
     """One item with problems, for the coordinator."""
 
@@ -162,8 +175,24 @@ class ReviewError(ValueError):
     """A review action the item's state does not allow (the message says why)."""
 
 
+def item_report(item: ProblemItem) -> ItemReport:
+    """What the coordinator is shown of a problem item: its answers graded against its gold
+    answer now, whether it counts or not."""
+    misses = [] if item.gold is None else [a for a in item.answers if not is_correct(a, item.gold)]
+    return ItemReport(
+        item.item_id,
+        item.external_id,
+        item.text,
+        item.state,
+        item.gold,
+        item.reports,
+        len(item.answers),
+        len(misses),
+    )
+
+
 class ReviewRepository(Protocol):
-    async def problems(self, batch_id: int) -> list[ItemReport]: ...
+    async def problems(self, batch_id: int) -> list[ProblemItem]: ...
     async def find_item(self, batch_id: int, key: str) -> int: ...
     async def correct_gold(
         self, batch_id: int, item_id: int, answer: str, now: float
@@ -182,7 +211,10 @@ class ReviewService:
         self.clock = clock
 
     async def problems(self, batch_id: int) -> list[ItemReport]:
-        return await self.store.problems(batch_id)
+        """Items with reports, broken items and suspect gold: those out of circulation
+        first, then the most reported."""
+        found = [item_report(item) for item in await self.store.problems(batch_id)]
+        return sorted(found, key=lambda r: (r.state == "ok", -sum(r.reports.values()), r.item_id))
 
     async def correct_gold(self, batch_id: int, key: str, answer: str) -> Review:
         item_id = await self.store.find_item(batch_id, key)

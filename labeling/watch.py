@@ -47,11 +47,14 @@ class WatchRepository(Protocol):
     async def digested(
         self,
         batch_id: int,
+        since: float | None,
         recipients: Sequence[int],
         text: str,
         workers: Sequence[Suspended],
         now: float,
-    ) -> None: ...
+    ) -> bool:
+        """Queues the digest unless one went out after `since` (another replica's round)."""
+        ...
 
 
 def is_complete(batch: Watched) -> bool:
@@ -123,4 +126,6 @@ class WatchService:
                 workers = await self.store.unreported(batch.batch_id)
                 if workers:
                     text = digest(batch.batch_id, batch.name, workers)
-                    await self.store.digested(batch.batch_id, to, text, workers, now)
+                    await self.store.digested(
+                        batch.batch_id, batch.digest_at, to, text, workers, now
+                    )

@@ -1,4 +1,5 @@
-"""Copies the live database in one consistent read, while the bot keeps writing."""
+"""Copies the live SQLite database in one consistent read, while the bot keeps writing.
+PostgreSQL has its own tool for that, pg_dump, which `labelbot backup` points to."""
 
 from __future__ import annotations
 

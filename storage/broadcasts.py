@@ -1,4 +1,8 @@
-"""Announcements to workers and the record of who has been told."""
+"""Announcements to workers and the record of who has been told; notices to single people.
+
+One replica at a time sends them (the one that leads the job "notifier", Engine.leads); every
+claim is safe against a second sender all the same, by a key or a conditional update.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from storage.admin import counts_as_worker, owners_parameter
-from storage.db import Database, records
+from storage.engine import Engine, Tx
+
+NOTIFIER = "notifier"  # the job of the replica that sends
 
 # The workers broadcast :b has still to tell. Every broadcast reaches active workers who want
 # announcements and have not blocked the bot (coordinators only once they label); one whose
@@ -61,48 +67,67 @@ class Notice:
 
 
 class BroadcastStore:
-    def __init__(self, db: Database, *, owners: Iterable[int] = ()) -> None:
+    def __init__(self, db: Engine, *, owners: Iterable[int] = ()) -> None:
         self.db = db
         self.owners = owners_parameter(owners)
 
-    async def unfinished(self) -> list[Broadcast]:
-        rows = await self.db.fetchall(
-            "SELECT id, batch_id, text, created_by, paid, progress_message_id FROM broadcasts"
-            " WHERE finished_at IS NULL ORDER BY id"
-        )
-        return [Broadcast(row[0], row[1], row[2], row[3], bool(row[4]), row[5]) for row in rows]
+    async def leads(self) -> bool:
+        """Whether this replica is the one that sends now."""
+        return await self.db.leads(NOTIFIER)
 
     async def settle_interrupted(self, now: float) -> int:
-        """After a restart: messages that were in flight when the bot stopped may or may not
+        """When this replica starts to send: messages that were in flight when the last
+        sender stopped (this process before a restart, or a replica that died) may or may not
         have arrived. They are marked 'unknown' and never sent again: telling a worker twice
-        is worse than one missed announcement."""
-        async with self.db.atomic() as conn:
-            cursor = await conn.execute(
+        is worse than one missed announcement. Only the sender claims, so none is a live
+        peer's."""
+
+        def change(tx: Tx) -> int:
+            deliveries = tx.execute(
                 "UPDATE deliveries SET status = 'unknown', updated_at = ? WHERE status = 'sending'",
                 (now,),
             )
-            notices = await conn.execute(
+            notices = tx.execute(
                 "UPDATE notices SET status = 'unknown', updated_at = ? WHERE status = 'sending'",
                 (now,),
             )
-            return cursor.rowcount + notices.rowcount
+            return deliveries + notices
+
+        return await self.db.run(change)
+
+    async def unfinished(self) -> list[Broadcast]:
+        rows = await self.db.read(
+            "SELECT id, batch_id, text, created_by, paid, progress_message_id FROM broadcasts"
+            " WHERE finished_at IS NULL ORDER BY id"
+        )
+        return [
+            Broadcast(
+                row["id"],
+                row["batch_id"],
+                row["text"],
+                row["created_by"],
+                bool(row["paid"]),
+                row["progress_message_id"],
+            )
+            for row in rows
+        ]
 
     async def audience(self, broadcast_id: int) -> int:
         """Workers this broadcast reaches: those told already and those still to tell."""
-        value = await self.db.fetchval(
+        rows = await self.db.read(
             "SELECT (SELECT COUNT(*) FROM deliveries WHERE broadcast_id = :b)"
-            f" + (SELECT COUNT(*) {UNTOLD})",
+            f" + (SELECT COUNT(*) {UNTOLD}) AS reached",
             {"b": broadcast_id, "owners": self.owners},
         )
-        return int(value)
+        return int(rows[0]["reached"])
 
     async def untold(self, broadcast_id: int, limit: int) -> list[int]:
         """Workers this broadcast has not yet been sent to (nor is being sent to)."""
-        rows = await self.db.fetchall(
+        rows = await self.db.read(
             f"SELECT w.id {UNTOLD} ORDER BY w.id LIMIT :limit",
             {"b": broadcast_id, "limit": limit, "owners": self.owners},
         )
-        return [row[0] for row in rows]
+        return [row["id"] for row in rows]
 
     async def claim(self, broadcast_id: int, worker_id: int, now: float) -> bool:
         """Marks a worker as being told, just before the message goes out; False when another
@@ -110,96 +135,114 @@ class BroadcastStore:
 
         The mark is written before anything is sent, so after a crash mid-send a worker may
         miss one announcement but is never told twice; and it is written for one send at a
-        time, so a crash leaves in doubt only the sends actually under way.
+        time, so a crash leaves in doubt only the sends actually under way. The key makes it
+        one claim whoever else claims at the same moment: on PostgreSQL the second insert
+        waits for the first and then does nothing.
         """
-        async with self.db.atomic() as conn:
-            cursor = await conn.execute(
+        claimed = await self.db.run(
+            lambda tx: tx.execute(
                 "INSERT INTO deliveries (broadcast_id, worker_id, status, updated_at)"
-                " VALUES (?, ?, 'sending', ?) ON CONFLICT DO NOTHING",
+                " VALUES (?, ?, 'sending', ?) ON CONFLICT (broadcast_id, worker_id) DO NOTHING",
                 (broadcast_id, worker_id, now),
             )
-            return cursor.rowcount == 1
+        )
+        return claimed == 1
 
     async def record(self, broadcast_id: int, deliveries: Sequence[Delivery], now: float) -> None:
         """Writes the outcomes of many sends in one transaction."""
         if not deliveries:
             return
-        async with self.db.atomic() as conn:
-            await conn.executemany(
-                "UPDATE deliveries SET status = ?, error = ?, updated_at = ?"
-                " WHERE broadcast_id = ? AND worker_id = ? AND status = 'sending'",
-                [(d.status, d.error, now, broadcast_id, d.worker_id) for d in deliveries],
-            )
-            await conn.executemany(
-                "UPDATE workers SET reachable = 0 WHERE id = ?",
-                [(d.worker_id,) for d in deliveries if d.unreachable],
-            )
+
+        def change(tx: Tx) -> None:
+            for delivery in deliveries:
+                tx.execute(
+                    "UPDATE deliveries SET status = ?, error = ?, updated_at = ?"
+                    " WHERE broadcast_id = ? AND worker_id = ? AND status = 'sending'",
+                    (delivery.status, delivery.error, now, broadcast_id, delivery.worker_id),
+                )
+                if delivery.unreachable:
+                    tx.execute(
+                        "UPDATE workers SET reachable = 0 WHERE id = ?", (delivery.worker_id,)
+                    )
+
+        await self.db.run(change)
 
     async def release(self, broadcast_id: int, workers: Sequence[int]) -> None:
         """Forgets claims on workers who were never sent anything, so they are claimed again."""
-        async with self.db.atomic() as conn:
-            await conn.executemany(
-                "DELETE FROM deliveries WHERE broadcast_id = ? AND worker_id = ?"
-                " AND status = 'sending'",
-                [(broadcast_id, worker_id) for worker_id in workers],
-            )
+
+        def change(tx: Tx) -> None:
+            for worker_id in workers:
+                tx.execute(
+                    "DELETE FROM deliveries WHERE broadcast_id = ? AND worker_id = ?"
+                    " AND status = 'sending'",
+                    (broadcast_id, worker_id),
+                )
+
+        await self.db.run(change)
 
     async def set_progress_message(self, broadcast_id: int, message_id: int) -> None:
-        async with self.db.atomic() as conn:
-            await conn.execute(
+        await self.db.run(
+            lambda tx: tx.execute(
                 "UPDATE broadcasts SET progress_message_id = ? WHERE id = ?",
                 (message_id, broadcast_id),
             )
+        )
 
     async def finish(self, broadcast_id: int, now: float) -> None:
-        async with self.db.atomic() as conn:
-            await conn.execute(
+        await self.db.run(
+            lambda tx: tx.execute(
                 "UPDATE broadcasts SET finished_at = ? WHERE id = ?", (now, broadcast_id)
             )
+        )
 
     async def counts(self, broadcast_id: int) -> dict[str, int]:
-        rows = await self.db.fetchall(
-            "SELECT status, COUNT(*) FROM deliveries WHERE broadcast_id = ? GROUP BY status",
+        rows = await self.db.read(
+            "SELECT status, COUNT(*) AS sends FROM deliveries WHERE broadcast_id = ?"
+            " GROUP BY status",
             (broadcast_id,),
         )
-        return {row[0]: row[1] for row in rows}
+        return {row["status"]: row["sends"] for row in rows}
 
     async def claim_notices(self, now: float, limit: int) -> list[Notice]:
-        """Queued notices, marked as being sent before anything is sent (as with claim)."""
-        async with self.db.atomic() as conn:
-            rows = await records(
-                conn,
+        """Queued notices, marked as being sent before anything is sent (as with claim).
+        Each is claimed by a conditional update, so a notice another sender claimed first is
+        left to it; on PostgreSQL the read skips notices a peer has locked."""
+
+        def change(tx: Tx) -> list[Notice]:
+            skip = " FOR UPDATE OF n SKIP LOCKED" if tx.engine == "postgresql" else ""
+            rows = tx.rows(
                 "SELECT n.id, COALESCE(n.worker_id, n.coordinator_id) AS chat, n.kind, n.text,"
                 " n.worker_id IS NOT NULL AS to_worker, COALESCE(b.name, '') AS name"
                 " FROM notices n LEFT JOIN batches b ON b.id = n.batch_id"
-                " WHERE n.status = 'queued' ORDER BY n.id LIMIT ?",
+                f" WHERE n.status = 'queued' ORDER BY n.id LIMIT ?{skip}",
                 (limit,),
             )
-            await conn.executemany(
-                "UPDATE notices SET status = 'sending', updated_at = ? WHERE id = ?",
-                [(now, row["id"]) for row in rows],
-            )
-            return [
-                Notice(
-                    row["id"],
-                    row["chat"],
-                    row["kind"],
-                    row["name"],
-                    row["text"],
-                    bool(row["to_worker"]),
+            claimed = []
+            for row in rows:
+                marked = tx.execute(
+                    "UPDATE notices SET status = 'sending', updated_at = ?"
+                    " WHERE id = ? AND status = 'queued'",
+                    (now, row["id"]),
                 )
-                for row in rows
-            ]
+                if marked == 1:
+                    chat, to_worker = row["chat"], bool(row["to_worker"])
+                    notice = Notice(
+                        row["id"], chat, row["kind"], row["name"], row["text"], to_worker
+                    )
+                    claimed.append(notice)
+            return claimed
+
+        return await self.db.run(change)
 
     async def record_notice(
         self, notice: Notice, status: str, now: float, *, unreachable: bool = False
     ) -> None:
-        async with self.db.atomic() as conn:
-            await conn.execute(
+        def change(tx: Tx) -> None:
+            tx.execute(
                 "UPDATE notices SET status = ?, updated_at = ? WHERE id = ? AND status = 'sending'",
                 (status, now, notice.notice_id),
             )
             if unreachable and notice.to_worker:  # they blocked the bot: nothing more for them
-                await conn.execute(
-                    "UPDATE workers SET reachable = 0 WHERE id = ?", (notice.chat_id,)
-                )
+                tx.execute("UPDATE workers SET reachable = 0 WHERE id = ?", (notice.chat_id,))
+
+        await self.db.run(change)

@@ -60,6 +60,8 @@ class Database:
     next to a running bot) wait on SQLite's busy timeout.
     """
 
+    engine = "sqlite"
+
     def __init__(self, path: str | Path, *, synchronous: str = "NORMAL") -> None:
         self.path = str(path)
         self.synchronous = synchronous
@@ -166,6 +168,10 @@ class Database:
                 self._depth -= 1
             await conn.execute(f"RELEASE {name}")
 
+    async def leads(self, job: str) -> bool:
+        """Always: one process serves a SQLite file (the command line runs no upkeep)."""
+        return True
+
     async def run(self, change: Callable[[Tx], T]) -> T:
         """Runs `change` in one transaction in the database's thread: one wait for the event
         loop, however many statements the change takes (see storage/engine.py). Inside an
@@ -185,13 +191,16 @@ class Database:
         row = await self.fetchone(sql, params)
         return None if row is None else row[0]
 
-    async def read(self, sql: str, params: Params = ()) -> list[Record]:
+    async def read(self, sql: str, params: Params = ()) -> list[Row]:
         """A report's rows, read by name through the reading connection: what is committed,
         without waiting for the writer or making it wait."""
+        rows: list[Row]
         if self._reader is None:  # an in-memory database has no second connection
             async with self._hold():
-                return await records(self.conn, sql, params)
-        return list(await self._reader.execute_fetchall(sql, params))
+                rows = list(await records(self.conn, sql, params))
+                return rows
+        rows = list(await self._reader.execute_fetchall(sql, params))
+        return rows
 
     def pages(
         self, sql: str, params: dict[str, Any], *, key: int = 0, size: int = 5000

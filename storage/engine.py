@@ -77,6 +77,12 @@ class Engine(Protocol):
     async def migrate(self, up_to: int | None = None) -> list[int]: ...
     async def schema_version(self) -> int: ...
 
+    async def leads(self, job: str) -> bool:
+        """Whether this process runs `job` now (the upkeep: expiry, medians, sweeps). Of
+        several replicas on one database, one at a time does; when it dies, another takes
+        over at its next try."""
+        ...
+
 
 async def paginate(
     read: Callable[[str, Params], Awaitable[Sequence[Row]]],

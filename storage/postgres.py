@@ -128,9 +128,15 @@ class PgTx:
 
 
 def _configure(conn: psycopg.Connection[Any]) -> None:
-    """Values come back as SQLite gives them, so the code above reads one set of types:
-    booleans as 0/1, NUMERIC (what SUM and AVG of integers return) as int or float."""
+    """Values go and come back as SQLite takes and gives them, so the code above has one set
+    of types: Python's bools are stored as 0/1 (flags are INTEGER columns), booleans read as
+    0/1, NUMERIC (what SUM and AVG of integers return) as int or float."""
     from psycopg.adapt import Loader
+    from psycopg.types.numeric import IntDumper
+
+    class FlagDumper(IntDumper):
+        def dump(self, obj: Any) -> bytes:
+            return str(int(obj)).encode()
 
     class FlagLoader(Loader):
         def load(self, data: Any) -> int:
@@ -141,6 +147,7 @@ def _configure(conn: psycopg.Connection[Any]) -> None:
             text = bytes(data)
             return float(text) if b"." in text or b"e" in text.lower() else int(text)
 
+    conn.adapters.register_dumper(bool, FlagDumper)
     conn.adapters.register_loader("bool", FlagLoader)
     conn.adapters.register_loader("numeric", NumberLoader)
     conn.row_factory = _row_factory  # type: ignore[assignment]
@@ -156,6 +163,9 @@ class PostgresDatabase:
         self.size = size
         self._pool: ConnectionPool[Any] | None = None
         self._threads: ThreadPoolExecutor | None = None
+        # Jobs this process leads, each on a connection of its own holding an advisory lock:
+        # the lock lives as long as the connection, so a replica that dies lets go of it.
+        self._leases: dict[str, psycopg.Connection[Any]] = {}
 
     async def open(self) -> PostgresDatabase:
         if self._pool is None:
@@ -170,6 +180,9 @@ class PostgresDatabase:
         return self
 
     async def close(self) -> None:
+        for lease in self._leases.values():
+            await asyncio.to_thread(lease.close)
+        self._leases.clear()
         if self._threads is not None:
             self._threads.shutdown(wait=True)
             self._threads = None
@@ -204,6 +217,29 @@ class PostgresDatabase:
                 log.debug("retrying a change after %s (attempt %d)", error.sqlstate, attempt)
                 time.sleep(0.002 * attempt)
         raise AssertionError("unreachable")
+
+    async def leads(self, job: str) -> bool:
+        return await asyncio.to_thread(self._lease, job)
+
+    def _lease(self, job: str) -> bool:
+        import psycopg
+
+        held = self._leases.get(job)
+        if held is not None:
+            try:
+                held.execute("SELECT 1")
+                return True
+            except psycopg.Error:  # the connection broke: the lock went with it
+                held.close()
+                del self._leases[job]
+        conn = psycopg.connect(self.url, autocommit=True)
+        row = conn.execute("SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", (job,))
+        taken = row.fetchone()
+        if taken is None or not taken[0]:
+            conn.close()
+            return False
+        self._leases[job] = conn
+        return True
 
     async def read(self, sql: str, params: Params = ()) -> list[Row]:
         return await self.run(lambda tx: tx.rows(sql, params))

@@ -29,8 +29,7 @@ from labeling.ports import (
 )
 from labeling.quality import Suspension, median
 from labeling.review import Reporter
-from storage.db import Database
-from storage.engine import Row, Tx
+from storage.engine import Engine, Row, Tx
 from storage.reviews import set_item_state
 from storage.standing import reinstate, suspend, trust_of
 
@@ -266,9 +265,13 @@ class SqlTaskUnit:
     def pick_task(
         self, batch_id: int, worker_id: int, after: int, upto: int = 2**62
     ) -> Candidate | None:
-        row = self.tx.row(
-            _PICK_TASK, {"batch": batch_id, "w": worker_id, "after": after, "upto": upto}
-        )
+        sql = _PICK_TASK
+        if self.tx.engine == "postgresql":
+            # Replicas pick at once: an item another transaction is taking is passed over, so
+            # two workers never both take an item's last wanted answer. (SQLite has one
+            # writer at a time.)
+            sql += " FOR UPDATE OF i SKIP LOCKED"
+        row = self.tx.row(sql, {"batch": batch_id, "w": worker_id, "after": after, "upto": upto})
         return None if row is None else _candidate(row)
 
     # -- writes ---------------------------------------------------------------------------
@@ -376,7 +379,7 @@ def _set_median(tx: Tx, batch_id: int, typical: int | None) -> None:
 class TaskStore:
     """Runs the labeling loop's changes, each in one transaction, and the loop's upkeep."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Engine) -> None:
         self.db = db
         self._settings: dict[int, BatchSettings] = {}  # a batch's settings never change
 

@@ -5,14 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import aiosqlite
-
 from labeling.watch import Suspended, Watched
-from storage.db import Database
+from storage.engine import Engine, Tx
 
 
 class WatchStore:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Engine) -> None:
         self.db = db
 
     async def watched(self) -> list[Watched]:
@@ -26,12 +24,12 @@ class WatchStore:
                    CASE WHEN b.completed_at IS NULL THEN
                      EXISTS (SELECT 1 FROM items i WHERE i.batch_id = b.id AND i.gold IS NULL
                              AND i.answers < i.target)
-                   ELSE 0 END AS unanswered,
+                   ELSE FALSE END AS unanswered,
                    (SELECT COUNT(*) FROM worker_batches wb WHERE wb.batch_id = b.id
                     AND wb.status = 'suspended'
                     AND (wb.reported_at IS NULL OR wb.reported_at < wb.changed_at)) AS pending
             FROM batches b
-            WHERE b.status IN ('open', 'paused') AND NOT b.importing
+            WHERE b.status IN ('open', 'paused') AND b.importing = 0
             ORDER BY b.id
             """
         )
@@ -68,46 +66,60 @@ class WatchStore:
         self, batch_id: int, recipients: Sequence[int], text: str, now: float
     ) -> bool:
         """Marks the batch complete and queues its notices, once: False when it was marked
-        already (by an earlier round)."""
-        async with self.db.atomic() as conn:
-            cursor = await conn.execute(
+        already (by an earlier round, or another replica's)."""
+
+        def change(tx: Tx) -> bool:
+            marked = tx.execute(
                 "UPDATE batches SET completed_at = ? WHERE id = ? AND completed_at IS NULL",
                 (now, batch_id),
             )
-            if cursor.rowcount != 1:
+            if marked != 1:
                 return False
-            await _queue(conn, batch_id, "completed", recipients, text, now)
+            _queue(tx, batch_id, "completed", recipients, text, now)
             return True
+
+        return await self.db.run(change)
 
     async def digested(
         self,
         batch_id: int,
+        since: float | None,
         recipients: Sequence[int],
         text: str,
         workers: Sequence[Suspended],
         now: float,
-    ) -> None:
+    ) -> bool:
         """Queues a digest and marks the suspensions it lists as reported (as of when each
-        began: a later one is new), in one transaction."""
-        async with self.db.atomic() as conn:
-            await conn.execute("UPDATE batches SET digest_at = ? WHERE id = ?", (now, batch_id))
-            await conn.executemany(
-                "UPDATE worker_batches SET reported_at = ? WHERE worker_id = ? AND batch_id = ?",
-                [(worker.changed_at, worker.worker_id, batch_id) for worker in workers],
+        began: a later one is new), in one transaction. `since` is when the last digest went
+        out as the round read it: False, and nothing queued, when another round (another
+        replica's) has sent one since."""
+
+        def change(tx: Tx) -> bool:
+            marked = tx.execute(
+                "UPDATE batches SET digest_at = ?"
+                " WHERE id = ? AND digest_at IS NOT DISTINCT FROM ?",
+                (now, batch_id, since),
             )
-            await _queue(conn, batch_id, "suspensions", recipients, text, now)
+            if marked != 1:
+                return False
+            for worker in workers:
+                tx.execute(
+                    "UPDATE worker_batches SET reported_at = ?"
+                    " WHERE worker_id = ? AND batch_id = ?",
+                    (worker.changed_at, worker.worker_id, batch_id),
+                )
+            _queue(tx, batch_id, "suspensions", recipients, text, now)
+            return True
+
+        return await self.db.run(change)
 
 
-async def _queue(
-    conn: aiosqlite.Connection,
-    batch_id: int,
-    kind: str,
-    recipients: Sequence[int],
-    text: str,
-    now: float,
+def _queue(
+    tx: Tx, batch_id: int, kind: str, recipients: Sequence[int], text: str, now: float
 ) -> None:
-    await conn.executemany(
-        "INSERT INTO notices (coordinator_id, batch_id, kind, text, created_at)"
-        " VALUES (?, ?, ?, ?, ?)",
-        [(coordinator, batch_id, kind, text, now) for coordinator in recipients],
-    )
+    for coordinator in recipients:
+        tx.execute(
+            "INSERT INTO notices (coordinator_id, batch_id, kind, text, created_at)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (coordinator, batch_id, kind, text, now),
+        )

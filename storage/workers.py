@@ -4,12 +4,11 @@ card and their totals."""
 from __future__ import annotations
 
 from labeling.models import WorkerProfile, WorkerStats
-from storage.db import Database
-from storage.engine import Tx
+from storage.engine import Engine, Tx
 
 
 class WorkerStore:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Engine) -> None:
         self.db = db
 
     async def upsert_worker(

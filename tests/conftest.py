@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,9 @@ from aiohttp import web
 from storage.db import Database
 from storage.engine import Engine
 from tests.harness import BOSS, Harness
+
+# Every end-to-end test runs on both engines.
+ENGINES = ["sqlite", "postgresql"]
 
 
 @pytest.fixture
@@ -37,17 +41,35 @@ async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
             yield database
 
 
-@pytest.fixture
-async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
-    async with Harness(tmp_path / "labelbot.db") as running:
-        yield running
+@contextmanager
+def database_url(engine: str) -> Iterator[dict[str, str]]:
+    """The settings that put a bot on `engine`: none for SQLite, a PostgreSQL schema of its
+    own otherwise (tests/pg.py says when that is skipped)."""
+    if engine == "sqlite":
+        yield {}
+        return
+    from tests.pg import schema_url
+
+    with schema_url() as url:
+        yield {"database_url": url}
 
 
-@pytest.fixture
-async def office(tmp_path: Path) -> AsyncIterator[Harness]:
-    """The bot with one coordinator, BOSS."""
-    async with Harness(tmp_path / "office.db", coordinator_ids=str(BOSS)) as running:
-        yield running
+@pytest.fixture(params=ENGINES)
+async def harness(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Harness]:
+    """The bot on each engine, driven through the sandbox as its users would."""
+    with database_url(request.param) as settings:
+        async with Harness(tmp_path / "labelbot.db", **settings) as running:
+            yield running
+
+
+@pytest.fixture(params=ENGINES)
+async def office(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Harness]:
+    """The bot with one coordinator, BOSS, on each engine."""
+    with database_url(request.param) as settings:
+        async with Harness(
+            tmp_path / "office.db", coordinator_ids=str(BOSS), **settings
+        ) as running:
+            yield running
 
 
 # A JPEG's first bytes are enough: the sandbox, like Telegram, judges by the content type.

@@ -7,12 +7,12 @@ from labeling.batch import BatchSettings
 from labeling.batchfile import parse_batch_file
 from labeling.models import BatchStatus, Issued, Outcome, Problem, Submission, WorkerProfile
 from storage.batches import BatchStore
-from storage.db import Database
+from storage.engine import Engine
 from storage.tasks import TaskStore
 from storage.workers import WorkerStore
 
 
-async def open_batch(db: Database, content: bytes, settings: BatchSettings) -> int:
+async def open_batch(db: Engine, content: bytes, settings: BatchSettings) -> int:
     """Imports a CSV batch file and opens the batch."""
     store = BatchStore(db)
     items = parse_batch_file(content, "b.csv", settings)
@@ -25,7 +25,7 @@ class Desk(TaskStore):
     """The labeling loop at moments a test chooses: each rule of labeling/loop.py run in one
     transaction, as WorkService runs it with its clock, and the worker registry beside it."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Engine) -> None:
         super().__init__(db)
         self.workers = WorkerStore(db)
         self.upsert_worker = self.workers.upsert_worker
@@ -53,7 +53,7 @@ class Desk(TaskStore):
         await self.run(lambda unit: loop.withdraw_unshowable(unit, assignment_id, now))
 
 
-async def registered(db: Database, *worker_ids: int) -> Desk:
+async def registered(db: Engine, *worker_ids: int) -> Desk:
     """The loop's stores with these workers registered."""
     tasks = Desk(db)
     for worker_id in worker_ids:

@@ -313,3 +313,13 @@ async def test_backup_copies_the_live_database_while_the_bot_labels(
         answers = copy.execute("SELECT COUNT(*) FROM answers").fetchone()[0]
     assert 10 <= answers <= 30
     assert main(["backup", str(tmp_path / "missing-dir" / "x.db")]) == 2
+
+
+def test_backup_sends_a_postgresql_database_to_pg_dump(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgresql://labelbot:secret@db.example/labelbot")
+    code, out, err = run(capsys, "backup", str(tmp_path / "copy.db"))
+    assert (code, out) == (2, "")
+    assert err == "labelbot: backup copies SQLite databases; back up PostgreSQL with pg_dump\n"
+    assert not (tmp_path / "copy.db").exists()

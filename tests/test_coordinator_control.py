@@ -11,16 +11,16 @@ from pathlib import Path
 from bot.sandbox import SandboxUser
 from bot.sandbox.wire import Message
 from labeling.batch import BatchSettings
-from labeling.batches import BatchService
 from labeling.models import BatchStatus
 from labeling.quality import Suspension
 from labeling.report import pages
 from labeling.watch import DIGEST_EVERY, WatchService, digest
 from storage.batches import BatchStore
 from storage.db import Database
-from storage.engine import Tx
+from storage.engine import Engine, Tx
 from storage.standing import suspend
 from storage.watch import WatchStore
+from tests.engines import replica, stored_batch
 from tests.harness import BOSS, Harness, say
 from tests.test_coordinator_flow import CAPTION, REVIEWS, upload
 from tests.test_quality_flow import OPTIONS, animal_batch, work, wrong
@@ -203,46 +203,93 @@ async def test_suspensions_reach_the_coordinator_as_one_digest(office: Harness) 
     assert len(from_bot(boss, "suspended in batch")) == 1
 
 
-async def test_digests_are_paced_and_list_each_suspension_once(db: Database) -> None:
-    now = [1000.0]
-    batches = BatchService(BatchStore(db), clock=lambda: now[0])
+async def watching(engine: Engine, now: list[float]) -> tuple[WatchService, int]:
+    """A batch of PLAIN open for a while, and the rounds that watch it at `now`."""
     settings = BatchSettings(name="b", question="q?", options="a,b", overlap=1)
-    imported = await batches.import_file(PLAIN.encode(), "b.csv", settings)
-    await batches.publish(imported.batch_id)
+    batch = await stored_batch(engine, PLAIN.encode(), settings)
     watch = WatchService(
-        WatchStore(db), BatchStore(db), owners=frozenset({BOSS}), clock=lambda: now[0]
+        WatchStore(engine), BatchStore(engine), owners=frozenset({BOSS}), clock=lambda: now[0]
     )
-    batch = imported.batch_id
+    return watch, batch
 
-    async def suspend_worker(worker_id: int) -> None:
-        def change(tx: Tx) -> None:
-            tx.execute(
-                "INSERT INTO workers (id, name, created_at, last_seen_at)"
-                " VALUES (?, 'w', 0, 0) ON CONFLICT (id) DO NOTHING",
-                (worker_id,),
-            )
-            suspend(tx, worker_id, batch, Suspension("fast", "too fast"), now[0])
 
-        await db.run(change)
+async def suspend_worker(engine: Engine, batch: int, worker_id: int, now: float) -> None:
+    def change(tx: Tx) -> None:
+        tx.execute(
+            "INSERT INTO workers (id, name, created_at, last_seen_at)"
+            " VALUES (?, 'w', 0, 0) ON CONFLICT (id) DO NOTHING",
+            (worker_id,),
+        )
+        suspend(tx, worker_id, batch, Suspension("fast", "too fast"), now)
 
-    async def digests() -> list[str]:
-        rows = await db.fetchall("SELECT text FROM notices WHERE kind = 'suspensions' ORDER BY id")
-        return [row[0] for row in rows]
+    await engine.run(change)
 
-    await suspend_worker(1)
+
+async def digests(engine: Engine) -> list[str]:
+    rows = await engine.read("SELECT text FROM notices WHERE kind = 'suspensions' ORDER BY id")
+    return [row["text"] for row in rows]
+
+
+async def test_digests_are_paced_and_list_each_suspension_once(engine: Engine) -> None:
+    now = [1000.0]
+    watch, batch = await watching(engine, now)
+    await suspend_worker(engine, batch, 1, now[0])
     await watch.round()
-    assert len(await digests()) == 1
+    assert len(await digests(engine)) == 1
     now[0] += 10
-    await suspend_worker(2)
+    await suspend_worker(engine, batch, 2, now[0])
     await watch.round()
     now[0] += DIGEST_EVERY - 20
     await watch.round()
-    assert len(await digests()) == 1, "at most one digest per batch every few minutes"
+    assert len(await digests(engine)) == 1, "at most one digest per batch every few minutes"
     now[0] += 10
     await watch.round()
     await watch.round()
-    texts = await digests()
+    texts = await digests(engine)
     assert len(texts) == 2 and "worker 2 " in texts[1] and "worker 1 " not in texts[1]
+
+
+async def test_two_replicas_rounds_at_once_send_one_digest(engine: Engine) -> None:
+    """Both replicas read the batch before either queues its digest: the second finds it
+    sent since and queues nothing."""
+    now = [1000.0]
+    watch, batch = await watching(engine, now)
+    await suspend_worker(engine, batch, 1, now[0])
+    async with replica(engine) as other:
+        peer = WatchService(
+            WatchStore(other), BatchStore(other), owners=frozenset({BOSS}), clock=lambda: now[0]
+        )
+        (seen,) = await watch.store.watched()
+        workers = await watch.store.unreported(batch)
+        sent = await asyncio.gather(
+            watch.store.digested(batch, seen.digest_at, [BOSS], "first", workers, now[0]),
+            peer.store.digested(batch, seen.digest_at, [BOSS], "second", workers, now[0]),
+        )
+        assert sorted(sent) == [False, True]
+        await asyncio.gather(watch.round(), peer.round())
+    assert len(await digests(engine)) == 1
+
+
+async def test_a_batch_is_marked_complete_once_whoever_marks_it(engine: Engine) -> None:
+    now = [1000.0]
+    watch, batch = await watching(engine, now)
+    (seen,) = await watch.store.watched()
+    assert (seen.has_items, seen.unanswered, seen.completed) == (True, True, False)
+    await engine.run(lambda tx: tx.execute("UPDATE items SET answers = target"))
+    (seen,) = await watch.store.watched()
+    assert (seen.unanswered, seen.completed) == (False, False)
+    async with replica(engine) as other:
+        marked = await asyncio.gather(
+            watch.store.complete(batch, [BOSS, 7], "done", now[0]),
+            WatchStore(other).complete(batch, [BOSS, 7], "done", now[0]),
+        )
+    assert sorted(marked) == [False, True]
+    rows = await engine.read(
+        "SELECT coordinator_id, kind, text FROM notices ORDER BY coordinator_id"
+    )
+    assert [tuple(row) for row in rows] == [(7, "completed", "done"), (BOSS, "completed", "done")]
+    (seen,) = await watch.store.watched()
+    assert seen.completed and not seen.unanswered
 
 
 def test_a_digest_of_many_fits_one_message() -> None:

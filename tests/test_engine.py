@@ -34,7 +34,7 @@ async def test_rows_are_read_by_name_with_sqlite_s_types(engine: Engine) -> None
 
     def change(tx: Tx) -> tuple[int, int]:
         _worker(tx, big)
-        changed = tx.execute("UPDATE workers SET notify = 0 WHERE id = ?", (big,))
+        changed = tx.execute("UPDATE workers SET notify = ? WHERE id = ?", (False, big))
         report = tx.insert(
             "INSERT INTO audit_log (actor_id, action, subject_id, reason, created_at)"
             " VALUES (?, 'ban', ?, 'spam', 1700000123.456)",
@@ -83,3 +83,19 @@ async def test_pages_stream_a_large_result_in_key_order(engine: Engine) -> None:
 async def test_migrations_apply_once(engine: Engine) -> None:
     assert await engine.schema_version() == latest_version()
     assert await engine.migrate() == []
+
+
+async def test_one_process_at_a_time_leads_the_upkeep(engine: Engine) -> None:
+    if engine.engine == "sqlite":  # one process serves a SQLite file
+        assert await engine.leads("upkeep")
+        return
+    from storage.postgres import PostgresDatabase
+
+    assert isinstance(engine, PostgresDatabase)
+    async with PostgresDatabase(engine.url) as replica:
+        assert await engine.leads("upkeep")
+        assert await engine.leads("upkeep")  # still, on its next round
+        assert not await replica.leads("upkeep")
+        assert await replica.leads("another job")
+        await engine.close()  # the leader dies: its lock goes with its connection
+        assert await replica.leads("upkeep")

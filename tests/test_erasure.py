@@ -22,10 +22,15 @@ from bot.sandbox import SandboxUser
 from handlers.callbacks import ForgetTap, decode, encode
 from handlers.cards import PROBLEMS, REPORT
 from handlers.erasure import CANCEL, DONE, ERASE, KEPT
-from labeling.erasure import ERASED_NAME, Subject, pseudonym, refusal
-from labeling.models import Problem
+from labeling.batch import BatchSettings
+from labeling.erasure import ERASED_NAME, Erased, PseudonymTaken, Subject, pseudonym, refusal
+from labeling.models import Problem, Submission
+from storage.admin import AdminStore
 from storage.db import Database
-from storage.erasure import PERSON_COLUMNS, worker_columns
+from storage.engine import Engine, Tx
+from storage.erasure import PERSON_COLUMNS, ErasureStore, worker_columns
+from tests.engines import replica, stored_batch
+from tests.factories import registered
 from tests.harness import Harness, first_card, press, say
 from tests.test_replays import replayed_changes_nothing
 
@@ -281,22 +286,28 @@ def test_the_operator_erases_a_worker_from_the_command_line(
     assert "is a coordinator" in capsys.readouterr().err
 
 
-async def test_every_column_that_names_a_person_is_rewritten(db: Database) -> None:
+# Every table's columns, as each engine's catalogue lists them.
+COLUMNS = {
+    "sqlite": "SELECT m.name AS tab, c.name AS col FROM sqlite_master m,"
+    " pragma_table_info(m.name) c WHERE m.type = 'table'",
+    "postgresql": "SELECT table_name AS tab, column_name AS col FROM information_schema.columns"
+    " WHERE table_schema = current_schema()",
+}
+
+
+async def test_every_column_that_names_a_person_is_rewritten(engine: Engine) -> None:
     """A later migration that adds a column holding a person's id must be rewritten too:
     through a foreign key to workers, or listed in storage.erasure."""
-    covered = set(await worker_columns(db.conn)) | set(PERSON_COLUMNS)
+    covered = set(await engine.run(worker_columns)) | set(PERSON_COLUMNS)
+    assert ("answers", "worker_id") in covered  # the schema's keys were read
     # Coordinators are never erased (they step down first).
     covered.add(("coordinators", "user_id"))
-    tables = [
-        row[0] for row in await db.fetchall("SELECT name FROM sqlite_master WHERE type='table'")
-    ]
-    naming = set()
-    for table in tables:
-        for column in [row[1] for row in await db.fetchall(f"PRAGMA table_info({table})")]:
-            if column in ("worker_id", "user_id", "actor_id", "subject_id") or column.endswith(
-                "_by"
-            ):
-                naming.add((table, column))
+    naming = {
+        (row["tab"], row["col"])
+        for row in await engine.read(COLUMNS[engine.engine])
+        if row["col"] in ("worker_id", "user_id", "actor_id", "subject_id")
+        or row["col"].endswith("_by")
+    }
     assert naming <= covered, naming - covered
 
 
@@ -323,3 +334,110 @@ def test_migrate_creates_the_database_readable_by_its_owner_only(
         assert main(["backup", str(tmp_path / "copy.db")]) == 0
     assert (tmp_path / "cli.db").stat().st_mode & 0o777 == 0o600
     assert (tmp_path / "copy.db").stat().st_mode & 0o777 == 0o600
+
+
+# -- erasure in the database, on both engines ---------------------------------------------------
+
+
+async def _mentioned(engine: Engine, person: int) -> list[str]:
+    """Every table and column that still holds `person`, as a number or inside a text."""
+    found = []
+    for column in await engine.read(COLUMNS[engine.engine]):
+        table, name = column["tab"], column["col"]
+        if await engine.read(
+            f"SELECT 1 FROM {table} WHERE CAST({name} AS TEXT) LIKE ?", (f"%{person}%",)
+        ):
+            found.append(f"{table}.{name}")
+    return found
+
+
+async def test_erasure_rewrites_every_table_in_one_change(engine: Engine) -> None:
+    """Ann answered (typed, from her messages), holds a task, was banned and unbanned,
+    promoted Bob once, uploaded a batch, took an exam, was announced to and has notices."""
+    typed = BatchSettings(name="Typed", question="Which colour?", overlap=2, reward=0.5)
+    batch = await stored_batch(engine, b"text\nsky\ngrass\nsun\nsea\nsnow\n", typed)
+    desk = await registered(engine, ANN, BOB, BOSS)
+    for number in (1, 2):
+        task = (await desk.current_or_next(ANN, 1.0, 600.0)).task
+        assert task is not None
+        answer = Submission(task.assignment_id, ANN, text="blue", source=f"m:{ANN}:{number}")
+        await desk.submit(answer, 2.0, 600.0)
+    held = (await desk.current_or_next(ANN, 3.0, 600.0)).task
+    assert held is not None
+    admin = AdminStore(engine)
+    assert await admin.set_banned(ANN, True, BOSS, "testing", 4.0)
+    assert await admin.set_banned(ANN, False, BOSS, None, 4.5)
+    held = (await desk.current_or_next(ANN, 5.0, 600.0)).task  # handed out again
+    assert held is not None
+
+    def history(tx: Tx) -> None:
+        tx.execute(
+            "INSERT INTO coordinators (user_id, promoted_by, created_at) VALUES (?, ?, 0)",
+            (BOB, ANN),
+        )
+        tx.execute("UPDATE batches SET created_by = ?", (ANN,))
+        told = tx.insert(
+            "INSERT INTO broadcasts (text, created_at, created_by, source_message)"
+            " VALUES ('hi', 0, ?, ?)",
+            (ANN, f"{ANN}:7"),
+        )
+        tx.execute(
+            "INSERT INTO deliveries (broadcast_id, worker_id, status, updated_at)"
+            " VALUES (?, ?, 'sent', 0)",
+            (told, ANN),
+        )
+        tx.execute(
+            "INSERT INTO exam_attempts (batch_id, worker_id, started_at) VALUES (?, ?, 0)",
+            (batch, ANN),
+        )
+        tx.execute(
+            "INSERT INTO notices (worker_id, batch_id, kind, status, created_at)"
+            " VALUES (?, ?, 'reinstated', 'sent', 1), (?, ?, 'let_back', 'queued', 1)",
+            (ANN, batch, ANN, batch),
+        )
+        tx.execute(
+            "INSERT INTO notices (coordinator_id, batch_id, kind, text, created_at)"
+            " VALUES (?, ?, 'completed', 'done', 1)",
+            (ANN, batch),
+        )
+
+    await engine.run(history)
+    assert len(await _mentioned(engine, ANN)) > 10  # the check below can see the id
+    store = ErasureStore(engine)
+    assert await store.subject(ANN) == (True, False)
+    with pytest.raises(PseudonymTaken):
+        await store.erase(ANN, BOB, "at the worker's request", 6.0)
+    alias = -12345
+    erased = await store.erase(ANN, alias, "at the worker's request", 6.0)
+    assert erased == Erased(answers=2, payments=2, batches=1)
+    assert await _mentioned(engine, ANN) == []
+    rows = await engine.read(
+        "SELECT name, language, notify, reachable FROM workers WHERE id = ?", (alias,)
+    )
+    assert [tuple(row) for row in rows] == [(ERASED_NAME, None, 0, 0)]
+    sources = await engine.read(
+        "SELECT source FROM answers WHERE worker_id = ? ORDER BY id", (alias,)
+    )
+    assert [row["source"] for row in sources] == [f"m:{alias}:1", f"m:{alias}:2"]
+    statuses = await engine.read(
+        "SELECT kind, status FROM notices WHERE worker_id = ? ORDER BY id", (alias,)
+    )
+    assert [tuple(row) for row in statuses] == [("reinstated", "sent"), ("let_back", "failed")]
+    task = await engine.read("SELECT status FROM assignments WHERE id = ?", (held.assignment_id,))
+    assert task[0]["status"] == "expired"  # no one will answer it now
+    assert await store.subject(ANN) == (False, False)
+    assert await store.erase(ANN, -777, "again", 7.0) is None
+
+
+async def test_the_same_erasure_on_two_replicas_at_once_erases_once(engine: Engine) -> None:
+    await registered(engine, ANN, BOB)
+    async with replica(engine) as other:
+        erased = await asyncio.gather(
+            ErasureStore(engine).erase(ANN, -1, "at the worker's request", 1.0),
+            ErasureStore(other).erase(ANN, -2, "at the worker's request", 1.0),
+        )
+    assert sorted(erased, key=lambda e: e is None) == [Erased(0, 0, 0), None]
+    rows = await engine.read("SELECT id FROM workers ORDER BY id")
+    assert len(rows) == 2 and rows[1]["id"] == BOB  # one pseudonym, and Bob
+    log = await engine.read("SELECT action FROM audit_log")
+    assert [row["action"] for row in log] == ["erase"]

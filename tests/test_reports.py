@@ -7,6 +7,7 @@ import asyncio
 import csv
 import gzip
 import io
+import threading
 from collections import Counter
 
 import pytest
@@ -18,7 +19,7 @@ from labeling import batches
 from labeling.aggregation import AnswerSet, alpha_of_votes, krippendorff_alpha
 from labeling.batches import AGREEMENT_LAG, BatchService
 from labeling.models import BatchStatus, BatchSummary
-from storage.db import Database
+from storage.engine import Engine, Tx
 from tests.harness import BOSS, Harness, say
 
 answers = st.lists(
@@ -42,25 +43,23 @@ def test_agreement_from_counts_equals_agreement_from_answers(
     assert got == pytest.approx(expected, nan_ok=True)
 
 
-async def test_a_report_reads_while_a_writer_holds_the_database(db: Database) -> None:
-    await db.conn.execute("CREATE TABLE t (x INTEGER)")
-    await db.conn.commit()
-    holding, release = asyncio.Event(), asyncio.Event()
+async def test_a_report_reads_while_a_writer_holds_the_database(engine: Engine) -> None:
+    await engine.run(lambda tx: tx.execute("CREATE TABLE t (x INTEGER)"))
+    holding, release = threading.Event(), threading.Event()
 
-    async def writer() -> None:
-        async with db.atomic() as conn:
-            await conn.execute("INSERT INTO t VALUES (1)")
-            holding.set()
-            await release.wait()
+    def writer(tx: Tx) -> None:  # runs in the engine's thread, which it holds meanwhile
+        tx.execute("INSERT INTO t VALUES (1)")
+        holding.set()
+        release.wait(timeout=30)
 
-    task = asyncio.create_task(writer())
-    await holding.wait()
+    task = asyncio.create_task(engine.run(writer))
+    assert await asyncio.to_thread(holding.wait, 30)
     # What is committed, at once: the write in progress is neither waited for nor seen.
-    rows = await asyncio.wait_for(db.read("SELECT COUNT(*) AS n FROM t"), timeout=5)
-    assert rows[0]["n"] == 0
+    rows = await asyncio.wait_for(engine.read("SELECT COUNT(*) AS n FROM t"), timeout=5)
     release.set()
     await task
-    assert (await db.read("SELECT COUNT(*) AS n FROM t"))[0]["n"] == 1
+    assert rows[0]["n"] == 0
+    assert (await engine.read("SELECT COUNT(*) AS n FROM t"))[0]["n"] == 1
 
 
 async def test_an_export_too_large_for_one_upload_comes_in_parts_that_join(

@@ -3,6 +3,7 @@ coordinator rights. Each test acts as the one trying to overstep would, through 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -10,8 +11,13 @@ import pytest
 
 from bot.sandbox import SandboxUser
 from handlers.coordinator import COMMANDS
+from labeling.batch import BatchSettings
+from labeling.models import WorkerProfile
 from storage.admin import AdminStore
 from storage.db import Database
+from storage.engine import Engine
+from tests.engines import replica, stored_batch
+from tests.factories import Desk, registered
 from tests.harness import Harness, say
 
 OWNER = 500
@@ -121,3 +127,59 @@ async def test_paid_broadcasts_need_an_owner(office: Harness) -> None:
         (1, 1, OWNER),
         (2, 0, 14),
     ]
+
+
+# -- the roles in the database, on both engines -------------------------------------------------
+
+
+async def test_roles_promotions_and_bans_are_stored_and_logged(engine: Engine) -> None:
+    store = AdminStore(engine)
+    await Desk(engine).upsert_worker(WorkerProfile(14, "Helper"), 0.0)
+    assert await store.roles(14) == (False, False)
+    assert await store.promote(14, OWNER, 1.0)
+    assert not await store.promote(14, OWNER, 2.0)  # once
+    assert await store.roles(14) == (True, False)
+    # A ban with the role: both go in one transaction, and the unban gives back the place only.
+    assert await store.set_banned(14, True, OWNER, "leaked", 3.0, demote=True)
+    assert not await store.set_banned(14, True, OWNER, "again", 3.5)
+    assert await store.roles(14) == (False, True)
+    assert await store.set_banned(14, False, OWNER, None, 4.0)
+    assert await store.roles(14) == (False, False)
+    assert not await store.demote(14, OWNER, 5.0)
+    assert not await store.set_banned(99, True, OWNER, None, 5.0)  # no such worker
+    await store.log(None, "erase", None, "by the operator", 6.0)
+    rows = await engine.read(
+        "SELECT actor_id, action, subject_id, reason, created_at FROM audit_log ORDER BY id"
+    )
+    assert [tuple(row) for row in rows] == [
+        (OWNER, "promote", 14, None, 1.0),
+        (OWNER, "ban", 14, "leaked", 3.0),
+        (OWNER, "demote", 14, None, 3.0),
+        (OWNER, "unban", 14, None, 4.0),
+        (None, "erase", None, "by the operator", 6.0),
+    ]
+
+
+async def test_a_ban_hands_the_worker_s_task_back(engine: Engine) -> None:
+    settings = BatchSettings(name="b", question="q?", options="yes,no", overlap=1, gold_ratio=0)
+    await stored_batch(engine, REVIEWS, settings)
+    tasks = await registered(engine, 13)
+    task = (await tasks.current_or_next(13, 1.0, 600.0)).task
+    assert task is not None
+    assert await AdminStore(engine).set_banned(13, True, OWNER, "spam", 2.0)
+    rows = await engine.read(
+        "SELECT a.status, i.wanted FROM assignments a JOIN items i ON i.id = a.item_id"
+    )
+    assert [tuple(row) for row in rows] == [("expired", 1)]
+
+
+async def test_two_owners_promoting_at_once_promote_once(engine: Engine) -> None:
+    await Desk(engine).upsert_worker(WorkerProfile(14, "Helper"), 0.0)
+    async with replica(engine) as other:
+        promoted = await asyncio.gather(
+            AdminStore(engine).promote(14, OWNER, 1.0),
+            AdminStore(other).promote(14, OTHER_OWNER, 1.0),
+        )
+    assert sorted(promoted) == [False, True]
+    rows = await engine.read("SELECT action, subject_id FROM audit_log")
+    assert [tuple(row) for row in rows] == [("promote", 14)]

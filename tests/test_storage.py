@@ -6,6 +6,7 @@ import asyncio
 import sqlite3
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from labeling.answering import Verdict
@@ -14,13 +15,14 @@ from labeling.batchfile import parse_batch_file
 from labeling.models import BatchStatus, Submission
 from storage.batches import BatchStore
 from storage.db import Database, migrations
+from storage.engine import Engine
 from tests.factories import open_batch, registered
 
 TTL = 60.0
 SETTINGS = BatchSettings(name="b", question="q?", options="yes,no", overlap=2)
 
 
-async def make_batch(db: Database, rows: int = 3, settings: BatchSettings = SETTINGS) -> int:
+async def make_batch(db: Engine, rows: int = 3, settings: BatchSettings = SETTINGS) -> int:
     content = ("text\n" + "".join(f"item {i}\n" for i in range(rows))).encode()
     return await open_batch(db, content, settings)
 
@@ -151,16 +153,16 @@ async def test_a_stale_open_task_is_replaced_on_next(db: Database) -> None:
     assert verdict is Verdict.EXPIRED
 
 
-async def test_paused_batches_hand_out_nothing_and_take_no_answers(db: Database) -> None:
-    batch_id = await make_batch(db)
-    tasks = await registered(db, 1, 2)
+async def test_paused_batches_hand_out_nothing_and_take_no_answers(engine: Engine) -> None:
+    batch_id = await make_batch(engine)
+    tasks = await registered(engine, 1, 2)
     task = (await tasks.current_or_next(1, 1.0, TTL)).task
     assert task is not None
-    await BatchStore(db).set_status(batch_id, BatchStatus.PAUSED, 2.0)
+    await BatchStore(engine).set_status(batch_id, BatchStatus.PAUSED, 2.0)
     assert (await tasks.current_or_next(2, 3.0, TTL)).task is None
     verdict = (await tasks.submit(Submission(task.assignment_id, 1, option=0), 3.0, TTL)).verdict
     assert verdict is Verdict.BATCH_NOT_OPEN
-    assert await db.fetchval("SELECT COUNT(*) FROM answers") == 0
+    assert (await engine.read("SELECT COUNT(*) AS n FROM answers"))[0]["n"] == 0
 
 
 async def test_picking_a_task_uses_the_pool_and_gold_indexes(db: Database) -> None:
@@ -178,13 +180,15 @@ async def test_picking_a_task_uses_the_pool_and_gold_indexes(db: Database) -> No
         assert "TEMP B-TREE" not in details  # LIMIT 1 stops at the first fit
 
 
-async def test_creating_a_batch_is_all_or_nothing(db: Database) -> None:
+async def test_creating_a_batch_is_all_or_nothing(engine: Engine) -> None:
     items = parse_batch_file(b"id,text\n1,a\n2,b\n", "b.csv", SETTINGS)
     duplicate = [items[0], items[1].model_copy(update={"external_id": "1"})]
-    with pytest.raises(sqlite3.IntegrityError):
-        await BatchStore(db).create(SETTINGS, duplicate, now=0.0)
-    assert await db.fetchval("SELECT COUNT(*) FROM batches") == 0
-    assert await db.fetchval("SELECT COUNT(*) FROM items") == 0
+    with pytest.raises((sqlite3.IntegrityError, psycopg.IntegrityError)):
+        await BatchStore(engine).create(SETTINGS, duplicate, now=0.0)
+    counts = await engine.read(
+        "SELECT (SELECT COUNT(*) FROM batches) AS batches, (SELECT COUNT(*) FROM items) AS items"
+    )
+    assert (counts[0]["batches"], counts[0]["items"]) == (0, 0)
 
 
 async def test_pages_stream_every_row_once_across_page_boundaries(db: Database) -> None:

@@ -3,7 +3,8 @@
 
 ALTER TABLE worker_batches ADD COLUMN task_cursor BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE worker_batches ADD COLUMN gold_cursor BIGINT NOT NULL DEFAULT 0;
-ALTER TABLE items ADD COLUMN gold_rank BIGINT;
+-- Ranks are below 2^31.
+ALTER TABLE items ADD COLUMN gold_rank INTEGER;
 
 UPDATE items SET gold_rank = (id * 2654435761) % 2147483647 WHERE gold IS NOT NULL;
 UPDATE worker_batches SET task_cursor = COALESCE(
