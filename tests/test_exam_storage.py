@@ -10,46 +10,26 @@ from typing import Any
 
 from labeling import exams
 from labeling.batch import BatchSettings
-from labeling.gold import new_seed
 from labeling.models import ExamQuestion, ExamResult, Submission, Verdict
 from labeling.ports import HeldQuestion
 from storage.engine import Engine, Tx
 from storage.exams import ExamStore, SqlExamUnit
 from storage.postgres import PostgresDatabase
-from tests.factories import registered
+from tests.factories import open_batch, registered
 
 OPTIONS = ("a", "b", "c", "d")  # every training item's answer is "a": option 0
 RIGHT, WRONG = 0, 1
 
 
 async def exam_batch(engine: Engine, training: int = 2, regular: int = 2, **rules: Any) -> int:
-    """An open batch whose first `training` items are its training gold; returns its id."""
-    settings = BatchSettings(name="b", question="q?", options=OPTIONS, **rules)
-
-    def change(tx: Tx) -> int:
-        batch_id = tx.insert(
-            "INSERT INTO batches (name, question, options, overlap, status, created_at,"
-            " settings, gold_seed) VALUES ('b', 'q?', ?, 1, 'open', 0, ?, ?)",
-            ('["a", "b", "c", "d"]', settings.model_dump_json(), new_seed()),
-        )
-        for position in range(1, training + regular + 1):
-            exam = position <= training
-            tx.execute(
-                "INSERT INTO items (batch_id, position, text, gold, explanation, exam, target,"
-                " wanted) VALUES (?, ?, ?, ?, ?, ?, 1, ?)",
-                (
-                    batch_id,
-                    position,
-                    f"item {position}",
-                    "a" if exam else None,
-                    "It is an a." if exam else None,
-                    int(exam),
-                    0 if exam else 1,
-                ),
-            )
-        return batch_id
-
-    return await engine.run(change)
+    """An open batch, imported by the bot's own store, whose first `training` items are its
+    training questions; returns its id."""
+    rows = [f"item {n},a,It is an a." for n in range(1, training + 1)]
+    rows += [f"item {n},," for n in range(training + 1, training + regular + 1)]
+    content = ("text,gold,explanation\n" + "\n".join(rows) + "\n").encode()
+    pool = {"exam_pool": training} if training else {}
+    settings = BatchSettings(name="b", question="q?", options=OPTIONS, overlap=1, **pool, **rules)
+    return await open_batch(engine, content, settings)
 
 
 def question(shown: ExamQuestion | ExamResult | None) -> ExamQuestion:
@@ -103,7 +83,7 @@ async def test_the_exam_admits_those_who_pass_and_bars_the_rest(engine: Engine) 
     barred = await store.next_question(1, 10.0)
     assert isinstance(barred, ExamResult)
     assert (barred.retry_at, barred.score, barred.total, barred.pass_mark) == (64.0, 1, 2, 2)
-    retry = question(await store.next_question(1, 65.0))
+    retry = question(await store.next_question(1, 64.0))  # from its very time
     assert retry.number == 1 and retry.attempt_id != first.attempt_id
     passed = await take(store, 1, [RIGHT, RIGHT], 66.0)
     assert (passed.passed, passed.score, passed.retry_at) == (True, 2, None)

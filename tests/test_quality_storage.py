@@ -1,15 +1,13 @@
-"""Quality control in the database: gold mixing, suspension, fast answers, dynamic overlap,
-exams and reinstatement, through the same stores the bot uses."""
+"""Quality control in the database: gold mixing, suspension, fast answers, dynamic overlap
+and reinstatement, through the same stores the bot uses (exams: tests/test_exam_storage.py)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from labeling.batch import BatchSettings
-from labeling.models import Submission, Task, Verdict
-from storage.db import Database
+from labeling.models import Submission, Task
 from storage.engine import Engine, Params
-from storage.exams import ExamStore
 from tests.engines import stored_batch
 from tests.factories import Desk, registered
 
@@ -200,38 +198,3 @@ async def test_dynamic_overlap_asks_more_workers_only_where_they_disagree(engine
         (2, 2, 0),
         (4, 4, 0),  # item 2 grew to the cap without reaching the target
     ]
-
-
-async def test_the_exam_admits_those_who_pass_and_bars_the_rest(db: Database) -> None:
-    await batch(db, regular=4, gold=4, exam_size=2, exam_pass=1.0, exam_retry_minutes=1.0)
-    tasks, exams = await registered(db, 1, 2), ExamStore(db)
-    assert (await tasks.current_or_next(1, 1.0, TTL)).task is None  # not admitted before the exam
-    first = await exams.next_question(1, 1.0)
-    assert first is not None and not hasattr(first, "verdict")
-    assert (first.number, first.total, first.text) == (1, 2, "gold 0")
-    missed = await exams.answer(Submission(first.attempt_id, 1, option=1), first.item_id, 2.0)
-    assert (missed.correct, missed.right_answer, missed.finished) == (False, "a", False)
-    again = await exams.answer(Submission(first.attempt_id, 1, option=0), first.item_id, 2.0)
-    assert again.verdict is Verdict.DUPLICATE  # a double tap counts once
-    second = await exams.next_question(1, 3.0)
-    assert second is not None and getattr(second, "number", None) == 2
-    result = await exams.answer(Submission(second.attempt_id, 1, option=0), second.item_id, 4.0)
-    assert (result.finished, result.passed, result.score, result.retry_at) == (True, False, 1, 64.0)
-    barred = await exams.next_question(1, 10.0)
-    assert barred is not None and getattr(barred, "retry_at", None) == 64.0
-    retry = await exams.next_question(1, 65.0)
-    assert retry is not None and getattr(retry, "number", None) == 1
-    for question_number in (1, 2):
-        question = await exams.next_question(1, 66.0)
-        assert question is not None and getattr(question, "number", None) == question_number
-        passed = await exams.answer(
-            Submission(question.attempt_id, 1, option=0), question.item_id, 67.0
-        )
-    assert passed.passed and passed.score == 2
-    task = (await tasks.current_or_next(1, 68.0, TTL)).task
-    assert task is not None and task.text not in ("gold 0", "gold 1")  # exam items stay out
-    # Another worker's attempt cannot be answered by worker 2's taps, nor theirs by worker 1.
-    other = await exams.next_question(2, 70.0)
-    assert other is not None
-    stolen = await exams.answer(Submission(other.attempt_id, 1, option=0), other.item_id, 71.0)
-    assert stolen.verdict is Verdict.NOT_YOURS
