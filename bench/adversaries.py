@@ -155,11 +155,11 @@ async def simulate(items: int, count: int, options: int, adversaries: bool, seed
             imported = await service.import_file(content, "adversaries.csv", settings)
             await service.publish(imported.batch_id)
             # A fixed secret, so that a seed gives the same run every time.
-            await db.conn.execute("UPDATE batches SET gold_seed = ?", (f"{seed:032x}",))
-            await db.conn.commit()
+            secret = f"{seed:032x}"
+            await db.run(lambda tx: tx.execute("UPDATE batches SET gold_seed = ?", (secret,)))
             keys = {
-                row[0]: (row[1], row[2] is not None)
-                for row in await db.fetchall("SELECT id, external_id, gold FROM items")
+                row["id"]: (row["external_id"], row["gold"] is not None)
+                for row in await db.read("SELECT id, external_id, gold FROM items")
             }
             tasks = WorkService(
                 WorkerStore(db),
@@ -250,10 +250,11 @@ async def tally(
         counted[name][0] += row["excluded"] == ""
     run.counted = {name: (c[0], c[1]) for name, c in counted.items()}
     run.gold = {name: (g[0], g[1]) for name, g in gold.items()}
-    for worker_id, earned in await db.fetchall(
-        "SELECT worker_id, SUM(amount) FROM ledger GROUP BY worker_id"
+    for row in await db.read(
+        "SELECT worker_id, SUM(amount) AS earned FROM ledger GROUP BY worker_id"
     ):
-        run.pay[strategy[worker_id]] = run.pay.get(strategy[worker_id], 0.0) + earned
+        name = strategy[row["worker_id"]]
+        run.pay[name] = run.pay.get(name, 0.0) + row["earned"]
     labels = io.StringIO()
     await service.export(batch_id, "labels", "csv", labels)
     rows = [r for r in csv.DictReader(io.StringIO(labels.getvalue())) if not r["gold"]]

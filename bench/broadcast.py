@@ -34,18 +34,22 @@ from labeling.batch import BatchSettings  # noqa: E402
 from labeling.batches import BatchService  # noqa: E402
 from storage.batches import BatchStore  # noqa: E402
 from storage.db import Database  # noqa: E402
+from storage.engine import Tx  # noqa: E402
 
 ANNOUNCEMENT = "New batch"
 
 
 async def prepare(database: Path, workers: int) -> int:
+    def add_workers(tx: Tx) -> None:
+        for i in range(workers):
+            tx.execute(
+                "INSERT INTO workers (id, name, created_at, last_seen_at) VALUES (?, ?, 0, 0)",
+                (100_000 + i, f"Worker {i}"),
+            )
+
     async with Database(database) as db:
         await db.migrate()
-        async with db.atomic() as conn:
-            await conn.executemany(
-                "INSERT INTO workers (id, name, created_at, last_seen_at) VALUES (?, ?, 0, 0)",
-                [(100_000 + i, f"Worker {i}") for i in range(workers)],
-            )
+        await db.run(add_workers)
         settings = BatchSettings(name="Bench", question="Positive?", options="yes,no")
         imported = await BatchService(BatchStore(db)).import_file(
             b"text\nfine\n", "bench.csv", settings

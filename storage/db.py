@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import logging
 import os
 import re
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
-from contextlib import asynccontextmanager, suppress
+from contextlib import suppress
 from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
@@ -23,13 +22,7 @@ log = logging.getLogger(__name__)
 
 Params = Sequence[Any] | dict[str, Any]
 T = TypeVar("T")
-# Rows come as sqlite3.Row (the connection's row factory): by name and by place, built in C.
-Record = sqlite3.Row
 _MIGRATION_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
-
-# The task inside a transaction, so that nested atomic() calls become savepoints instead of
-# waiting for the lock they already hold.
-_owner: contextvars.ContextVar[int | None] = contextvars.ContextVar("db_owner", default=None)
 
 # How long a statement waits for another process's lock before it fails.
 BUSY_SECONDS = 10
@@ -56,8 +49,9 @@ class Database:
     """Serialises every use of one aiosqlite connection.
 
     SQLite allows one writer; within this process an asyncio lock makes each transaction run
-    alone, so a coroutine never reads another one's uncommitted rows. Other processes (the CLI
-    next to a running bot) wait on SQLite's busy timeout.
+    alone (a migration takes several calls to the connection's thread, and a change must not
+    land between them). Other processes (the CLI next to a running bot) wait on SQLite's busy
+    timeout.
     """
 
     engine = "sqlite"
@@ -68,16 +62,14 @@ class Database:
         self._conn: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
         self._lock = asyncio.Lock()
-        self._depth = 0
 
     async def open(self) -> Database:
         if self._conn is None:
             if self.path != ":memory:":
                 create_private(Path(self.path))
-            # Python's sqlite3 begins the transaction itself, as BEGIN IMMEDIATE, with the first
-            # write: a round trip to the database thread fewer per transaction, and none at all
-            # for a transaction that turns out to write nothing (a refused tap).
-            conn = await aiosqlite.connect(self.path, isolation_level="IMMEDIATE")
+            # No transaction begins behind the code's back: each one starts with its own
+            # BEGIN IMMEDIATE (in _transact and in the migrations).
+            conn = await aiosqlite.connect(self.path, isolation_level=None)
             try:
                 await self._configure(conn)
             except BaseException:
@@ -117,56 +109,10 @@ class Database:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    @property
-    def conn(self) -> aiosqlite.Connection:
+    def _writer(self) -> aiosqlite.Connection:
         if self._conn is None:
             raise RuntimeError("the database is not open")
         return self._conn
-
-    @asynccontextmanager
-    async def _hold(self) -> AsyncIterator[bool]:
-        """Holds the connection for this task; yields whether this is the outermost hold."""
-        task_id = id(asyncio.current_task())
-        if _owner.get() == task_id:
-            yield False
-            return
-        async with self._lock:
-            token = _owner.set(task_id)
-            try:
-                yield True
-            finally:
-                _owner.reset(token)
-
-    @asynccontextmanager
-    async def atomic(self) -> AsyncIterator[aiosqlite.Connection]:
-        """One transaction (a savepoint when nested): all of its writes land, or none."""
-        async with self._hold() as outermost:
-            conn = self.conn
-            if outermost:
-                try:
-                    yield conn
-                except BaseException:
-                    if conn.in_transaction:
-                        await conn.rollback()
-                    raise
-                if conn.in_transaction:
-                    await conn.commit()
-                return
-            if not conn.in_transaction:
-                # A savepoint outside a transaction would start (and on release, end) its own.
-                await conn.execute("BEGIN IMMEDIATE")
-            self._depth += 1
-            name = f"sp{self._depth}"
-            await conn.execute(f"SAVEPOINT {name}")
-            try:
-                yield conn
-            except BaseException:
-                await conn.execute(f"ROLLBACK TO {name}")
-                await conn.execute(f"RELEASE {name}")
-                raise
-            finally:
-                self._depth -= 1
-            await conn.execute(f"RELEASE {name}")
 
     async def leads(self, job: str) -> bool:
         """Always: one process serves a SQLite file (the command line runs no upkeep)."""
@@ -174,30 +120,21 @@ class Database:
 
     async def run(self, change: Callable[[Tx], T]) -> T:
         """Runs `change` in one transaction in the database's thread: one wait for the event
-        loop, however many statements the change takes (see storage/engine.py). Inside an
-        atomic() of the same task it runs as a savepoint of that transaction."""
-        async with self._hold():
-            return await run_on(self.conn, change)
+        loop, however many statements the change takes (see storage/engine.py).
 
-    async def fetchall(self, sql: str, params: Params = ()) -> list[tuple[Any, ...]]:
-        async with self._hold():
-            return [tuple(row) for row in await self.conn.execute_fetchall(sql, params)]
-
-    async def fetchone(self, sql: str, params: Params = ()) -> tuple[Any, ...] | None:
-        rows = await self.fetchall(sql, params)
-        return rows[0] if rows else None
-
-    async def fetchval(self, sql: str, params: Params = ()) -> Any:
-        row = await self.fetchone(sql, params)
-        return None if row is None else row[0]
+        aiosqlite runs any function in its thread but has no public name for that, so its two
+        private ones are used here and nowhere else."""
+        async with self._lock:
+            conn = self._writer()
+            return await conn._execute(_transact, conn._conn, change)
 
     async def read(self, sql: str, params: Params = ()) -> list[Row]:
         """A report's rows, read by name through the reading connection: what is committed,
         without waiting for the writer or making it wait."""
         rows: list[Row]
         if self._reader is None:  # an in-memory database has no second connection
-            async with self._hold():
-                rows = list(await records(self.conn, sql, params))
+            async with self._lock:
+                rows = list(await self._writer().execute_fetchall(sql, params))
                 return rows
         rows = list(await self._reader.execute_fetchall(sql, params))
         return rows
@@ -219,8 +156,8 @@ class Database:
         first (BEGIN IMMEDIATE) and only then reads whether its version is recorded, so the
         second process waits for the first and finds the work done instead of repeating it.
         """
-        async with self._hold():
-            conn = self.conn
+        async with self._lock:
+            conn = self._writer()
             # Under the write lock too: on its own, the statement reads first and then writes,
             # and another process's commit in between fails it at once, with no busy wait.
             await conn.execute("BEGIN IMMEDIATE")
@@ -242,7 +179,7 @@ class Database:
         """Applies one migration with the record of its version, in one transaction; False
         when it was recorded already. (Not executescript: it commits before it runs, so the
         check and the change could not share a transaction.)"""
-        conn = self.conn
+        conn = self._writer()
         await conn.execute("BEGIN IMMEDIATE")
         try:
             done = await conn.execute_fetchall(
@@ -262,11 +199,12 @@ class Database:
 
     async def schema_version(self) -> int:
         """The newest migration applied; 0 for a database never migrated."""
-        if not await self.fetchval(
+        if not await self.read(
             "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
         ):
             return 0
-        return int(await self.fetchval("SELECT COALESCE(MAX(version), 0) FROM schema_migrations"))
+        rows = await self.read("SELECT COALESCE(MAX(version), 0) AS version FROM schema_migrations")
+        return int(rows[0]["version"])
 
 
 class SqliteTx:
@@ -298,33 +236,10 @@ class SqliteTx:
         return None if row is None else row[0]
 
 
-async def run_on(conn: aiosqlite.Connection, change: Callable[[Tx], T]) -> T:
-    """Runs `change` in the connection's thread, as a savepoint when a transaction of atomic()
-    is open there. aiosqlite runs any function in its thread but has no public name for that,
-    so its two private ones are used here and nowhere else."""
-    return await conn._execute(_transact, conn._conn, change)
-
-
-_savepoints = 0
-
-
 def _transact(conn: sqlite3.Connection, change: Callable[[Tx], T]) -> T:
     """Runs `change` as one transaction, in the connection's thread. BEGIN IMMEDIATE first:
     what the change reads and what it writes belong to one moment, even with another process
     (the command line) writing to the same file."""
-    global _savepoints
-    if conn.in_transaction:  # inside atomic(): a savepoint of the transaction there
-        _savepoints += 1
-        name = f"run{_savepoints}"
-        conn.execute(f"SAVEPOINT {name}")
-        try:
-            result = change(SqliteTx(conn))
-        except BaseException:
-            conn.execute(f"ROLLBACK TO {name}")
-            conn.execute(f"RELEASE {name}")
-            raise
-        conn.execute(f"RELEASE {name}")
-        return result
     conn.execute("BEGIN IMMEDIATE")
     try:
         result = change(SqliteTx(conn))
@@ -341,12 +256,6 @@ def create_private(path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with suppress(FileExistsError):
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-
-
-async def records(conn: aiosqlite.Connection, sql: str, params: Params = ()) -> list[Record]:
-    """The rows of a query, read by column name, so a reordered SELECT cannot fill the wrong
-    field. One round trip to the database thread, like any other read."""
-    return list(await conn.execute_fetchall(sql, params))
 
 
 def statements(script: str) -> Iterable[str]:

@@ -258,17 +258,6 @@ class PostgresDatabase:
     ) -> AsyncIterator[Row]:
         return paginate(self.read, sql, params, key=key, size=size)
 
-    async def fetchall(self, sql: str, params: Params = ()) -> list[tuple[Any, ...]]:
-        return [tuple(row) for row in await self.read(sql, params)]
-
-    async def fetchone(self, sql: str, params: Params = ()) -> tuple[Any, ...] | None:
-        rows = await self.fetchall(sql, params)
-        return rows[0] if rows else None
-
-    async def fetchval(self, sql: str, params: Params = ()) -> Any:
-        row = await self.fetchone(sql, params)
-        return None if row is None else row[0]
-
     # -- migrations -----------------------------------------------------------------------
 
     async def migrate(self, up_to: int | None = None) -> list[int]:

@@ -433,17 +433,16 @@ async def test_status_and_batches_still_work_for_a_draft(office: Harness) -> Non
 
 
 async def test_the_migration_keeps_notices_and_marks_old_work_done(tmp_path: Path) -> None:
+    def old_notice(tx: Tx) -> None:
+        tx.execute("INSERT INTO workers (id, name, created_at, last_seen_at) VALUES (5, 'w', 0, 0)")
+        tx.execute(
+            "INSERT INTO notices (worker_id, kind, status, created_at)"
+            " VALUES (5, 'reinstated', 'sent', 1)"
+        )
+
     async with Database(tmp_path / "old.db") as db:
         await db.migrate(up_to=7)
-        async with db.atomic() as conn:
-            await conn.execute(
-                "INSERT INTO workers (id, name, created_at, last_seen_at) VALUES (5, 'w', 0, 0)"
-            )
-            await conn.execute(
-                "INSERT INTO notices (worker_id, kind, status, created_at)"
-                " VALUES (5, 'reinstated', 'sent', 1)"
-            )
+        await db.run(old_notice)
         await db.migrate()
-        assert await db.fetchall("SELECT worker_id, coordinator_id, kind FROM notices") == [
-            (5, None, "reinstated")
-        ]
+        notices = await db.read("SELECT worker_id, coordinator_id, kind FROM notices")
+        assert [tuple(row) for row in notices] == [(5, None, "reinstated")]

@@ -13,6 +13,7 @@ from labeling.batch import BatchSettings
 from labeling.batches import BatchService
 from storage.batches import BatchStore
 from storage.db import Database
+from storage.engine import Tx
 
 
 async def test_sigkill_while_labeling_loses_no_confirmed_answer_and_stores_none_twice() -> None:
@@ -32,13 +33,17 @@ async def test_sigkill_mid_broadcast_resumes_and_tells_no_one_twice(tmp_path: Pa
     in flight at the kill."""
     database = tmp_path / "kill.db"
     workers, first = 200, 300_000
+
+    def add_workers(tx: Tx) -> None:
+        for worker_id in range(first, first + workers):
+            tx.execute(
+                "INSERT INTO workers (id, name, created_at, last_seen_at) VALUES (?, 'w', 0, 0)",
+                (worker_id,),
+            )
+
     async with Database(database) as db:
         await db.migrate()
-        async with db.atomic() as conn:
-            await conn.executemany(
-                "INSERT INTO workers (id, name, created_at, last_seen_at) VALUES (?, 'w', 0, 0)",
-                [(first + i,) for i in range(workers)],
-            )
+        await db.run(add_workers)
         settings = BatchSettings(name="Kill", question="q?", options="yes,no")
         service = BatchService(BatchStore(db))
         imported = await service.import_file(b"text\na\n", "k.csv", settings)
@@ -67,10 +72,12 @@ async def test_sigkill_mid_broadcast_resumes_and_tells_no_one_twice(tmp_path: Pa
         try:
             async with Database(database) as db:
                 for _ in range(300):
-                    if await db.fetchval("SELECT finished_at FROM broadcasts") is not None:
+                    finished = await db.read("SELECT finished_at FROM broadcasts")
+                    if finished[0]["finished_at"] is not None:
                         break
                     await asyncio.sleep(0.1)
-                status = dict(await db.fetchall("SELECT worker_id, status FROM deliveries"))
+                deliveries = await db.read("SELECT worker_id, status FROM deliveries")
+                status = {row["worker_id"]: row["status"] for row in deliveries}
         finally:
             await stop(bot, sandbox)
     told = {worker_id: len(user.bot_messages) for worker_id, user in users.items()}

@@ -156,8 +156,8 @@ class Rig:
 
     async def answers(self) -> list[tuple[int, str]]:
         async with Database(self.database) as db:
-            rows = await db.fetchall("SELECT assignment_id, value FROM answers")
-        return [(row[0], row[1]) for row in rows]
+            rows = await db.read("SELECT assignment_id, value FROM answers")
+        return [(row["assignment_id"], row["value"]) for row in rows]
 
 
 @asynccontextmanager
@@ -260,7 +260,7 @@ async def test_a_tap_redelivered_after_a_kill_is_stored_once_and_the_card_moves_
         answers = await rig.answers()
         async with Database(rig.database) as db:
             doubled = await count_doubling(db)
-            paid = await db.fetchval("SELECT COUNT(*) FROM ledger")
+            paid = (await db.read("SELECT COUNT(*) AS n FROM ledger"))[0]["n"]
     # The worker sees their answer saved and the next task on the same card...
     assert card.shown.startswith(f"{SAVED}. Next task:") and first_item not in card.shown
     assert card.find_button("yes") is not None
@@ -291,7 +291,7 @@ async def test_a_worker_who_taps_a_card_whose_edit_was_lost_is_told_it_is_saved(
         await worker.wait_for(lambda u: len(u.notices) > notices and card.shown != first_item)
         async with Database(rig.database) as db:
             doubled = await count_doubling(db)
-            stored = await db.fetchval("SELECT COUNT(*) FROM answers")
+            stored = (await db.read("SELECT COUNT(*) AS n FROM answers"))[0]["n"]
     assert [notice.text for notice in worker.notices[notices:]] == [ALREADY_SAVED]
     assert card.shown.startswith(f"{SAVED}. Next task:") and card.find_button("yes")
     assert stored == 1 and set(doubled.values()) == {0}, doubled

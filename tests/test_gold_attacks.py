@@ -24,6 +24,7 @@ from labeling.batch import BatchSettings
 from labeling.models import Problem, Submission, Task, Verdict
 from labeling.review import ReviewService
 from storage.db import Database
+from storage.engine import Row
 from storage.reviews import ReviewStore
 from tests.factories import Desk, open_batch, registered
 from tests.harness import BOSS, Harness, first_card, press, replies, settle
@@ -158,16 +159,17 @@ async def test_a_spammer_learns_too_little_gold_from_a_throwaway_to_pass(db: Dat
     clock = Clock()
     leaked = set(await walk(tasks, 1, clock, lambda step, task: "skip"))
     assert len({item for item in leaked if item.startswith("g")}) <= 3
-    assert await db.fetchval("SELECT cause FROM worker_batches WHERE worker_id = 1") == "dodging"
+    first = await db.read("SELECT cause FROM worker_batches WHERE worker_id = 1")
+    assert first[0]["cause"] == "dodging"
     await walk(
         tasks, 2, clock, lambda step, task: truth(task.text) if key(task.text) in leaked else 0
     )
-    answers, right = (
-        await db.fetchall(
-            "SELECT gold_answers, gold_correct FROM worker_batches WHERE worker_id = 2"
-        )
+    second = (
+        await db.read("SELECT gold_answers, gold_correct FROM worker_batches WHERE worker_id = 2")
     )[0]
-    assert right < answers, "gold the throwaway never saw catches the spam"
+    assert second["gold_correct"] < second["gold_answers"], (
+        "gold the throwaway never saw catches the spam"
+    )
 
 
 # -- colluding accounts -----------------------------------------------------------------------
@@ -196,20 +198,22 @@ async def two_reporters(db: Database) -> None:
 
 async def test_two_judged_accounts_cannot_report_gold_away(db: Database) -> None:
     await two_reporters(db)
-    broken = await db.fetchval(
-        "SELECT COUNT(*) FROM items WHERE gold IS NOT NULL AND state != 'ok'"
-    )
+    broken = (
+        await db.read("SELECT COUNT(*) AS n FROM items WHERE gold IS NOT NULL AND state != 'ok'")
+    )[0]["n"]
     # Each account answered at most 9 gold items, so at least 2 of 20 went to reports by both.
     assert broken <= 1, f"{broken} of {GOLD_ITEMS} gold items withdrawn by two accounts"
 
 
 async def test_two_accounts_cannot_report_a_whole_batch_away(db: Database) -> None:
     await two_reporters(db)
-    broken = await db.fetchval("SELECT COUNT(*) FROM items WHERE gold IS NULL AND state != 'ok'")
+    broken = (
+        await db.read("SELECT COUNT(*) AS n FROM items WHERE gold IS NULL AND state != 'ok'")
+    )[0]["n"]
     assert broken <= 5, f"{broken} of {REGULAR} ordinary items withdrawn by two accounts"
 
 
-async def frame(db: Database) -> list[tuple[Any, ...]]:
+async def frame(db: Database) -> list[Row]:
     """Colluders 1 and 2 answer gold right and every ordinary item with the same wrong answer
     (the option after the truth), first; honest worker 3 then answers everything truthfully
     and completes each item, the upkeep's sweep running after every answer."""
@@ -229,7 +233,7 @@ async def frame(db: Database) -> list[tuple[Any, ...]]:
         await review.sweep()
 
     await walk(tasks, 3, clock, lambda step, task: truth(task.text), after=sweep)
-    return await db.fetchall(
+    return await db.read(
         "SELECT worker_id, status, cause, gold_answers, gold_correct, peer_checks, peer_agreed"
         " FROM worker_batches ORDER BY 1"
     )
@@ -237,9 +241,9 @@ async def frame(db: Database) -> list[tuple[Any, ...]]:
 
 async def test_two_colluders_cannot_get_an_honest_worker_suspended(db: Database) -> None:
     rows = await frame(db)
-    honest = next(row for row in rows if row[0] == 3)
-    assert honest[3] == honest[4] >= 3  # right on every gold item
-    assert honest[1] == "active", f"the honest worker was suspended: {honest}"
+    honest = next(row for row in rows if row["worker_id"] == 3)
+    assert honest["gold_answers"] == honest["gold_correct"] >= 3  # right on every gold item
+    assert honest["status"] == "active", f"the honest worker was suspended: {tuple(honest)}"
 
 
 # -- through the bot -------------------------------------------------------------------------

@@ -75,11 +75,13 @@ async def test_skipping_gold_never_settles_it(db: Database) -> None:
         task = outcome.next_task
     assert skipped == 3 and answered <= 3
     assert outcome.closed == "b" and outcome.shown is not None
-    assert await db.fetchall("SELECT status, cause, gold_returned FROM worker_batches") == [
-        ("suspended", "dodging", 3)
-    ]
-    assert await db.fetchval("SELECT SUM(answers) FROM items") == 0  # nothing counts
-    assert await db.fetchval("SELECT COUNT(*) FROM ledger") == answered  # what they did is paid
+    records = await db.read("SELECT status, cause, gold_returned FROM worker_batches")
+    assert [tuple(row) for row in records] == [("suspended", "dodging", 3)]
+    counts = await db.read(
+        "SELECT (SELECT SUM(answers) FROM items) AS counted, (SELECT COUNT(*) FROM ledger) AS paid"
+    )
+    assert counts[0]["counted"] == 0  # nothing counts
+    assert counts[0]["paid"] == answered  # what they did is paid
     assert (await tasks.current_or_next(1, 3.0, TTL)).task is None
 
 
@@ -114,8 +116,7 @@ async def test_the_gold_stream_survives_a_restart(tmp_path: Path) -> None:
         async with Database(tmp_path / f"r{restart_at}.db") as db:
             await db.migrate()
             await batch(db, regular=100, gold=20, overlap=1, gold_ratio=0.2)
-            async with db.atomic() as conn:
-                await conn.execute("UPDATE batches SET gold_seed = ?", (SEED,))
+            await db.run(lambda tx: tx.execute("UPDATE batches SET gold_seed = ?", (SEED,)))
             streams.append(await kinds(db, await registered(db, 1), 60, restart_at))
     assert streams[0] == streams[1]
     assert "g" in streams[0][:4] and streams[0].count("g") >= 5
@@ -281,8 +282,7 @@ async def test_gold_taken_out_still_stands_between_an_unjudged_worker_and_the_ba
     """Gold withdrawn (reported broken, suspect) is not 'no gold': a worker who never answered
     min_gold gold items meets no ordinary task beyond the warm-up's."""
     await batch(db, regular=40, gold=5, overlap=1)
-    async with db.atomic() as conn:
-        await conn.execute("UPDATE items SET state = 'broken' WHERE gold IS NOT NULL")
+    await db.run(lambda tx: tx.execute("UPDATE items SET state = 'broken' WHERE gold IS NOT NULL"))
     tasks = await registered(db, 1)
     issued = await tasks.current_or_next(1, 1.0, TTL)
     task, closed, given = issued.task, issued.closed, 0
@@ -290,7 +290,7 @@ async def test_gold_taken_out_still_stands_between_an_unjudged_worker_and_the_ba
         outcome = await tasks.submit(Submission(task.assignment_id, 1, option=1), 2.0, TTL)
         task, closed, given = outcome.next_task, outcome.closed, given + 1
     assert given <= 3 and closed == "b"
-    assert await db.fetchval("SELECT cause FROM worker_batches") == "unjudged"
+    assert (await db.read("SELECT cause FROM worker_batches"))[0]["cause"] == "unjudged"
 
 
 async def test_a_worker_a_coordinator_reinstates_is_not_closed_again_at_once(
@@ -307,13 +307,14 @@ async def test_a_worker_a_coordinator_reinstates_is_not_closed_again_at_once(
         seen_gold += gold(task)
         task = (await tasks.submit(Submission(task.assignment_id, 1, option=3), 2.0, TTL)).next_task
     assert await tasks.expire(3.0 + TTL) == 1  # no task left open
-    async with db.atomic() as conn:  # as if a rule had stopped them once gold ran out
-        await conn.execute(
+    await db.run(  # as if a rule had stopped them once gold ran out
+        lambda tx: tx.execute(
             "UPDATE worker_batches SET status = 'suspended', cause = 'gold', reason = 'x'"
         )
+    )
     assert await tasks.reinstate(1, 1, 10.0 + TTL)
-    async with db.atomic() as conn:  # gold falls due, and every gold item is seen
-        await conn.execute("UPDATE worker_batches SET gold_owed = 1")
+    # Gold falls due, and every gold item is seen.
+    await db.run(lambda tx: tx.execute("UPDATE worker_batches SET gold_owed = 1"))
     issued = await tasks.current_or_next(1, 11.0 + TTL, TTL)
     assert issued.task is not None and issued.closed is None
 

@@ -321,10 +321,11 @@ class ClaimsAfterTheAnswers(BroadcastStore):
 
 
 async def test_a_429_that_lands_while_the_broadcast_claims_is_retried(db: Database) -> None:
-    async with db.atomic() as conn:
-        await conn.execute(
+    await db.run(
+        lambda tx: tx.execute(
             "INSERT INTO workers (id, name, created_at, last_seen_at) VALUES (61, 'w', 0, 0)"
         )
+    )
     batches = BatchService(BatchStore(db))
     imported = await batches.import_file(
         b"text\na\n", "b.csv", BatchSettings(name="B", question="q?", options="yes,no")

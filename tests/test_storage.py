@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import sqlite3
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from labeling.batchfile import parse_batch_file
 from labeling.models import BatchStatus, Submission
 from storage.batches import BatchStore
 from storage.db import Database, migrations
-from storage.engine import Engine
+from storage.engine import Engine, Tx
 from tests.factories import open_batch, registered
 
 TTL = 60.0
@@ -32,52 +33,35 @@ async def test_migrations_are_recorded_and_applied_once(tmp_path: Path) -> None:
         assert await db.migrate() == [version for version, _, _ in migrations()]
         assert await db.migrate() == []
         assert await db.schema_version() == len(list(migrations()))
-        assert await db.fetchval("PRAGMA journal_mode") == "wal"
-        assert await db.fetchval("PRAGMA foreign_keys") == 1
+        # Asked of the writing connection: foreign_keys is a setting of each connection.
+        assert await db.run(lambda tx: tx.value("PRAGMA journal_mode")) == "wal"
+        assert await db.run(lambda tx: tx.value("PRAGMA foreign_keys")) == 1
 
 
-async def test_atomic_rolls_back_everything_on_error(db: Database) -> None:
+async def test_a_change_rolls_back_everything_on_error(db: Database) -> None:
+    def change(tx: Tx) -> None:
+        tx.execute("INSERT INTO workers (id, name, created_at, last_seen_at) VALUES (1, 'a', 0, 0)")
+        tx.execute("INSERT INTO workers (id, name, created_at, last_seen_at) VALUES (2, 'b', 0, 0)")
+        raise RuntimeError("boom")
+
     with pytest.raises(RuntimeError):
-        async with db.atomic() as conn:
-            await conn.execute(
-                "INSERT INTO workers (id, name, created_at, last_seen_at) VALUES (1, 'a', 0, 0)"
-            )
-            async with db.atomic() as inner:
-                await inner.execute(
-                    "INSERT INTO workers (id, name, created_at, last_seen_at) VALUES (2, 'b', 0, 0)"
-                )
-            raise RuntimeError("boom")
-    assert await db.fetchval("SELECT COUNT(*) FROM workers") == 0
-
-
-async def test_a_failed_savepoint_keeps_the_outer_transaction(db: Database) -> None:
-    async with db.atomic() as conn:
-        await conn.execute(
-            "INSERT INTO workers (id, name, created_at, last_seen_at) VALUES (1, 'a', 0, 0)"
-        )
-        with pytest.raises(sqlite3.IntegrityError):
-            async with db.atomic() as inner:
-                await inner.execute(
-                    "INSERT INTO workers (id, name, created_at, last_seen_at)"
-                    " VALUES (1, 'again', 0, 0)"
-                )
-    assert await db.fetchall("SELECT id, name FROM workers") == [(1, "a")]
+        await db.run(change)
+    assert (await db.read("SELECT COUNT(*) AS n FROM workers"))[0]["n"] == 0
 
 
 async def test_concurrent_transactions_do_not_interleave(db: Database) -> None:
-    async def add(worker_id: int) -> None:
-        async with db.atomic() as conn:
-            await conn.execute(
-                "INSERT INTO workers (id, name, created_at, last_seen_at) VALUES (?, 'w', 0, 0)",
-                (worker_id,),
-            )
-            await asyncio.sleep(0)
-            if worker_id % 2:
-                raise ValueError("odd ones roll back")
+    def add(worker_id: int, tx: Tx) -> None:
+        tx.execute(
+            "INSERT INTO workers (id, name, created_at, last_seen_at) VALUES (?, 'w', 0, 0)",
+            (worker_id,),
+        )
+        if worker_id % 2:
+            raise ValueError("odd ones roll back")
 
-    await asyncio.gather(*(add(i) for i in range(20)), return_exceptions=True)
-    rows = await db.fetchall("SELECT id FROM workers ORDER BY id")
-    assert [row[0] for row in rows] == list(range(0, 20, 2))
+    changes = (db.run(functools.partial(add, i)) for i in range(20))
+    await asyncio.gather(*changes, return_exceptions=True)
+    rows = await db.read("SELECT id FROM workers ORDER BY id")
+    assert [row["id"] for row in rows] == list(range(0, 20, 2))
 
 
 async def test_an_answer_cannot_be_stored_twice_even_by_sql(db: Database) -> None:
@@ -88,12 +72,13 @@ async def test_an_answer_cannot_be_stored_twice_even_by_sql(db: Database) -> Non
     verdict = (await tasks.submit(Submission(task.assignment_id, 1, option=0), 2.0, TTL)).verdict
     assert verdict is Verdict.ACCEPTED
     with pytest.raises(sqlite3.IntegrityError):
-        async with db.atomic() as conn:
-            await conn.execute(
+        await db.run(
+            lambda tx: tx.execute(
                 "INSERT INTO answers (assignment_id, item_id, batch_id, worker_id, value,"
                 " duration_ms, created_at) VALUES (?, ?, ?, 1, 'no', 0, 3)",
                 (task.assignment_id, task.item_id, task.batch_id),
             )
+        )
 
 
 async def test_each_item_collects_overlap_answers_from_distinct_workers(db: Database) -> None:
@@ -110,7 +95,8 @@ async def test_each_item_collects_overlap_answers_from_distinct_workers(db: Data
             task = outcome.next_task
     assert sorted(answered.values()) == [[1, 2], [1, 2], [1, 2]]
     assert (await tasks.current_or_next(3, 3.0, TTL)).task is None
-    assert await db.fetchall("SELECT answers, wanted FROM items") == [(2, 0)] * 3
+    counts = await db.read("SELECT answers, wanted FROM items")
+    assert [tuple(row) for row in counts] == [(2, 0)] * 3
 
 
 async def test_a_worker_holds_one_open_task_and_gets_it_again(db: Database) -> None:
@@ -121,11 +107,12 @@ async def test_a_worker_holds_one_open_task_and_gets_it_again(db: Database) -> N
     assert first is not None and again is not None
     assert again.assignment_id == first.assignment_id
     with pytest.raises(sqlite3.IntegrityError):  # the schema itself forbids a second one
-        async with db.atomic() as conn:
-            await conn.execute(
+        await db.run(
+            lambda tx: tx.execute(
                 "INSERT INTO assignments (item_id, batch_id, worker_id, issued_at, expires_at)"
                 " VALUES (2, 1, 1, 0, 100)"
             )
+        )
 
 
 async def test_expired_tasks_return_to_the_pool_and_count_right(db: Database) -> None:
@@ -133,10 +120,10 @@ async def test_expired_tasks_return_to_the_pool_and_count_right(db: Database) ->
     tasks = await registered(db, 1, 2, 3)
     for worker_id in (1, 2):
         assert (await tasks.current_or_next(worker_id, 0.0, 10.0)).task is not None
-    assert await db.fetchval("SELECT wanted FROM items") == 1
+    assert (await db.read("SELECT wanted FROM items"))[0]["wanted"] == 1
     assert await tasks.expire(now=5.0) == 0
     assert await tasks.expire(now=10.0) == 2
-    assert await db.fetchval("SELECT wanted FROM items") == 3
+    assert (await db.read("SELECT wanted FROM items"))[0]["wanted"] == 3
     # The workers whose tasks expired never get that item again; a third worker does.
     assert (await tasks.current_or_next(1, 11.0, 10.0)).task is None
     assert (await tasks.current_or_next(3, 11.0, 10.0)).task is not None
@@ -174,8 +161,8 @@ async def test_picking_a_task_uses_the_pool_and_gold_indexes(db: Database) -> No
         (_PICK_TASK, task, "items_pool (batch_id=? AND id>? AND id<?)"),
         (_PICK_GOLD, gold, "items_gold_rank (batch_id=? AND gold_rank>? AND gold_rank<?)"),
     ):
-        plan = await db.fetchall("EXPLAIN QUERY PLAN " + sql, params)
-        details = " ".join(row[3] for row in plan)
+        plan = await db.read("EXPLAIN QUERY PLAN " + sql, params)
+        details = " ".join(row["detail"] for row in plan)
         assert f"SEARCH i USING INDEX {index}" in details
         assert "TEMP B-TREE" not in details  # LIMIT 1 stops at the first fit
 
@@ -192,34 +179,41 @@ async def test_creating_a_batch_is_all_or_nothing(engine: Engine) -> None:
 
 
 async def test_pages_stream_every_row_once_across_page_boundaries(db: Database) -> None:
-    async with db.atomic() as conn:
-        await conn.executemany(
-            "INSERT INTO workers (id, name, created_at, last_seen_at) VALUES (?, 'w', 0, 0)",
-            [(i,) for i in range(1, 26)],
-        )
+    def change(tx: Tx) -> None:
+        for i in range(1, 26):
+            tx.execute(
+                "INSERT INTO workers (id, name, created_at, last_seen_at) VALUES (?, 'w', 0, 0)",
+                (i,),
+            )
+
+    await db.run(change)
     sql = "SELECT id FROM workers WHERE id > :after ORDER BY id LIMIT :limit"
     for size in (1, 5, 7, 25, 100):
         assert [row[0] async for row in db.pages(sql, {}, size=size)] == list(range(1, 26))
 
 
 async def test_an_old_database_is_upgraded_with_its_data(tmp_path: Path) -> None:
+    def old_batch(tx: Tx) -> None:
+        tx.execute(
+            "INSERT INTO batches (name, question, options, overlap, created_at, status)"
+            " VALUES ('b', 'q?', '[\"yes\", \"no\"]', 2, 0, 'open')"
+        )
+        for position, text, gold in ((1, "a", None), (2, "b", "yes")):
+            tx.execute(
+                "INSERT INTO items (batch_id, position, text, gold, wanted) VALUES (1, ?, ?, ?, 2)",
+                (position, text, gold),
+            )
+
     async with Database(tmp_path / "old.db") as db:
         assert await db.migrate(up_to=1) == [1]
-        async with db.atomic() as conn:
-            await conn.execute(
-                "INSERT INTO batches (name, question, options, overlap, created_at, status)"
-                " VALUES ('b', 'q?', '[\"yes\", \"no\"]', 2, 0, 'open')"
-            )
-            await conn.executemany(
-                "INSERT INTO items (batch_id, position, text, gold, wanted) VALUES (1, ?, ?, ?, 2)",
-                [(1, "a", None), (2, "b", "yes")],
-            )
+        await db.run(old_batch)
         await registered(db, 1)
         assert await db.migrate() == [version for version, _, _ in migrations()][1:]
         stored = await BatchStore(db).get(1)
         assert stored.settings.options == ("yes", "no") and stored.settings.overlap == 2
-        assert await db.fetchall("SELECT target, wanted FROM items ORDER BY id") == [
+        items = await db.read("SELECT target, wanted FROM items ORDER BY id")
+        assert [tuple(row) for row in items] == [
             (2, 2),
             (2, 0),  # the gold item leaves the pool
         ]
-        assert await db.fetchval("SELECT gold_items FROM batches") == 1
+        assert (await db.read("SELECT gold_items FROM batches"))[0]["gold_items"] == 1
