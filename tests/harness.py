@@ -40,6 +40,9 @@ class Harness(LocalBot):
         imported = await batches.import_file(raw, filename, BatchSettings(**settings))
         if publish:
             await batches.publish(imported.batch_id)
+            # The announcement goes out on the notifier's clock: done before the test's
+            # workers act, it can never land as their last message in place of a card.
+            await self.delivered()
         return imported.batch_id
 
     async def snapshot(self) -> dict[str, list[tuple[Any, ...]]]:
