@@ -13,6 +13,7 @@ from labeling.batch import BatchSettings
 from labeling.models import BatchStatus, ExamQuestion, ExamResult, Problem, Submission
 from labeling.ports import Candidate, ExamDraw, ExamPlace, HeldQuestion, MarkedAnswer
 from storage.engine import Engine, Tx
+from storage.settings import SettingsCache
 
 T = TypeVar("T")
 
@@ -44,7 +45,7 @@ class SqlExamUnit:
     """The training exams' reads and writes (labeling.ports.ExamUnit) inside one
     transaction."""
 
-    def __init__(self, tx: Tx, settings: dict[int, BatchSettings]) -> None:
+    def __init__(self, tx: Tx, settings: SettingsCache) -> None:
         self.tx = tx
         self._settings = settings
 
@@ -57,12 +58,7 @@ class SqlExamUnit:
         ]
 
     def settings(self, batch_id: int) -> BatchSettings:
-        settings = self._settings.get(batch_id)  # a batch's settings never change
-        if settings is None:
-            raw = self.tx.value("SELECT settings FROM batches WHERE id = ?", (batch_id,))
-            settings = BatchSettings.model_validate_json(raw)
-            self._settings[batch_id] = settings
-        return settings
+        return self._settings.read(self.tx, batch_id)
 
     def open_attempt(self, batch_id: int, worker_id: int) -> int | None:
         value = self.tx.value(
@@ -233,7 +229,7 @@ class ExamStore:
 
     def __init__(self, db: Engine) -> None:
         self.db = db
-        self._settings: dict[int, BatchSettings] = {}  # a batch's settings never change
+        self._settings = SettingsCache()
 
     async def run(self, change: Callable[[SqlExamUnit], T]) -> T:
         return await self.db.run(lambda tx: change(SqlExamUnit(tx, self._settings)))

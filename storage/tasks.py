@@ -31,6 +31,7 @@ from labeling.quality import Suspension, median
 from labeling.review import Reporter
 from storage.engine import Engine, Row, Tx
 from storage.reviews import set_item_state
+from storage.settings import SettingsCache
 from storage.standing import reinstate, suspend, trust_of
 
 T = TypeVar("T")
@@ -138,7 +139,7 @@ def _held_task(row: Row) -> Task:
 class SqlTaskUnit:
     """The labeling loop's reads and writes (labeling.ports.TaskUnit) inside one transaction."""
 
-    def __init__(self, tx: Tx, settings: dict[int, BatchSettings]) -> None:
+    def __init__(self, tx: Tx, settings: SettingsCache) -> None:
         self.tx = tx
         self._settings = settings
 
@@ -188,12 +189,7 @@ class SqlTaskUnit:
         ]
 
     def settings(self, batch_id: int) -> BatchSettings:
-        settings = self._settings.get(batch_id)  # a batch's settings never change
-        if settings is None:
-            raw = self.tx.value("SELECT settings FROM batches WHERE id = ?", (batch_id,))
-            settings = BatchSettings.model_validate_json(raw)
-            self._settings[batch_id] = settings
-        return settings
+        return self._settings.read(self.tx, batch_id)
 
     def worker_batches(self, worker_id: int) -> list[WorkerBatch]:
         return [
@@ -381,7 +377,7 @@ class TaskStore:
 
     def __init__(self, db: Engine) -> None:
         self.db = db
-        self._settings: dict[int, BatchSettings] = {}  # a batch's settings never change
+        self._settings = SettingsCache()
 
     async def run(self, change: Callable[[SqlTaskUnit], T]) -> T:
         return await self.db.run(lambda tx: change(SqlTaskUnit(tx, self._settings)))

@@ -15,6 +15,7 @@ from labeling.ports import HeldQuestion
 from storage.engine import Engine, Tx
 from storage.exams import ExamStore, SqlExamUnit
 from storage.postgres import PostgresDatabase
+from storage.settings import SettingsCache
 from tests.factories import open_batch, registered
 
 OPTIONS = ("a", "b", "c", "d")  # every training item's answer is "a": option 0
@@ -213,7 +214,7 @@ class Gate:
 
 
 class GatedUnit(SqlExamUnit):
-    def __init__(self, tx: Tx, settings: dict[int, BatchSettings], gate: Gate) -> None:
+    def __init__(self, tx: Tx, settings: SettingsCache, gate: Gate) -> None:
         super().__init__(tx, settings)
         self.gate = gate
 
@@ -241,7 +242,7 @@ def racing(engine: Engine) -> bool:
 
 
 async def both(engine: Engine, unit: type[GatedUnit], gate: Gate, *changes: Any) -> list[Any]:
-    settings: dict[int, BatchSettings] = {}
+    settings = SettingsCache()
 
     def run(change: Any) -> Any:
         return engine.run(lambda tx: change(unit(tx, settings, gate)))
