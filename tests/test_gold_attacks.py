@@ -258,7 +258,7 @@ async def add_animals(harness: Harness, content: str, **settings: Any) -> int:
 
 
 async def snapshot(harness: Harness) -> dict[str, list[tuple[Any, ...]]]:
-    return {table: await harness.query(f"SELECT * FROM {table} ORDER BY 1") for table in TABLES}
+    return await harness.snapshot(TABLES)
 
 
 async def write(harness: Harness, sql: str, params: tuple[Any, ...] = ()) -> None:

@@ -55,11 +55,9 @@ async def replayed_changes_nothing(
 
 
 async def lasting(harness: Harness, without_live_card: bool) -> dict[str, list[tuple[Any, ...]]]:
-    """The harness's snapshot without what changes on its own clock: an item marked compared
-    by the upkeep's sweep once it is finished, and, when asked, each worker's live card."""
+    """The harness's snapshot without, when asked, each worker's live card."""
     tables = await harness.snapshot()
-    ignored = [("items", "compared")] + ([("workers", "card_message_id")] * without_live_card)
-    for table, column in ignored:
+    for table, column in [("workers", "card_message_id")] * without_live_card:
         if tables[table]:
             place = (await harness.columns(table)).index(column)
             tables[table] = [row[:place] + row[place + 1 :] for row in tables[table]]
