@@ -354,7 +354,7 @@ def verdict(runs: list[Run], summary: Summary) -> list[str]:
     }
     lines = [
         f"median: bare {summary.bare_per_s:.1f}/s, labelbot {summary.labelbot_per_s:.1f}/s,"
-        f" ratio {summary.ratio:.2f} (target >= 0.6); CPU per tap: bare {cpu['bare']:.2f} ms,"
+        f" ratio {summary.ratio:.2f} (target >= 0.75); CPU per tap: bare {cpu['bare']:.2f} ms,"
         f" labelbot {cpu['labelbot']:.2f} ms"
     ]
     if summary.saturated:

@@ -237,6 +237,7 @@ async def main() -> None:
         f" for {args.seconds}s\n"
     )
     print("\n".join(report(threads, args.top)))
+    print(f"profile: bot={args.bot} taps_per_s={run.rate:.1f} bot_cpu={run.bot_cpu:.2f}")
 
 
 if __name__ == "__main__":

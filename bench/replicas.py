@@ -77,11 +77,11 @@ async def main() -> None:
     ratio = cpu("PostgreSQL, 2 bots") / cpu("PostgreSQL, 1 bot")
     lost = sum(report.lost for report in results.values())
     doubled = sum(report.duplicated for report in results.values())
-    print(
-        f"replicas: cpu_ratio={ratio:.2f} lost={lost} doubled={doubled}"
-        f" sqlite_cpu_ms={cpu('SQLite, 1 bot') * 1000:.2f}"
+    per_answer = (
+        f"sqlite_cpu_ms={cpu('SQLite, 1 bot') * 1000:.2f}"
         f" pg_cpu_ms={cpu('PostgreSQL, 1 bot') * 1000:.2f}"
     )
+    print(f"replicas: cpu_ratio={ratio:.2f} lost={lost} doubled={doubled} {per_answer}")
 
 
 if __name__ == "__main__":
