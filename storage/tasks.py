@@ -136,6 +136,19 @@ def _held_task(row: Row) -> Task:
     return _task(_candidate(row), row["assignment_id"], row["expires_at"], row["answered"])
 
 
+_HELD = (
+    "SELECT a.id, a.worker_id, a.item_id, a.batch_id, a.status, a.issued_at,"
+    " a.expires_at, b.status AS batch_status, b.options, a.kind, i.gold, b.median_ms,"
+    " COALESCE(wb.status, 'active') = 'active' AND w.status != 'banned' AS may_work,"
+    " i.state AS item_state, w.card_message_id AS card"
+    " FROM assignments a JOIN batches b ON b.id = a.batch_id"
+    " JOIN items i ON i.id = a.item_id JOIN workers w ON w.id = a.worker_id"
+    " LEFT JOIN worker_batches wb ON wb.worker_id = a.worker_id"
+    "  AND wb.batch_id = a.batch_id"
+    " WHERE a.id = ?"
+)
+
+
 class SqlTaskUnit:
     """The labeling loop's reads and writes (labeling.ports.TaskUnit) inside one transaction."""
 
@@ -149,18 +162,13 @@ class SqlTaskUnit:
         return self.tx.row("SELECT 1 FROM answers WHERE source = ?", (source,)) is not None
 
     def held(self, assignment_id: int) -> Held | None:
-        row = self.tx.row(
-            "SELECT a.id, a.worker_id, a.item_id, a.batch_id, a.status, a.issued_at,"
-            " a.expires_at, b.status AS batch_status, b.options, a.kind, i.gold, b.median_ms,"
-            " COALESCE(wb.status, 'active') = 'active' AND w.status != 'banned' AS may_work,"
-            " i.state AS item_state, w.card_message_id AS card"
-            " FROM assignments a JOIN batches b ON b.id = a.batch_id"
-            " JOIN items i ON i.id = a.item_id JOIN workers w ON w.id = a.worker_id"
-            " LEFT JOIN worker_batches wb ON wb.worker_id = a.worker_id"
-            "  AND wb.batch_id = a.batch_id"
-            " WHERE a.id = ?",
-            (assignment_id,),
-        )
+        sql = _HELD
+        if self.tx.engine == "postgresql":
+            # Two taps on one task at once (a double tap, a redelivered update on another
+            # replica): the second waits here for the first to commit and reads what it left,
+            # instead of acting on the task a second time. (SQLite has one writer at a time.)
+            sql += " FOR UPDATE OF a"
+        row = self.tx.row(sql, (assignment_id,))
         if row is None:
             return None
         state = AssignmentState(

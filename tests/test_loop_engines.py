@@ -4,10 +4,19 @@ two replicas picking at once never hand out an item past its overlap."""
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
 
+import pytest
+
+from labeling import loop
 from labeling.batch import BatchSettings
-from labeling.models import Submission, Verdict
+from labeling.models import Outcome, Problem, Submission, Verdict
+from labeling.ports import Held
 from storage.engine import Engine
+from storage.tasks import SqlTaskUnit
 from tests.factories import Desk, open_batch, registered
 
 TTL = 600.0
@@ -50,3 +59,78 @@ async def test_replicas_picking_at_once_never_pass_an_item_s_overlap(engine: Eng
     assert len(given) == 10 and len(set(given)) == 10  # each item once, every item given
     rows = await engine.read("SELECT MIN(wanted) AS low, MAX(wanted) AS high FROM items")
     assert (rows[0]["low"], rows[0]["high"]) == (0, 0)
+
+
+class _Pausing:
+    """A unit of work that, once it has read the tapped assignment, lets a second change start
+    and holds its own transaction open a moment: the interleaving of a double tap that two
+    replicas (or two workers of one) handle at once."""
+
+    def __init__(self, unit: SqlTaskUnit, read: threading.Event) -> None:
+        self._unit = unit
+        self._read = read
+
+    def held(self, assignment_id: int) -> Held | None:
+        held = self._unit.held(assignment_id)
+        self._read.set()
+        time.sleep(0.3)
+        return held
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._unit, name)
+
+
+Tap = Callable[[Any, int], Outcome]
+
+TAPS: dict[str, Tap] = {
+    "answer": lambda unit, a: loop.submit(unit, Submission(a, 1, option=0), 2.0, TTL),
+    "skip": lambda unit, a: loop.skip(unit, a, 1, 2.0, TTL),
+    "report": lambda unit, a: loop.report(unit, a, 1, Problem.BROKEN, 2.0, TTL),
+}
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [("skip", "skip"), ("report", "report"), ("answer", "skip"), ("skip", "answer")],
+)
+async def test_two_taps_on_one_task_at_once_count_once(
+    engine: Engine, first: str, second: str
+) -> None:
+    """The second tap reads the task while the first one's transaction is still open: it must
+    wait for it and find the task taken, not act on it again (on PostgreSQL the first tap's
+    read locks the assignment; SQLite has one writer at a time)."""
+    items = "text\n" + "".join(f"item {n}\n" for n in range(5))
+    await open_batch(engine, items.encode(), SETTINGS)  # type: ignore[arg-type]
+    tasks = await registered(engine, 1)  # type: ignore[arg-type]
+    task = (await tasks.current_or_next(1, 1.0, TTL)).task
+    assert task is not None
+    read = threading.Event()
+
+    async def second_tap() -> Outcome:
+        await asyncio.to_thread(read.wait, 10)
+        return await tasks.run(lambda unit: TAPS[second](unit, task.assignment_id))
+
+    outcomes = await asyncio.gather(
+        tasks.run(lambda unit: TAPS[first](_Pausing(unit, read), task.assignment_id)),
+        second_tap(),
+    )
+    assert [o.verdict is Verdict.ACCEPTED for o in outcomes] == [True, False]
+    rows = await engine.read(
+        "SELECT status, COUNT(*) AS n FROM assignments GROUP BY status ORDER BY status"
+    )
+    given_back = "answered" if first == "answer" else "skipped"
+    assert {row["status"]: row["n"] for row in rows} == {given_back: 1, "open": 1}
+    counts = await engine.read(
+        "SELECT (SELECT COUNT(*) FROM answers) AS answers, (SELECT COUNT(*) FROM reports)"
+        " AS reports, (SELECT SUM(answers) FROM items) AS counted,"
+        " (SELECT SUM(wanted) FROM items) AS wanted"
+    )
+    answered = first == "answer"
+    assert dict(counts[0]) == {
+        "answers": int(answered),
+        "reports": int(first == "report"),
+        "counted": int(answered),
+        # Five items wanted once each: one taken by the open task, one answered (or given
+        # back and wanted again).
+        "wanted": 5 - 1 - int(answered),
+    }
