@@ -43,6 +43,8 @@ def main() -> None:
     parser.add_argument("--token", required=True)
     parser.add_argument("--base-url", required=True)
     parser.add_argument("--concurrent-updates", type=int, default=128)
+    # labelbot's wait between polls (bot.app.POLL_INTERVAL): the ceiling polls as it does.
+    parser.add_argument("--poll-interval", type=float, default=0.0)
     args = parser.parse_args()
     pool = min(max(args.concurrent_updates, 8), 256)
     application = (
@@ -56,7 +58,9 @@ def main() -> None:
     )
     application.add_handler(CommandHandler("start", start))
     application.add_handler(CallbackQueryHandler(tap))
-    application.run_polling(allowed_updates=["message", "callback_query"])
+    application.run_polling(
+        poll_interval=args.poll_interval, allowed_updates=["message", "callback_query"]
+    )
 
 
 if __name__ == "__main__":

@@ -40,6 +40,7 @@ from bench.process import (  # noqa: E402
     start,
     stop,
 )
+from bot.app import POLL_INTERVAL  # noqa: E402
 from bot.local import SANDBOX_TOKEN  # noqa: E402
 from bot.sandbox import Sandbox, SandboxServer, SandboxUser  # noqa: E402
 
@@ -319,6 +320,8 @@ async def phase(
                 SANDBOX_TOKEN,
                 "--base-url",
                 server.base_url,
+                "--poll-interval",
+                str(POLL_INTERVAL),
             ]
         return await measure(name, command, env, workers, seconds, warmup, sandbox, during)
 

@@ -238,7 +238,7 @@ def backup_database(settings: Settings, path: Path) -> int:
 def run_bot(settings: Settings) -> int:
     from telegram.error import TelegramError
 
-    from bot.app import ALLOWED_UPDATES, WEBHOOK_PATH, build_application
+    from bot.app import ALLOWED_UPDATES, POLL_INTERVAL, WEBHOOK_PATH, build_application
 
     token = settings.token()
     setup_logging(settings.log_level, token)
@@ -254,7 +254,7 @@ def run_bot(settings: Settings) -> int:
                 allowed_updates=ALLOWED_UPDATES,
             )
         else:
-            application.run_polling(allowed_updates=ALLOWED_UPDATES)
+            application.run_polling(poll_interval=POLL_INTERVAL, allowed_updates=ALLOWED_UPDATES)
     except TelegramError as error:
         raise NotReady(redact(startup_failure(error, settings), token)) from None
     return 0
