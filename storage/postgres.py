@@ -12,6 +12,7 @@ import asyncio
 import functools
 import logging
 import re
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -32,6 +33,13 @@ POOL_SIZE = 8
 # same update inserted by both) is run again this many times; the second run sees the first's
 # commit and decides accordingly (a duplicate answer is then refused as a duplicate).
 ATTEMPTS = 4
+# The server probes a lease's connection after 10 s of silence, every 5 s, and gives up after
+# 3 unanswered probes (settings each session may set; ignored over a Unix socket).
+LEASE_KEEPALIVES = (
+    ("tcp_keepalives_idle", 10),
+    ("tcp_keepalives_interval", 5),
+    ("tcp_keepalives_count", 3),
+)
 _RETRIED = {"40001", "40P01", "23505"}
 # Under this advisory lock one process at a time migrates a schema.
 _MIGRATION_LOCK = (
@@ -170,8 +178,14 @@ class PostgresDatabase:
         # Jobs this process leads, each on a connection of its own holding an advisory lock:
         # the lock lives as long as the connection, so a replica that dies lets go of it.
         self._leases: dict[str, psycopg.Connection[Any]] = {}
+        # Leases are taken in worker threads while the loop may be closing the engine: one
+        # lock orders them, and a lease asked for after close is refused rather than left
+        # holding its lock on a connection nobody will close.
+        self._leasing = threading.Lock()
+        self._closed = False
 
     async def open(self) -> PostgresDatabase:
+        self._closed = False
         if self._pool is None:
             from psycopg_pool import ConnectionPool
 
@@ -184,9 +198,7 @@ class PostgresDatabase:
         return self
 
     async def close(self) -> None:
-        for lease in self._leases.values():
-            await asyncio.to_thread(lease.close)
-        self._leases.clear()
+        await asyncio.to_thread(self._release_leases)
         if self._threads is not None:
             self._threads.shutdown(wait=True)
             self._threads = None
@@ -225,7 +237,19 @@ class PostgresDatabase:
     async def leads(self, job: str) -> bool:
         return await asyncio.to_thread(self._lease, job)
 
+    def _release_leases(self) -> None:
+        with self._leasing:
+            self._closed = True
+            leases = list(self._leases.values())
+            self._leases.clear()
+        for lease in leases:
+            lease.close()
+
     def _lease(self, job: str) -> bool:
+        with self._leasing:
+            return not self._closed and self._take_lease(job)
+
+    def _take_lease(self, job: str) -> bool:
         import psycopg
 
         held = self._leases.get(job)
@@ -236,7 +260,12 @@ class PostgresDatabase:
             except psycopg.Error:  # the connection broke: the lock went with it
                 held.close()
                 del self._leases[job]
+        # The server drops a lease whose replica stops answering (its host died or fell off
+        # the network, so no FIN ever comes) within about half a minute, and a peer takes
+        # the job over; without keepalives that could take the kernel's two hours.
         conn = psycopg.connect(self.url, autocommit=True)
+        for setting, seconds in LEASE_KEEPALIVES:
+            conn.execute(f"SET {setting} = {seconds}")
         # Keyed by schema too: labelbots in different schemas of one database are different
         # deployments (the tests run many at once).
         row = conn.execute(

@@ -3,6 +3,10 @@ values of the same Python types, migrations applied once."""
 
 from __future__ import annotations
 
+import asyncio
+import threading
+from typing import Any
+
 import pytest
 
 from storage.db import latest_version
@@ -108,3 +112,58 @@ async def test_one_process_at_a_time_leads_the_upkeep(engine: Engine) -> None:
         assert await replica.leads("another job")
         await engine.close()  # the leader dies: its lock goes with its connection
         assert await replica.leads("upkeep")
+
+
+async def test_a_lease_taken_while_the_engine_closes_is_not_left_holding_its_lock(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The upkeep asks for its lease in a thread; the engine closing meanwhile (a replica
+    shutting down) must neither fail on the lease arriving nor leave it open: its lock would
+    keep every other replica from the job until this process exits."""
+    if engine.engine == "sqlite":
+        return
+    import psycopg
+
+    from storage.postgres import PostgresDatabase
+
+    assert isinstance(engine, PostgresDatabase)
+    connect = psycopg.connect
+    connecting, go_on = threading.Event(), threading.Event()
+
+    def slow_connect(*args: Any, **kwargs: Any) -> Any:
+        connecting.set()
+        go_on.wait(5)
+        return connect(*args, **kwargs)
+
+    monkeypatch.setattr(psycopg, "connect", slow_connect)
+    leading = asyncio.create_task(engine.leads("upkeep"))
+    await asyncio.to_thread(connecting.wait, 5)
+    closing = asyncio.create_task(engine.close())
+    await asyncio.sleep(0.1)
+    go_on.set()
+    await asyncio.gather(leading, closing)
+    monkeypatch.setattr(psycopg, "connect", connect)
+    assert not await engine.leads("upkeep")  # closed: no lease for anyone in this process
+    async with PostgresDatabase(engine.url) as replica:
+        assert await replica.leads("upkeep")
+
+
+async def test_the_server_drops_a_silent_replica_s_lease_within_half_a_minute(
+    engine: Engine,
+) -> None:
+    if engine.engine == "sqlite":
+        return
+    from storage.postgres import PostgresDatabase
+
+    assert isinstance(engine, PostgresDatabase)
+    assert await engine.leads("upkeep")
+    lease = engine._leases["upkeep"]
+    shown = {
+        name: lease.execute(f"SHOW {name}").fetchone()[0]  # type: ignore[index]
+        for name in ("tcp_keepalives_idle", "tcp_keepalives_interval", "tcp_keepalives_count")
+    }
+    assert shown == {
+        "tcp_keepalives_idle": "10",
+        "tcp_keepalives_interval": "5",
+        "tcp_keepalives_count": "3",
+    }
