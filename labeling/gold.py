@@ -308,8 +308,9 @@ def peer_checks(
     answers: Sequence[tuple[int, str]], kind: TaskKind = TEXT
 ) -> list[tuple[int, bool]]:
     """For each answer on a finished item whose other answers (two or more) all agree: the
-    worker, and whether they agreed with the others, as the task's kind compares answers (by
-    default ignoring case and spacing). A split item checks no one but its minority of one."""
+    worker, and whether they agreed with all the others, as the task's kind compares answers
+    (by default ignoring case and spacing). A split item checks no one but its minority of
+    one."""
     checks: list[tuple[int, bool]] = []
     if len(answers) < 3:
         return checks
@@ -317,5 +318,5 @@ def peer_checks(
         others = [v for i, (_, v) in enumerate(answers) if i != index]
         # Every pair, not one against the rest: a tolerance (scales) is not transitive.
         if all(kind.agree(a, b) for j, a in enumerate(others) for b in others[j + 1 :]):
-            checks.append((worker, kind.agree(value, others[0])))
+            checks.append((worker, all(kind.agree(value, other) for other in others)))
     return checks
