@@ -31,7 +31,7 @@ from handlers.callbacks import (
     encode,
 )
 from handlers.context import LabelBot
-from labeling.batch import FREE_TEXT_HINT, REREAD_HINT
+from labeling.batch import REREAD_HINT
 from labeling.models import Closed, ExamQuestion, ExamResult, Problem, Task
 from labeling.work import Shown, WorkService
 
@@ -84,24 +84,23 @@ def card_text(item: Item, header: str | None = None, *, instructions: bool = Fal
     if item.text:
         parts.append(escape(item.text))
     question = f"<b>{escape(item.question)}</b>"
-    if item.options is None:
-        question += f"\n{FREE_TEXT_HINT}"
+    hint = item.kind.card().hint  # how to answer, where the buttons do not say
+    if hint:
+        question += f"\n{escape(hint)}"
     parts.append(question)
     return "\n\n".join(parts)
 
 
 def card_keyboard(item: Item) -> InlineKeyboardMarkup:
-    """One button per option (two to a row when they are short); a Skip for real tasks."""
-    rows: list[list[InlineKeyboardButton]] = []
-    options = item.options or ()
-    per_row = 2 if options and max(len(option) for option in options) <= 14 else 1
-    for start in range(0, len(options), per_row):
-        rows.append(
-            [
-                InlineKeyboardButton(option, callback_data=encode(_tap(item, i)))
-                for i, option in enumerate(options[start : start + per_row], start=start)
-            ]
-        )
+    """The task kind's buttons (for a choice, one per option, two to a row when they are
+    short); a Skip for real tasks."""
+    rows = [
+        [
+            InlineKeyboardButton(button.label, callback_data=encode(_tap(item, button.payload)))
+            for button in row
+        ]
+        for row in item.kind.card().rows
+    ]
     if isinstance(item, Task):
         rows.append(
             [

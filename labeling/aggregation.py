@@ -14,18 +14,24 @@ Four methods, all on numpy arrays built once (`AnswerSet`):
   weighs little.
 - `dawid_skene`: EM over a confusion matrix per worker (Dawid & Skene, 1979), started from the
   majority vote, with gold items held at their known answers. Choice batches only.
+
+Which of them applies depends on the task kind (labeling.kinds): `label_answers` dispatches on
+the kind's `Aggregation`: one class per answer (choice, free text) goes to the methods above;
+a multi-select is voted on option by option; numbers (scales) take the median or the mean.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import json
+import statistics
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
 import numpy as np
 import numpy.typing as npt
 
-from labeling.batch import normalize_answer
+from labeling.kinds import Tally, TaskKind, json_list, normalize_answer, number_text
 
 Method = Literal["majority_vote", "weighted_vote", "one_coin", "dawid_skene"]
 METHODS: tuple[Method, ...] = ("majority_vote", "weighted_vote", "one_coin", "dawid_skene")
@@ -57,12 +63,20 @@ class AnswerSet:
     worker_ids: IntArray
     classes: tuple[str, ...]
     ordered: bool  # classes come from the batch's options (not from free text)
+    # Which class an answer falls in (the task kind's `key`); compares gold and truth too.
+    key: Callable[[str], str] = normalize_answer
+
+    @classmethod
+    def of_kind(cls, answers: Iterable[tuple[int, int, str]], kind: TaskKind) -> AnswerSet:
+        """The answers of a kind whose answer is one class each (`Tally.CATEGORICAL`, `OPEN`)."""
+        return cls.build(answers, kind.aggregation.classes, kind.key)
 
     @classmethod
     def build(
         cls,
         answers: Iterable[tuple[int, int, str]],
         options: Sequence[str] | None = None,
+        key: Callable[[str], str] = normalize_answer,
     ) -> AnswerSet:
         """From (item id, worker id, answer) triples; answers outside `options` are dropped."""
         rows = list(answers)
@@ -72,10 +86,10 @@ class AnswerSet:
         worker_ids, workers = np.unique(
             np.fromiter((r[1] for r in rows), np.int64, len(rows)), return_inverse=True
         )
-        normal = [normalize_answer(r[2]) for r in rows]
+        normal = [key(r[2]) for r in rows]
         if options is not None:
             classes = tuple(options)
-            index = {normalize_answer(option): i for i, option in enumerate(options)}
+            index = {key(option): i for i, option in enumerate(options)}
             labels = np.fromiter((index.get(v, -1) for v in normal), np.int64, len(rows))
         else:
             distinct = sorted(set(normal))
@@ -94,6 +108,7 @@ class AnswerSet:
             worker_ids,
             classes,
             options is not None,
+            key,
         )
 
     @classmethod
@@ -129,12 +144,12 @@ class AnswerSet:
         """Positions (in item order) of the gold items that have answers, and their classes."""
         if not gold:
             return np.empty(0, np.int64), np.empty(0, np.int64)
-        lookup = {normalize_answer(name): k for k, name in enumerate(self.classes)}
+        lookup = {self.key(name): k for k, name in enumerate(self.classes)}
         position = {int(item): i for i, item in enumerate(self.item_ids)}
         pairs = [
-            (position[item], lookup[normalize_answer(answer)])
+            (position[item], lookup[self.key(answer)])
             for item, answer in gold.items()
-            if item in position and normalize_answer(answer) in lookup
+            if item in position and self.key(answer) in lookup
         ]
         if not pairs:
             return np.empty(0, np.int64), np.empty(0, np.int64)
@@ -153,12 +168,13 @@ class Labels:
 
     def accuracy(self, truth: Mapping[int, str]) -> float:
         """Share of the truth's items (that have answers) whose label matches it."""
-        lookup = {normalize_answer(name): k for k, name in enumerate(self.answers.classes)}
+        key = self.answers.key
+        lookup = {key(name): k for k, name in enumerate(self.answers.classes)}
         hits = total = 0
         for position, item in enumerate(self.answers.item_ids):
             if int(item) in truth:
                 total += 1
-                hits += lookup.get(normalize_answer(truth[int(item)]), -1) == self.label[position]
+                hits += lookup.get(key(truth[int(item)]), -1) == self.label[position]
         return hits / total if total else float("nan")
 
     def rows(self) -> dict[int, Label]:
@@ -361,6 +377,103 @@ def aggregate(data: AnswerSet, method: Method, gold: Mapping[int, str] | None = 
     return dawid_skene(data, gold)
 
 
+def label_answers(
+    answers: Sequence[tuple[int, int, str]],
+    kind: TaskKind,
+    method: str,
+    gold: Mapping[int, str] | None = None,
+) -> tuple[dict[int, Label], float]:
+    """Each item's label from (item id, worker id, stored value) triples, as the task kind
+    aggregates (`kind.aggregation`), and the answers' agreement (Krippendorff's alpha, NaN
+    where it is not computed). `method` must be one the kind allows."""
+    spec = kind.aggregation
+    if method not in spec.methods:
+        raise ValueError(f"{kind.name} answers cannot be aggregated by {method}")
+    if not answers:
+        return {}, float("nan")
+    match spec.tally:
+        case Tally.CATEGORICAL | Tally.OPEN:
+            data = AnswerSet.of_kind(answers, kind)
+            return aggregate(data, cast(Method, method), gold).rows(), krippendorff_alpha(data)
+        case Tally.PER_OPTION:
+            assert spec.classes is not None
+            return per_option(answers, spec.classes, cast(Method, method), gold), float("nan")
+        case Tally.NUMERIC:
+            return numeric(answers, method, spec.tolerance), float("nan")
+    return {}, float("nan")  # Tally.NONE: kept and exported, not aggregated
+
+
+def per_option(
+    answers: Sequence[tuple[int, int, str]],
+    options: Sequence[str],
+    method: Method,
+    gold: Mapping[int, str] | None = None,
+) -> dict[int, Label]:
+    """Multi-select: each option is a yes/no question of its own, aggregated by `method`
+    (values are JSON lists of chosen options). An item's label is the options voted in; its
+    confidence that of the least sure option, its agreement the share of answers that chose
+    exactly the label's set."""
+    chosen = [(item, worker, frozenset(_names(value))) for item, worker, value in answers]
+    golden = {item: frozenset(_names(value)) for item, value in (gold or {}).items()}
+    per: list[dict[int, Label]] = []
+    for option in options:
+
+        def vote(picked: frozenset[str], option: str = option) -> str:
+            return "yes" if option in picked else "no"
+
+        data = AnswerSet.build(((i, w, vote(c)) for i, w, c in chosen), ("yes", "no"))
+        known = {item: vote(picked) for item, picked in golden.items()}
+        per.append(aggregate(data, method, known).rows())
+    sets: dict[int, list[frozenset[str]]] = {}
+    for item, _, picked in chosen:
+        sets.setdefault(item, []).append(picked)
+    labels = {}
+    for item, given in sets.items():
+        voted = [
+            option for option, rows in zip(options, per, strict=True) if rows[item].label == "yes"
+        ]
+        agree = sum(picked == frozenset(voted) for picked in given) / len(given)
+        confidence = min(rows[item].confidence for rows in per)
+        labels[item] = Label(item, json_list(voted), len(given), agree, confidence)
+    return labels
+
+
+def numeric(
+    answers: Sequence[tuple[int, int, str]], method: str, tolerance: float = 0.0
+) -> dict[int, Label]:
+    """Scales: each item's median (or mean) answer; agreement and confidence are the share
+    of answers within `tolerance` of it. Values that are no number are left out."""
+    values: dict[int, list[float]] = {}
+    for item, _, value in answers:
+        number = _number(value)
+        if number is not None:
+            values.setdefault(item, []).append(number)
+    average = statistics.median if method == "median" else statistics.fmean
+    labels = {}
+    for item, numbers in values.items():
+        label = float(average(numbers))
+        near = sum(abs(n - label) <= tolerance + 1e-9 for n in numbers) / len(numbers)
+        labels[item] = Label(item, number_text(label), len(numbers), near, near)
+    return labels
+
+
+def _names(value: str) -> list[str]:
+    """The options a multi-select value names; none when it is not a JSON list of names."""
+    try:
+        names = json.loads(value)
+    except ValueError:
+        return []
+    return [n for n in names if isinstance(n, str)] if isinstance(names, list) else []
+
+
+def _number(value: str) -> float | None:
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return number if np.isfinite(number) else None
+
+
 def krippendorff_alpha(data: AnswerSet) -> float:
     """Krippendorff's alpha for nominal data: 1 - observed / expected disagreement, over the
     items that have at least two answers. NaN when there is nothing to compare."""
@@ -371,12 +484,16 @@ def krippendorff_alpha(data: AnswerSet) -> float:
     return _alpha(pairs // data.n_classes, pairs % data.n_classes, counts, data.n_classes)
 
 
-def alpha_of_votes(votes: Iterable[tuple[int, str, int]], options: Sequence[str] | None) -> float:
+def alpha_of_votes(
+    votes: Iterable[tuple[int, str, int]],
+    options: Sequence[str] | None,
+    key: Callable[[str], str] = normalize_answer,
+) -> float:
     """Krippendorff's alpha from (item, answer, how many gave it) rows: the same figure as
     `krippendorff_alpha` over the answers, without one row per answer."""
-    rows = [(item, normalize_answer(value), count) for item, value, count in votes]
+    rows = [(item, key(value), count) for item, value, count in votes]
     if options is not None:
-        index = {normalize_answer(option): i for i, option in enumerate(options)}
+        index = {key(option): i for i, option in enumerate(options)}
     else:
         index = {value: i for i, value in enumerate(sorted({r[1] for r in rows}))}
     rows = [r for r in rows if r[1] in index]

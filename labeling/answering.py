@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from labeling.kinds import MAX_FREE_TEXT, Input
 from labeling.models import (
     AssignmentState,
     AssignmentStatus,
@@ -10,9 +11,7 @@ from labeling.models import (
     Verdict,
 )
 
-__all__ = ["MAX_FREE_TEXT", "Verdict", "answer_value", "judge"]
-
-MAX_FREE_TEXT = 1000
+__all__ = ["MAX_FREE_TEXT", "Verdict", "answer_value", "given", "judge"]
 
 
 def judge(state: AssignmentState | None, submission: Submission, now: float) -> Verdict:
@@ -37,22 +36,17 @@ def judge(state: AssignmentState | None, submission: Submission, now: float) -> 
     return Verdict.ACCEPTED
 
 
+def given(submission: Submission) -> Input:
+    """What the worker did, as task kinds read it."""
+    return Input(choice=submission.option, text=submission.text)
+
+
 def too_long(state: AssignmentState, submission: Submission) -> bool:
-    """A typed answer over the limit: the worker is told the limit, not that it is invalid."""
-    text = submission.text
-    return state.options is None and text is not None and len(text.strip()) > MAX_FREE_TEXT
+    """An answer refused for its length: the worker is told the limit, not that it is invalid."""
+    return state.kind.too_long(given(submission))
 
 
 def answer_value(state: AssignmentState, submission: Submission) -> str | None:
-    """The value to store: the chosen option's text, or the trimmed free text."""
-    if state.options is not None:
-        option = submission.option
-        if option is None or not 0 <= option < len(state.options):
-            return None
-        return state.options[option]
-    if submission.text is None:
-        return None
-    text = submission.text.strip()
-    if not text or len(text) > MAX_FREE_TEXT:
-        return None
-    return text
+    """The value to store, in the task kind's encoding (the chosen option's text, the
+    trimmed free text); None when the submission is no answer of that kind."""
+    return state.kind.value(given(submission))

@@ -15,6 +15,11 @@ from pydantic import (
     model_validator,
 )
 
+from labeling.kinds import TaskKind, check_options, kind_for
+
+# Re-exported: it was defined here before task kinds owned it.
+from labeling.kinds import normalize_answer as normalize_answer
+
 # Telegram allows 4096 characters in a message and 1024 in a photo caption; a task card adds the
 # question, the batch name and a status line, so items are capped below those limits, and the
 # card as a whole is checked at import (`card_problem`).
@@ -23,25 +28,17 @@ CAPTION_LIMIT = 1024
 # Room kept on every card for the line above the item (a suspension notice names the batch) and
 # the title's decoration ("Training 10 of 10 · "), counted as the phone shows them.
 CARD_HEADROOM = 320
-FREE_TEXT_HINT = "Reply with your answer in a message."
 # Under the instructions on a batch's first task card: how to read them again later.
 REREAD_HINT = "(/instructions shows them again)"
 MAX_QUESTION = 500
 MAX_TEXT = 3000
 MAX_CAPTION_TEXT = 400
-MAX_OPTIONS = 20
-MAX_OPTION = 64
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 Instructions = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)]
 Question = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_QUESTION)
 ]
-
-
-def normalize_answer(value: str) -> str:
-    """Free-text answers compare equal when they differ only in case and white space."""
-    return " ".join(value.split()).casefold()
 
 
 def split_options(value: str) -> list[str]:
@@ -105,9 +102,14 @@ class BatchSettings(BaseModel):
 
     @field_validator("aggregation")
     @classmethod
-    def _free_text_is_voted_on(cls, value: str, info: ValidationInfo) -> str:
-        if value == "dawid_skene" and info.data.get("options") is None:
-            raise ValueError("Dawid-Skene needs options; free-text answers are voted on")
+    def _kind_allows(cls, value: str, info: ValidationInfo) -> str:
+        if "options" not in info.data:
+            return value  # the options were refused: that is the error to report
+        kind = kind_for(info.data["options"])
+        if value not in kind.aggregation.methods:
+            if value == "dawid_skene":
+                raise ValueError("Dawid-Skene needs options; free-text answers are voted on")
+            raise ValueError(f"{kind.name} answers cannot be aggregated by {value}")
         return value
 
     @model_validator(mode="after")
@@ -116,7 +118,7 @@ class BatchSettings(BaseModel):
             raise ValueError("max_overlap must be at least overlap")
         if self.confidence_target is not None and self.max_overlap is None:
             raise ValueError("a confidence_target needs a max_overlap to grow towards")
-        if self.exam_size and self.options is None:
+        if self.exam_size and not self.kind.examinable:
             raise ValueError("an exam needs options to choose from")
         if self.exam_pool is not None and self.exam_pool < self.exam_size:
             raise ValueError("exam_pool must be at least exam_size")
@@ -125,9 +127,15 @@ class BatchSettings(BaseModel):
         return self
 
     @property
+    def kind(self) -> TaskKind:
+        """How the batch asks and what its answers are (labeling.kinds), implied by the
+        settings: a choice when there are options, else free text."""
+        return kind_for(self.options)
+
+    @property
     def option_count(self) -> int | None:
-        """How many options a task offers; None for typed answers."""
-        return len(self.options) if self.options else None
+        """Among how many answers a guess picks (the options); None for typed answers."""
+        return self.kind.outcomes
 
     @property
     def training_gold(self) -> int:
@@ -151,25 +159,13 @@ class BatchSettings(BaseModel):
         if value is None:
             return None
         options = tuple(option.strip() for option in value)
-        if len(options) < 2:
-            raise ValueError("give at least two options, or none for free-text answers")
-        if len(options) > MAX_OPTIONS:
-            raise ValueError(f"at most {MAX_OPTIONS} options")
-        for option in options:
-            if not option or len(option) > MAX_OPTION:
-                raise ValueError(f"each option must be 1 to {MAX_OPTION} characters")
-        if len({normalize_answer(option) for option in options}) != len(options):
-            raise ValueError("options must differ from each other")
+        check_options(options)
         return options
 
     def canonical_option(self, answer: str) -> str | None:
         """The option an answer names, ignoring case and spacing; None if it names none."""
-        wanted = normalize_answer(answer)
         assert self.options is not None
-        for option in self.options:
-            if normalize_answer(option) == wanted:
-                return option
-        return None
+        return self.kind.gold(answer)
 
 
 _URL = re.compile(r"^https?://[^\s]+$", re.IGNORECASE)
@@ -217,8 +213,9 @@ def card_problem(settings: BatchSettings, item: ItemRow) -> str | None:
     the phone shows: every part of the card, with the instructions, which the first card of a
     batch carries, and the room kept for the status line."""
     parts = [settings.name, settings.instructions or "", item.text or "", settings.question]
-    if settings.options is None:
-        parts.append(FREE_TEXT_HINT)
+    hint = settings.kind.card().hint
+    if hint:
+        parts.append(hint)
     if settings.instructions:
         parts.append(REREAD_HINT)
     length = sum(len(part) + 2 for part in parts) + CARD_HEADROOM

@@ -23,6 +23,7 @@ from labeling.export import (
     write_workers,
 )
 from labeling.importing import AlreadyImported
+from labeling.kinds import kind_for
 from labeling.models import (
     RATE_WINDOW,
     BatchStatus,
@@ -317,7 +318,9 @@ class BatchService:
         """From per-item counts of the counted answers, with the numpy part in a thread."""
         started = self.clock()
         votes = await self.batches.votes(summary.batch_id)
-        alpha = await asyncio.to_thread(alpha_of_votes, votes, summary.options)
+        kind = kind_for(summary.options)
+        classes = kind.aggregation.classes
+        alpha = await asyncio.to_thread(alpha_of_votes, votes, classes, kind.key)
         value = None if math.isnan(alpha) else alpha
         self._agreement[summary.batch_id] = ((summary.answers, summary.suspended), value, started)
         return value

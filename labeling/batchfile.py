@@ -296,11 +296,13 @@ def _item(
     line: int, row: dict[str, Any], settings: BatchSettings, base_dir: Path | None
 ) -> ItemRow:
     gold = _cell(row, "gold")
-    if gold is not None and settings.options is not None:
-        option = settings.canonical_option(gold)
-        if option is None:
-            raise ValueError(f"gold answer '{gold}' is not one of the options")
-        gold = option
+    if gold is not None:
+        # Stored in the kind's own encoding, so gold compares with answers as they are stored.
+        kind = settings.kind
+        parsed = kind.gold(gold)
+        if parsed is None:
+            raise ValueError(f"gold answer '{gold}' {kind.not_gold}")
+        gold = parsed
     image = _cell(row, "image")
     metadata = {key: value for key, value in row.items() if key not in KNOWN_COLUMNS}
     try:

@@ -85,13 +85,13 @@ def answer(unit: ExamUnit, submission: Submission, item_id: int, now: float) -> 
     drawn = asked(unit, held.attempt_id, held.batch_id, held.worker_id, settings)
     if value is None or item_id not in drawn or held.gold is None:
         return ExamResult(Verdict.INVALID)  # forged: not a question of this attempt
-    correct = is_correct(value, held.gold)
+    correct = is_correct(value, held.gold, state.kind)
     answered, score = unit.record_answer(held.attempt_id, item_id, value, correct, now)
     total = len(drawn)
     result = ExamResult(
         Verdict.ACCEPTED,
         correct,
-        held.gold,
+        state.kind.shown(held.gold),
         held.explanation,
         score=score,
         total=total,

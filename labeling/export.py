@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, TextIO
 
-from labeling.aggregation import AnswerSet, Label, aggregate, krippendorff_alpha
+from labeling.aggregation import Label, label_answers
 from labeling.batch import BatchSettings
 from labeling.models import AnswerCounts, ExportAnswer, ExportItem, WorkerRow
 from labeling.words import money, plural
@@ -232,10 +232,7 @@ def _labels(
     used: list[tuple[int, int, str]], settings: BatchSettings, gold: dict[int, str]
 ) -> tuple[dict[int, Label], float]:
     """Each item's label by the batch's method, and the answers' agreement."""
-    if not used:
-        return {}, float("nan")
-    data = AnswerSet.build(used, settings.options)
-    return aggregate(data, settings.aggregation, gold).rows(), krippendorff_alpha(data)
+    return label_answers(used, settings.kind, settings.aggregation, gold)
 
 
 def write_workers(

@@ -16,7 +16,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
-from labeling.batch import BatchSettings, normalize_answer
+from labeling.batch import BatchSettings
+from labeling.kinds import TEXT, TaskKind
 
 # While a worker's record leans against them (a log-likelihood ratio above DOUBT), gold comes
 # DOUBT_RATE of the time, so the decision either way arrives within a few dozen tasks instead
@@ -303,13 +304,19 @@ def peer_step(peers: Peers, agreed: bool, settings: BatchSettings, options: int)
     )
 
 
-def peer_checks(answers: Sequence[tuple[int, str]]) -> list[tuple[int, bool]]:
+def peer_checks(
+    answers: Sequence[tuple[int, str]], kind: TaskKind = TEXT
+) -> list[tuple[int, bool]]:
     """For each answer on a finished item whose other answers (two or more) all agree: the
-    worker, and whether they agreed with the others. A split item checks no one but its
-    minority of one."""
-    checks = []
+    worker, and whether they agreed with all the others, as the task's kind compares answers
+    (by default ignoring case and spacing). A split item checks no one but its minority of
+    one."""
+    checks: list[tuple[int, bool]] = []
+    if len(answers) < 3:
+        return checks
     for index, (worker, value) in enumerate(answers):
-        others = {normalize_answer(v) for i, (_, v) in enumerate(answers) if i != index}
-        if len(answers) >= 3 and len(others) == 1:
-            checks.append((worker, normalize_answer(value) in others))
+        others = [v for i, (_, v) in enumerate(answers) if i != index]
+        # Every pair, not one against the rest: a tolerance (scales) is not transitive.
+        if all(kind.agree(a, b) for j, a in enumerate(others) for b in others[j + 1 :]):
+            checks.append((worker, all(kind.agree(value, other) for other in others)))
     return checks

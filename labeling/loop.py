@@ -60,7 +60,7 @@ def submit(unit: TaskUnit, submission: Submission, now: float, ttl: float) -> Ou
     # Suspect gold counts in no one's record (gold reported broken still does: a report takes
     # an item out of circulation, it does not judge anyone).
     counts = held.gold is not None and held.item_state != "suspect"
-    correct = is_correct(value, held.gold) if counts and held.gold is not None else None
+    correct = is_correct(value, held.gold, state.kind) if counts and held.gold is not None else None
     unit.insert_answer(
         NewAnswer(
             state=state,
@@ -227,8 +227,11 @@ def _maybe_widen(unit: TaskUnit, item_id: int, settings: BatchSettings) -> None:
     if tally.answers < tally.target or tally.wanted > 0:
         return
     accuracies = [(right + _PRIOR_RIGHT) / (seen + _PRIOR_SEEN) for _, right, seen in tally.votes]
-    n_classes = len(settings.options) if settings.options else len(tally.votes) + 1
-    confidence = label_confidence([value for value, _, _ in tally.votes], accuracies, n_classes)
+    kind = settings.kind
+    classes = kind.aggregation.classes
+    n_classes = len(classes) if classes else len(tally.votes) + 1
+    values = [value for value, _, _ in tally.votes]
+    confidence = label_confidence(values, accuracies, n_classes, kind)
     if needs_more_answers(settings, tally.target, confidence):
         unit.widen(item_id)
 

@@ -8,6 +8,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from labeling.gold import NO_PEERS, Peers
+from labeling.kinds import Reply, TaskKind, kind_for
 
 # What the services read the time from: time.time, or a test's own clock.
 Clock = Callable[[], float]
@@ -75,8 +76,13 @@ class Task:
     answered_in_batch: int  # the worker's answers in this batch so far
 
     @property
+    def kind(self) -> TaskKind:
+        return kind_for(self.options)
+
+    @property
     def free_text(self) -> bool:
-        return self.options is None
+        """Whether the worker answers by typing a message."""
+        return self.kind.card().reply is Reply.TEXT
 
     @property
     def opens_batch(self) -> bool:
@@ -103,6 +109,10 @@ class ExamQuestion:
     number: int  # 1-based place in the exam
     total: int
     pass_mark: int = 0  # right answers needed to pass, said before the first question
+
+    @property
+    def kind(self) -> TaskKind:
+        return kind_for(self.options)
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +148,11 @@ class AssignmentState:
     options: tuple[str, ...] | None
     # False when the worker is banned, or suspended from the batch: it is closed to them.
     may_work: bool = True
+
+    @property
+    def kind(self) -> TaskKind:
+        """How the task asks, which decides what a submission may be (labeling.kinds)."""
+        return kind_for(self.options)
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,14 +7,17 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from labeling.batch import BatchSettings, normalize_answer
+from labeling.batch import BatchSettings
 from labeling.gold import NO_PEERS, Peers, evidence
+from labeling.kinds import TEXT, TaskKind
 
 Z95 = 1.959964
 
 
-def is_correct(value: str, gold: str) -> bool:
-    return normalize_answer(value) == normalize_answer(gold)
+def is_correct(value: str, gold: str, kind: TaskKind = TEXT) -> bool:
+    """Whether an answer matches the gold answer, as the task's kind compares them (choices
+    and typed answers alike ignore case and spacing, the default)."""
+    return kind.agree(value, gold)
 
 
 def is_fast(duration_ms: int, median_ms: int | None, ratio: float) -> bool:
@@ -95,7 +98,9 @@ def suspension(trust: Trust, settings: BatchSettings, options: int | None) -> Su
     return None
 
 
-def label_confidence(values: Sequence[str], accuracies: Sequence[float], n_classes: int) -> float:
+def label_confidence(
+    values: Sequence[str], accuracies: Sequence[float], n_classes: int, kind: TaskKind = TEXT
+) -> float:
     """Posterior of the leading answer when each worker is right with their accuracy and
     otherwise picks uniformly among the other classes (the one-coin model)."""
     if not values:
@@ -105,7 +110,7 @@ def label_confidence(values: Sequence[str], accuracies: Sequence[float], n_class
     for value, accuracy in zip(values, accuracies, strict=True):
         a = min(max(accuracy, 1e-3), 1 - 1e-3)
         weight = math.log((k - 1) * a / (1 - a))
-        key = normalize_answer(value)
+        key = kind.key(value)
         scores[key] = scores.get(key, 0.0) + weight
     top = max(scores.values())
     unseen = max(k - len(scores), 0)

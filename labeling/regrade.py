@@ -14,6 +14,7 @@ from typing import Protocol
 
 from labeling.batch import BatchSettings
 from labeling.gold import Peers, peer_checks, peer_step
+from labeling.kinds import TEXT, TaskKind
 from labeling.quality import Suspension, Trust, is_correct, suspension
 from labeling.review import Change, GoldAnswer, Review, ReviewError, restanding, suspect_gold
 
@@ -98,19 +99,20 @@ class ReviewUnit(Protocol):
     def save_peers(self, worker_id: int, batch_id: int, peers: Peers) -> None: ...
 
 
-def grade(gold: str | None, state: str, value: str) -> bool | None:
+def grade(gold: str | None, state: str, value: str, kind: TaskKind = TEXT) -> bool | None:
     """An answer on an item, right or wrong against its gold answer now; nothing for an item
     that is not gold, or suspect gold (it counts in no one's record)."""
     if gold is None or state == "suspect":
         return None
-    return is_correct(value, gold)
+    return is_correct(value, gold, kind)
 
 
 def regrade(unit: ReviewUnit, item_id: int) -> None:
     """Grades every answer on the item again, as it stands now."""
     item = unit.item(item_id)
+    kind = item.settings.kind
     for value in unit.answer_values(item_id):
-        unit.grade(item_id, value, grade(item.gold, item.state, value))
+        unit.grade(item_id, value, grade(item.gold, item.state, value, kind))
 
 
 def recompute(unit: ReviewUnit, batch_id: int, now: float) -> Review:
@@ -141,12 +143,11 @@ def correct_gold(unit: ReviewUnit, item_id: int, answer: str, now: float) -> Rev
     item = unit.item(item_id)
     if item.gold is None:
         raise ReviewError("that item is not gold")
-    if item.settings.options is not None:
-        option = item.settings.canonical_option(answer)
-        if option is None:
-            raise ReviewError(f"the answer must be one of: {', '.join(item.settings.options)}")
-        answer = option
-    unit.set_gold(item_id, answer)
+    kind = item.settings.kind
+    gold = kind.gold(answer)
+    if gold is None:
+        raise ReviewError(f"the answer must be {kind.expected}")
+    unit.set_gold(item_id, gold)
     unit.set_item_state(item_id, "ok", now)
     regrade(unit, item_id)
     return recompute(unit, item.batch_id, now)
@@ -179,9 +180,10 @@ def restore(unit: ReviewUnit, item_id: int, now: float) -> Review:
 def compare_answers(unit: ReviewUnit, batch_id: int, settings: BatchSettings, now: float) -> int:
     """Checks each worker against the others on the batch's newly finished items, and
     suspends those whose record now says so; returns how many were suspended."""
-    if settings.options is None:
-        return 0  # typed answers differ in wording without being wrong: no fair comparison
-    options = len(settings.options)
+    kind = settings.kind
+    options = kind.outcomes
+    if not kind.peer_checked or options is None:
+        return 0  # e.g. typed answers differ in wording without being wrong: no fair comparison
     item_ids = unit.finished_items(batch_id, COMPARED_AT_ONCE)
     if not item_ids:
         return 0
@@ -190,7 +192,7 @@ def compare_answers(unit: ReviewUnit, batch_id: int, settings: BatchSettings, no
         by_item.setdefault(item_id, []).append((worker_id, value))
     checks: dict[int, list[bool]] = {}
     for answers in by_item.values():
-        for worker_id, agreed in peer_checks(answers):
+        for worker_id, agreed in peer_checks(answers, kind):
             checks.setdefault(worker_id, []).append(agreed)
     unit.mark_compared(item_ids)
     suspended = 0

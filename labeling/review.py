@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from labeling.batch import BatchSettings
+from labeling.kinds import TEXT, TaskKind
 from labeling.models import Clock, Problem
 from labeling.quality import Trust, is_correct, suspension
 
@@ -175,10 +176,12 @@ class ReviewError(ValueError):
     """A review action the item's state does not allow (the message says why)."""
 
 
-def item_report(item: ProblemItem) -> ItemReport:
+def item_report(item: ProblemItem, kind: TaskKind = TEXT) -> ItemReport:
     """What the coordinator is shown of a problem item: its answers graded against its gold
-    answer now, whether it counts or not."""
-    misses = [] if item.gold is None else [a for a in item.answers if not is_correct(a, item.gold)]
+    answer now, whether it counts or not, as the batch's kind compares answers (choices and
+    typed answers alike by default)."""
+    gold = item.gold
+    misses = [] if gold is None else [a for a in item.answers if not is_correct(a, gold, kind)]
     return ItemReport(
         item.item_id,
         item.external_id,
