@@ -219,6 +219,10 @@ async def test_an_old_database_is_upgraded_with_its_data(tmp_path: Path) -> None
         assert (await db.read("SELECT gold_items FROM batches"))[0]["gold_items"] == 1
 
 
+def _size(path: str) -> int:
+    return Path(path).stat().st_size
+
+
 async def test_the_wal_is_checkpointed_beside_the_writer_not_in_its_commits(
     tmp_path: Path,
 ) -> None:
@@ -233,8 +237,7 @@ async def test_the_wal_is_checkpointed_beside_the_writer_not_in_its_commits(
         def bulk(tx: Tx) -> None:  # about 2,000 pages of 4 KiB
             for n in range(2000):
                 tx.execute(
-                    "INSERT INTO workers (id, name, created_at, last_seen_at)"
-                    " VALUES (?, ?, 0, 0)",
+                    "INSERT INTO workers (id, name, created_at, last_seen_at) VALUES (?, ?, 0, 0)",
                     (n, "x" * 4000),
                 )
 
@@ -245,8 +248,8 @@ async def test_the_wal_is_checkpointed_beside_the_writer_not_in_its_commits(
                 break
             await asyncio.sleep(0.1)
         assert path.stat().st_size > size + 2000 * 4000
-        wal = Path(f"{path}-wal").stat().st_size
+        wal = _size(f"{path}-wal")
         await db.run(lambda tx: tx.execute("DELETE FROM workers"))
         await asyncio.sleep(2.5)
         await db.run(lambda tx: tx.execute("UPDATE workers SET name = 'y'"))
-        assert Path(f"{path}-wal").stat().st_size <= wal  # restarted from its start, not grown
+        assert _size(f"{path}-wal") <= wal  # restarted from its start, not grown
