@@ -253,3 +253,18 @@ async def test_the_wal_is_checkpointed_beside_the_writer_not_in_its_commits(
         await asyncio.sleep(2.5)
         await db.run(lambda tx: tx.execute("UPDATE workers SET name = 'y'"))
         assert _size(f"{path}-wal") <= wal  # restarted from its start, not grown
+
+
+async def test_a_worker_s_exam_attempts_are_found_by_index(db: Database) -> None:
+    for sql in (
+        "SELECT correct, answered FROM exam_attempts WHERE worker_id = 1 AND batch_id = 2"
+        " AND finished_at IS NOT NULL ORDER BY id DESC LIMIT 1",
+        "SELECT COUNT(*) FROM exam_attempts t WHERE t.batch_id = 2 AND t.worker_id = 1"
+        " AND t.id < 9",
+        "SELECT MAX(id) FROM exam_attempts WHERE batch_id = 2 AND worker_id = 1 AND id < 9",
+    ):
+        plan = await db.read("EXPLAIN QUERY PLAN " + sql)
+        details = " ".join(row["detail"] for row in plan)
+        assert "USING COVERING INDEX exam_attempts_worker" in details or (
+            "USING INDEX exam_attempts_worker" in details
+        ), details
