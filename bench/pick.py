@@ -54,6 +54,7 @@ WARM_UP = 20
 # Workers per history, one after the other: a p99 over 900 answers is the 9th slowest, not
 # the 3rd, and one hiccup of the machine no longer decides a case.
 WORKERS = 3
+HISTORY_PART = 2_000
 
 
 def batch_file(items: int) -> bytes:
@@ -63,14 +64,22 @@ def batch_file(items: int) -> bytes:
     return ("id,text,gold\n" + "".join(rows)).encode()
 
 
-def history(batch_id: int, worker_id: int, count: int, status: str) -> object:
-    """Writes a worker's past straight to the tables, through the same triggers as live
-    answers: the batch's first `count` items answered (gold rightly) or skipped. Set-based,
-    so that PostgreSQL's setup takes seconds, not a round trip per row."""
-    answered = status == "answered"
+def history(batch_id: int, worker_id: int, start: int, count: int, status: str) -> object:
+    """Writes part of a worker's past straight to the tables, through the same triggers as
+    live answers: `count` of the batch's items from its `start`-th answered (gold rightly) or
+    skipped. Set-based, so that PostgreSQL's setup takes seconds, not a round trip per row;
+    in parts, since PostgreSQL updating one row (the worker's counters) 50k times in one
+    transaction walks an ever longer chain of its versions."""
+    skip = 0 if status == "answered" else 1
 
     def change(tx: Tx) -> None:
-        params = {"b": batch_id, "w": worker_id, "n": count}
+        bounds = tx.row(
+            "SELECT MIN(id) AS lo, MAX(id) AS hi FROM (SELECT id FROM items WHERE batch_id = :b"
+            " ORDER BY id LIMIT :n OFFSET :o) part",
+            {"b": batch_id, "n": count, "o": start},
+        )
+        assert bounds is not None
+        part = {"b": batch_id, "w": worker_id, "lo": bounds["lo"], "hi": bounds["hi"]}
         # Closed as they are inserted: a worker holds one open task at a time. Gold given
         # back would be dodging, so gold is answered in both histories.
         tx.execute(
@@ -78,10 +87,9 @@ def history(batch_id: int, worker_id: int, count: int, status: str) -> object:
             " status, closed_at)"
             " SELECT id, batch_id, :w, 0, 1e12,"
             "  CASE WHEN gold IS NULL THEN 'task' ELSE 'gold' END,"
-            f"  CASE WHEN gold IS NULL AND {0 if answered else 1} = 1 THEN 'skipped'"
-            "  ELSE 'answered' END, 0"
-            " FROM items WHERE batch_id = :b ORDER BY id LIMIT :n",
-            params,
+            f"  CASE WHEN gold IS NULL AND {skip} = 1 THEN 'skipped' ELSE 'answered' END, 0"
+            " FROM items WHERE batch_id = :b AND id BETWEEN :lo AND :hi ORDER BY id",
+            part,
         )
         tx.execute(
             "INSERT INTO answers (assignment_id, item_id, batch_id, worker_id, value,"
@@ -89,13 +97,15 @@ def history(batch_id: int, worker_id: int, count: int, status: str) -> object:
             " SELECT a.id, a.item_id, a.batch_id, a.worker_id, COALESCE(i.gold, 'a'), 5000, 0,"
             "  CASE WHEN i.gold IS NULL THEN NULL ELSE 1 END, 0"
             " FROM assignments a JOIN items i ON i.id = a.item_id"
-            " WHERE a.worker_id = :w AND a.status = 'answered' ORDER BY a.id",
-            {"w": worker_id},
+            " WHERE a.worker_id = :w AND a.status = 'answered' AND a.batch_id = :b"
+            " AND a.item_id BETWEEN :lo AND :hi ORDER BY a.id",
+            part,
         )
         tx.execute(
             "UPDATE items SET wanted = wanted + 1 WHERE id IN (SELECT item_id FROM assignments"
-            " WHERE worker_id = :w AND status = 'skipped')",
-            {"w": worker_id},
+            " WHERE worker_id = :w AND status = 'skipped' AND batch_id = :b"
+            " AND item_id BETWEEN :lo AND :hi)",
+            part,
         )
 
     return change
@@ -186,8 +196,9 @@ async def case(
             workers = [1000 + 10 * number + n for n in range(WORKERS)]
             for worker_id in workers:
                 await work.register(WorkerProfile(worker_id, name))
-                if count:
-                    await db.run(history(imported.batch_id, worker_id, count, status))  # type: ignore[arg-type]
+                for start in range(0, count, HISTORY_PART):
+                    part = min(HISTORY_PART, count - start)
+                    await db.run(history(imported.batch_id, worker_id, start, part, status))  # type: ignore[arg-type]
             await settle(db)
             timings = []
             for worker_id in workers:
