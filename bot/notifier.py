@@ -150,6 +150,11 @@ class Notifier:
             status, unreachable = "sent", False
             try:
                 await self.bot.send_message(notice.chat_id, text)
+            except RetryAfter:
+                # Not sent, so not in doubt: queued again for a later round (the limiter has
+                # waited and retried already, unless the bot is stopping).
+                await self.store.record_notice(notice, "queued", time.time())
+                return
             except Forbidden:
                 status, unreachable = "failed", True
             except TelegramError as error:

@@ -11,6 +11,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from telegram.error import RetryAfter
 
 from bench.process import labelbot_command, labelbot_env, start
 from bot.local import SANDBOX_TOKEN
@@ -59,7 +60,7 @@ async def test_a_stop_mid_broadcast_is_prompt_and_the_next_start_tells_the_rest_
 
     hold.release()  # Telegram carries out what reached it; the stopped bot never hears back
     stopped = dict(await harness.query("SELECT worker_id, status FROM deliveries"))
-    assert stopped.get(HELD) in ("sending", "unknown")
+    assert stopped.get(HELD) == "unknown", "cut off mid-send: perhaps told"
     assert len(stopped) < len(WORKERS), "the stop came before everyone was told"
     await harness.start_bot(notify_every=0.1)
     await harness.delivered()
@@ -172,3 +173,25 @@ async def test_labelbot_run_stops_promptly_on_a_signal_mid_broadcast(
         }
     assert statuses.get(HELD) in ("sending", "unknown")
     assert len([s for s in statuses.values() if s == "sent"]) < len(WORKERS) - 1
+
+
+class Refuses:
+    """A bot that Telegram answers with 429 (a stopping limiter does not wait it out)."""
+
+    async def send_message(self, chat_id: int, text: str, **kwargs: Any) -> None:
+        raise RetryAfter(30)
+
+
+async def test_a_notice_refused_with_a_flood_limit_is_queued_again_not_failed(
+    engine: Engine,
+) -> None:
+    await engine.run(
+        lambda tx: tx.execute(
+            "INSERT INTO notices (coordinator_id, kind, text, created_at)"
+            " VALUES (?, 'completed', 'Done', 0)",
+            (OWNER,),
+        )
+    )
+    notifier = Notifier(Refuses(), BroadcastStore(engine), rate=100)  # type: ignore[arg-type]
+    await notifier.send_pending()
+    assert [tuple(row) for row in await engine.read("SELECT status FROM notices")] == [("queued",)]
