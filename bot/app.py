@@ -7,17 +7,18 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from telegram import Update
 from telegram.error import Forbidden
-from telegram.ext import ApplicationBuilder, ContextTypes
+from telegram.ext import Application, ApplicationBuilder, ContextTypes
 
 from bot.lanes import Lanes
-from bot.notifier import Notifier
+from bot.notifier import STOP_GRACE, Notifier
 from bot.retry import RetryingLimiter
 from bot.settings import Settings
 from handlers import coordinator, erasure, guard, worker
-from handlers.context import BotData, LabelApplication, LabelContext, Services
+from handlers.context import BotData, LabelApplication, LabelBot, LabelContext, Services
 from handlers.guard import FloodGuard
 from labeling.admin import AdminService
 from labeling.batches import BatchService
@@ -45,6 +46,9 @@ ALLOWED_UPDATES = ["message", "callback_query"]
 # of that moment come back together; a worker taps again seconds later, so nobody waits on it.
 POLL_INTERVAL = 0.02
 WEBHOOK_PATH = "telegram"
+# How long a stop waits for the notifier and the upkeep to end: the notifier first gives the
+# sends under way up to STOP_GRACE to land; the rest is for recording them.
+BACKGROUND_STOP_SECONDS = STOP_GRACE + 3.0
 
 
 async def upkeep(
@@ -136,12 +140,7 @@ def build_application(
         )
 
     async def post_stop(application: LabelApplication) -> None:
-        for task in background:
-            task.cancel()
-        for task in background:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        background.clear()
+        await stop_background(background)
 
     async def post_shutdown(application: LabelApplication) -> None:
         # A start that failed after post_init (a webhook Telegram refused) never stops the
@@ -153,6 +152,7 @@ def build_application(
     pool = min(max(settings.concurrent_updates, 8), 256)
     application: LabelApplication = (
         ApplicationBuilder()
+        .application_class(StoppingApplication)
         .token(settings.token())
         .base_url(settings.telegram_base_url)
         .base_file_url(settings.telegram_base_file_url)
@@ -173,6 +173,41 @@ def build_application(
     worker.register(application)
     application.add_error_handler(on_error)
     return application
+
+
+class StoppingApplication(
+    Application[LabelBot, LabelContext, dict[Any, Any], dict[Any, Any], BotData, None]
+):
+    """PTB's application, whose stop first tells the rate limiter to stop waiting: PTB's stop
+    waits for every handler under way, and one waiting out Telegram's retry_after would hold
+    up `labelbot run`'s stop on SIGTERM, and LocalBot's, for as long."""
+
+    async def stop(self) -> None:
+        limiter = self.bot.rate_limiter
+        if isinstance(limiter, RetryingLimiter):
+            limiter.stop()
+        await super().stop()
+
+
+async def stop_background(background: list[asyncio.Task[None]]) -> None:
+    """Cancels the notifier and the upkeep and waits for them, but never for long: a task
+    that ignored its cancellation would otherwise hold the stop forever (it is logged, and
+    cancelled again, and the stop goes on)."""
+    for task in background:
+        task.cancel()
+    if background:
+        done, late = await asyncio.wait(background, timeout=BACKGROUND_STOP_SECONDS)
+        for task in late:
+            log.error(
+                "%s did not stop within %.0f s; left behind",
+                task.get_name(),
+                BACKGROUND_STOP_SECONDS,
+            )
+            task.cancel()
+        for task in done:
+            if not task.cancelled() and task.exception() is not None:
+                log.error("%s failed", task.get_name(), exc_info=task.exception())
+    background.clear()
 
 
 async def on_error(update: object, context: LabelContext) -> None:

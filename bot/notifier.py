@@ -14,7 +14,6 @@ left in flight is counted unconfirmed, never sent again.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import Counter, deque
@@ -34,6 +33,9 @@ log = logging.getLogger(__name__)
 
 # How often a sender checks, while it sends, that it still leads.
 CHECK_LEAD_EVERY = 3.0
+# How long a stop lets the sends under way finish; a send answers in a fraction of a second
+# unless Telegram is in trouble, and one still unanswered then is counted unconfirmed.
+STOP_GRACE = 2.0
 START = "Start labeling ▶"
 NOTICES = {
     "reinstated": (
@@ -78,6 +80,7 @@ class Notifier:
         progress_every: float = 3.0,
         in_flight: int = 100,
         check_lead_every: float = CHECK_LEAD_EVERY,
+        stop_grace: float = STOP_GRACE,
     ) -> None:
         self.bot = bot
         self.store = store
@@ -86,10 +89,12 @@ class Notifier:
         self.progress_every = progress_every
         self.in_flight = in_flight
         self.check_lead_every = check_lead_every
+        self.stop_grace = stop_grace
         self.leading = False
 
     async def run(self, every: float = 2.0) -> None:
         """Sends what is pending forever, in rounds, whenever this replica leads the job."""
+        this = asyncio.current_task()
         while True:
             try:
                 await self.round()
@@ -97,6 +102,11 @@ class Notifier:
                 raise
             except Exception:
                 log.exception("notifier round failed; trying again in %.0fs", every)
+            if this is not None and this.cancelling():
+                # A stop was swallowed on its way up (Python 3.11's TaskGroup raises a child's
+                # LeadLost in place of a cancellation that came at the same moment): it still
+                # stops the notifier, or the bot's stop would wait for it forever.
+                raise asyncio.CancelledError
             await asyncio.sleep(every)
 
     async def round(self) -> None:
@@ -140,6 +150,11 @@ class Notifier:
             status, unreachable = "sent", False
             try:
                 await self.bot.send_message(notice.chat_id, text)
+            except RetryAfter:
+                # Not sent, so not in doubt: queued again for a later round (the limiter has
+                # waited and retried already, unless the bot is stopping).
+                await self.store.record_notice(notice, "queued", time.time())
+                return
             except Forbidden:
                 status, unreachable = "failed", True
             except TelegramError as error:
@@ -180,14 +195,16 @@ class Notifier:
                     task.add_done_callback(sending.discard)
                 await self._flush(run)
         finally:
-            # Stopping or not, let the sends under way land and be recorded, so that a
-            # restart knows exactly who was told.
-            if sending:
-                await asyncio.shield(asyncio.wait(sending, timeout=30))
+            # Stopping or not, the sends under way are given a moment to land and be recorded,
+            # so that a restart knows exactly who was told; no longer, or a send that Telegram
+            # is slow to answer would hold the stop up for as long as its timeouts allow.
+            await self._wind_down(sending)
             await asyncio.shield(self._flush(run))
             progress.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await progress
+            # Not `await progress` under suppress(CancelledError): a stop landing while the
+            # report winds down would be taken for the report's own end and swallowed, and the
+            # notifier would go on sending after the bot had stopped.
+            await asyncio.wait([progress])
         await self.store.finish(broadcast.broadcast_id, time.time())
         await self._show_progress(run, final=True)
         log.info("broadcast %d finished: %s", broadcast.broadcast_id, dict(run.counts))
@@ -200,18 +217,36 @@ class Notifier:
             keyboard = InlineKeyboardMarkup([[button]])
         try:
             # Claimed right before its own send, so a crash leaves in doubt only sends under
-            # way; in this task, so the pace does not wait on the database.
-            claimed = await self.store.claim(broadcast.broadcast_id, worker_id, time.time())
+            # way; in this task, so the pace does not wait on the database. A stop does not
+            # cut a claim off half way (it is a moment's write): cut off then, it would leave
+            # a worker marked in doubt whom nothing was sent.
+            claiming = asyncio.ensure_future(
+                self.store.claim(broadcast.broadcast_id, worker_id, time.time())
+            )
+            try:
+                claimed = await asyncio.shield(claiming)
+            except asyncio.CancelledError:
+                await asyncio.wait([claiming])
+                if claiming.exception() is None and claiming.result():
+                    # Nothing went out: the worker stays to be told at the next start.
+                    await self.store.release(broadcast.broadcast_id, [worker_id])
+                raise
             run.claiming.discard(worker_id)
             if not claimed:
                 return  # another run is telling them
-            await self.bot.send_message(
-                worker_id,
-                broadcast.text,
-                reply_markup=keyboard,
-                allow_paid_broadcast=True if broadcast.paid and self.paid_rate else None,
-                rate_limit_args=BULK,
-            )
+            try:
+                await self.bot.send_message(
+                    worker_id,
+                    broadcast.text,
+                    reply_markup=keyboard,
+                    allow_paid_broadcast=True if broadcast.paid and self.paid_rate else None,
+                    rate_limit_args=BULK,
+                )
+            except asyncio.CancelledError:
+                # The bot is stopping and Telegram has not answered: perhaps told.
+                run.pending.append(Delivery(worker_id, "unknown", "the bot stopped mid-send"))
+                run.counts["unknown"] += 1
+                raise
         except RetryAfter as error:
             # Telegram asks the whole bot to slow down: hold every send back, retry this one.
             # Not sent, so not in doubt: the claim goes until the retry claims them again.
@@ -232,6 +267,17 @@ class Notifier:
             run.counts["sent"] += 1
         finally:
             slots.release()
+
+    async def _wind_down(self, sending: set[asyncio.Task[None]]) -> None:
+        """Waits a moment for the sends under way, then cuts off those still waiting on
+        Telegram: each is counted unconfirmed (it may have arrived), never sent again."""
+        if not sending:
+            return
+        _, late = await asyncio.shield(asyncio.wait(sending, timeout=self.stop_grace))
+        for task in late:
+            task.cancel()
+        if late:
+            await asyncio.shield(asyncio.wait(late))
 
     async def _flush(self, run: Run) -> None:
         done, run.pending = run.pending, []

@@ -25,7 +25,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
 import httpx
-from telegram.error import BadRequest, NetworkError, RetryAfter, TimedOut
+from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError, TimedOut
 from telegram.ext import BaseRateLimiter
 from telegram.warnings import PTBDeprecationWarning
 
@@ -75,16 +75,26 @@ class Pacer:
     def rate(self) -> float:
         return 1.0 / self.interval
 
-    async def wait(self) -> None:
+    async def wait(self, until: asyncio.Event | None = None) -> None:
+        """Waits for this request's turn, or only until `until` is set."""
         now = time.monotonic()
         self._next = max(self._next, now)
         delay = self._next - now
         self._next += self.interval
         if delay > 0:
-            await asyncio.sleep(delay)
+            await nap(delay, until)
 
     def pause(self, seconds: float) -> None:
         self._next = max(self._next, time.monotonic() + seconds)
+
+
+async def nap(seconds: float, until: asyncio.Event | None) -> None:
+    """Sleeps `seconds`, or less if `until` is set meanwhile."""
+    if until is None:
+        await asyncio.sleep(seconds)
+        return
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(until.wait(), seconds)
 
 
 class Turns:
@@ -113,7 +123,13 @@ class Turns:
 
 
 class RetryingLimiter(BaseRateLimiter[dict[str, bool]]):
-    """`send_rate` paces new messages bot-wide (None: not at all)."""
+    """`send_rate` paces new messages bot-wide (None: not at all).
+
+    Once `stop` is called nothing waits any more: PTB's stop waits for every handler under
+    way, and a reply waiting out Telegram's retry_after (as long as Telegram likes, up to
+    `max_retries` times) would hold the stop up as long. Such a reply fails instead, and its
+    handler's error is logged; the worker's answer was stored before it, and they tap again.
+    """
 
     def __init__(
         self, *, max_retries: int = 4, backoff: float = 0.5, send_rate: float | None = 30.0
@@ -122,9 +138,14 @@ class RetryingLimiter(BaseRateLimiter[dict[str, bool]]):
         self.backoff = backoff
         self.sends = Pacer(send_rate) if send_rate else None
         self.chats = Turns()
+        self.stopping = asyncio.Event()
+
+    def stop(self) -> None:
+        """From now on, requests wait neither for their pace nor to retry."""
+        self.stopping.set()
 
     async def initialize(self) -> None:
-        pass
+        self.stopping.clear()
 
     async def shutdown(self) -> None:
         pass
@@ -149,16 +170,17 @@ class RetryingLimiter(BaseRateLimiter[dict[str, bool]]):
     async def _attempts(
         self, call: Callable[[], Coroutine[Any, Any, Result]], endpoint: str, *, paced: bool = False
     ) -> Result:
+        failed: TelegramError
         for attempt in itertools.count():
-            if paced and self.sends is not None:
-                await self.sends.wait()
+            if paced and self.sends is not None and not self.stopping.is_set():
+                await self.sends.wait(self.stopping)
             try:
                 return await call()
             except RetryAfter as error:
-                if attempt >= self.max_retries:
+                if attempt >= self.max_retries or self.stopping.is_set():
                     log.error("%s still rate limited after %d retries", endpoint, attempt)
                     raise
-                wait = retry_after_seconds(error)
+                wait, failed = retry_after_seconds(error), error
             except BadRequest:
                 raise  # a bad request stays bad
             except NetworkError as error:  # timeouts and 5xx included
@@ -167,10 +189,13 @@ class RetryingLimiter(BaseRateLimiter[dict[str, bool]]):
                 if may_have_arrived(endpoint, error):
                     log.warning("%s may have been delivered (%s); not sent again", endpoint, error)
                     raise
-                if attempt >= self.max_retries:
+                if attempt >= self.max_retries or self.stopping.is_set():
                     log.error("%s failed after %d retries: %s", endpoint, attempt, error)
                     raise
-                wait = self.backoff * 2**attempt
+                wait, failed = self.backoff * 2**attempt, error
                 log.warning("%s failed (%s); retry %d in %.1fs", endpoint, error, attempt + 1, wait)
-            await asyncio.sleep(wait)
+            await nap(wait, self.stopping)
+            if self.stopping.is_set():
+                log.error("%s not tried again: the bot is stopping", endpoint)
+                raise failed
         raise AssertionError("unreachable")

@@ -199,9 +199,11 @@ class PostgresDatabase:
 
     async def close(self) -> None:
         await asyncio.to_thread(self._release_leases)
-        if self._threads is not None:
-            self._threads.shutdown(wait=True)
-            self._threads = None
+        threads, self._threads = self._threads, None
+        if threads is not None:
+            # In a thread of its own: a transaction still running would otherwise block the
+            # event loop, and with it everything else the stop does (and any guard on it).
+            await asyncio.to_thread(threads.shutdown, wait=True)
         if self._pool is not None:
             await asyncio.to_thread(self._pool.close)
             self._pool = None
