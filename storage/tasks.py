@@ -236,9 +236,13 @@ class SqlTaskUnit:
         )
 
     def reports(self, item_id: int, problem: Problem) -> ItemReports:
-        item = self.tx.row(
-            "SELECT state, gold IS NOT NULL AS gold FROM items WHERE id = ?", (item_id,)
-        )
+        sql = "SELECT state, gold IS NOT NULL AS gold FROM items WHERE id = ?"
+        if self.tx.engine == "postgresql":
+            # Reports on one item made at the same moment count each other: the second waits
+            # here for the first to commit and then reads its report. (Releasing a task item
+            # locks its row already; releasing gold does not.)
+            sql += " FOR UPDATE"
+        item = self.tx.row(sql, (item_id,))
         assert item is not None
         reporters = self.tx.rows(
             "SELECT COALESCE(wb.status, 'active') = 'active' AS active,"

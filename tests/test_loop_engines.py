@@ -14,8 +14,8 @@ import pytest
 from labeling import loop
 from labeling.batch import BatchSettings
 from labeling.models import Outcome, Problem, Submission, Verdict
-from labeling.ports import Held
-from storage.engine import Engine
+from labeling.ports import Held, ItemReports
+from storage.engine import Engine, Tx
 from storage.tasks import SqlTaskUnit
 from tests.factories import Desk, open_batch, registered
 
@@ -134,3 +134,63 @@ async def test_two_taps_on_one_task_at_once_count_once(
         # back and wanted again).
         "wanted": 5 - 1 - int(answered),
     }
+
+
+class _PausingAfterCount(_Pausing):
+    """Holds its transaction open once it has counted an item's reports, so that a second
+    report counts before the first commits."""
+
+    def held(self, assignment_id: int) -> Held | None:
+        return self._unit.held(assignment_id)
+
+    def reports(self, item_id: int, problem: Problem) -> ItemReports:
+        counted = self._unit.reports(item_id, problem)
+        self._read.set()
+        time.sleep(0.3)
+        return counted
+
+
+async def test_two_trusted_workers_reporting_a_gold_item_at_once_withdraw_it(
+    engine: Engine,
+) -> None:
+    """Two reports make a gold item broken; made at the same moment, each must count the
+    other's, not only what was committed when it counted. (A task item's release already
+    locks the item's row; a gold item's does not.)"""
+    gold = BatchSettings(
+        name="g", question="q?", options="yes,no", overlap=3, gold_ratio=0.5, min_gold=1
+    )
+    await open_batch(engine, b"text,gold\na,yes\nb,no\nc,\n", gold)  # type: ignore[arg-type]
+    tasks = await registered(engine, 1, 2)  # type: ignore[arg-type]
+
+    def hand_out(tx: Tx) -> list[int]:
+        item = tx.value("SELECT id FROM items WHERE gold = 'yes'")
+        ids = [
+            tx.insert(
+                "INSERT INTO assignments (item_id, batch_id, worker_id, issued_at, expires_at,"
+                " kind) VALUES (?, 1, ?, 1.0, 1e9, 'gold')",
+                (item, worker),
+            )
+            for worker in (1, 2)
+        ]
+        # Both workers have a long, good gold record: their word on gold counts.
+        tx.execute("UPDATE worker_batches SET answers = 20, gold_answers = 5, gold_correct = 5")
+        return ids
+
+    first, second = await engine.run(hand_out)
+    counted = threading.Event()
+
+    async def second_report() -> Outcome:
+        await asyncio.to_thread(counted.wait, 10)
+        return await tasks.report(second, 2, Problem.BROKEN, 2.0, TTL)
+
+    outcomes = await asyncio.gather(
+        tasks.run(
+            lambda unit: loop.report(
+                _PausingAfterCount(unit, counted), first, 1, Problem.BROKEN, 2.0, TTL
+            )
+        ),
+        second_report(),
+    )
+    assert [o.verdict for o in outcomes] == [Verdict.ACCEPTED, Verdict.ACCEPTED]
+    rows = await engine.read("SELECT state FROM items WHERE gold = 'yes'")
+    assert rows[0]["state"] == "broken"
