@@ -117,11 +117,10 @@ def test_any_batch_with_answers_draws_a_phone_sized_chart(
 
 
 def test_amounts_carry_their_currency_and_counts_their_plural() -> None:
-    assert [money(12, "EUR"), money(0.05, "USD"), money(0.005, "USD")] == [
-        "12.00 EUR",
-        "0.05 USD",
-        "0.005 USD",
-    ]
+    amounts = [money(12, "EUR"), money(0.05, "USD"), money(0.005, "USD"), money(0.015, "USD")]
+    assert amounts == ["12.00 EUR", "0.05 USD", "0.005 USD", "0.015 USD"]
+    # An hourly rate worked out from a median time (the demo's status showed 133.086876 USD).
+    assert money(133.086876, "USD") == "133.09 USD"
     assert [plural(1, "worker"), plural(2, "worker"), plural(0, "worker")] == [
         "1 worker",
         "2 workers",
