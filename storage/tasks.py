@@ -167,7 +167,8 @@ class SqlTaskUnit:
             # Two taps on one task at once (a double tap, a redelivered update on another
             # replica): the second waits here for the first to commit and reads what it left,
             # instead of acting on the task a second time. (SQLite has one writer at a time.)
-            sql += " FOR UPDATE OF a"
+            # NO KEY: rows inserted meanwhile that refer to it (an answer) must not wait.
+            sql += " FOR NO KEY UPDATE OF a"
         row = self.tx.row(sql, (assignment_id,))
         if row is None:
             return None
@@ -240,8 +241,10 @@ class SqlTaskUnit:
         if self.tx.engine == "postgresql":
             # Reports on one item made at the same moment count each other: the second waits
             # here for the first to commit and then reads its report. (Releasing a task item
-            # locks its row already; releasing gold does not.)
-            sql += " FOR UPDATE"
+            # locks its row already; releasing gold does not.) NO KEY: a plain FOR UPDATE
+            # would also wait for every transaction that inserted a row referring to the item
+            # (a report, an answer), and two reports that both inserted first would deadlock.
+            sql += " FOR NO KEY UPDATE"
         item = self.tx.row(sql, (item_id,))
         assert item is not None
         reporters = self.tx.rows(
@@ -277,8 +280,9 @@ class SqlTaskUnit:
         if self.tx.engine == "postgresql":
             # Replicas pick at once: an item another transaction is taking is passed over, so
             # two workers never both take an item's last wanted answer. (SQLite has one
-            # writer at a time.)
-            sql += " FOR UPDATE OF i SKIP LOCKED"
+            # writer at a time.) NO KEY: an item whose answer another worker is storing
+            # (a row that refers to it) is not passed over for that.
+            sql += " FOR NO KEY UPDATE OF i SKIP LOCKED"
         row = self.tx.row(sql, {"batch": batch_id, "w": worker_id, "after": after, "upto": upto})
         return None if row is None else _candidate(row)
 

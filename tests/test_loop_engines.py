@@ -4,6 +4,7 @@ two replicas picking at once never hand out an item past its overlap."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -150,12 +151,8 @@ class _PausingAfterCount(_Pausing):
         return counted
 
 
-async def test_two_trusted_workers_reporting_a_gold_item_at_once_withdraw_it(
-    engine: Engine,
-) -> None:
-    """Two reports make a gold item broken; made at the same moment, each must count the
-    other's, not only what was committed when it counted. (A task item's release already
-    locks the item's row; a gold item's does not.)"""
+async def _two_gold_tasks(engine: Engine) -> tuple[int, int, Desk]:
+    """Workers 1 and 2, each holding a task on the same gold item, both trusted on gold."""
     gold = BatchSettings(
         name="g", question="q?", options="yes,no", overlap=3, gold_ratio=0.5, min_gold=1
     )
@@ -177,6 +174,16 @@ async def test_two_trusted_workers_reporting_a_gold_item_at_once_withdraw_it(
         return ids
 
     first, second = await engine.run(hand_out)
+    return first, second, tasks
+
+
+async def test_two_trusted_workers_reporting_a_gold_item_at_once_withdraw_it(
+    engine: Engine,
+) -> None:
+    """Two reports make a gold item broken; made at the same moment, each must count the
+    other's, not only what was committed when it counted. (A task item's release already
+    locks the item's row; a gold item's does not.)"""
+    first, second, tasks = await _two_gold_tasks(engine)
     counted = threading.Event()
 
     async def second_report() -> Outcome:
@@ -192,5 +199,47 @@ async def test_two_trusted_workers_reporting_a_gold_item_at_once_withdraw_it(
         second_report(),
     )
     assert [o.verdict for o in outcomes] == [Verdict.ACCEPTED, Verdict.ACCEPTED]
+    rows = await engine.read("SELECT state FROM items WHERE gold = 'yes'")
+    assert rows[0]["state"] == "broken"
+
+
+class _PausingAfterReport(_Pausing):
+    """Holds its transaction open once it has stored its report, before counting."""
+
+    def held(self, assignment_id: int) -> Held | None:
+        return self._unit.held(assignment_id)
+
+    def add_report(
+        self, item_id: int, batch_id: int, worker_id: int, problem: Problem, now: float
+    ) -> None:
+        self._unit.add_report(item_id, batch_id, worker_id, problem, now)
+        self._read.set()
+        time.sleep(0.3)
+
+
+async def test_two_reports_stored_before_either_counts_do_not_deadlock(
+    engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Each report's row refers to the item, so each transaction holds a key-share lock on it
+    when it comes to count: the count's lock must not wait for those (a plain FOR UPDATE
+    would, both ways: PostgreSQL's deadlock detector then kills one after a second)."""
+    first, second, tasks = await _two_gold_tasks(engine)
+    stored = threading.Event()
+
+    async def second_report() -> Outcome:
+        await asyncio.to_thread(stored.wait, 10)
+        return await tasks.report(second, 2, Problem.BROKEN, 2.0, TTL)
+
+    with caplog.at_level(logging.DEBUG, logger="storage.postgres"):
+        outcomes = await asyncio.gather(
+            tasks.run(
+                lambda unit: loop.report(
+                    _PausingAfterReport(unit, stored), first, 1, Problem.BROKEN, 2.0, TTL
+                )
+            ),
+            second_report(),
+        )
+    assert [o.verdict for o in outcomes] == [Verdict.ACCEPTED, Verdict.ACCEPTED]
+    assert "40P01" not in caplog.text  # no deadlock, no retry
     rows = await engine.read("SELECT state FROM items WHERE gold = 'yes'")
     assert rows[0]["state"] == "broken"
