@@ -114,10 +114,13 @@ class Database:
 
     async def close(self) -> None:
         if self._checkpointer is not None:
-            self._checkpointer.cancel()
-            with suppress(asyncio.CancelledError):
-                await self._checkpointer
-            self._checkpointer = None
+            checkpointer, self._checkpointer = self._checkpointer, None
+            checkpointer.cancel()
+            # Waited without being awaited: a checkpointer that had died must not keep the
+            # connections below open, and a cancellation of this close must not be swallowed.
+            await asyncio.wait([checkpointer])
+            if not checkpointer.cancelled() and checkpointer.exception() is not None:
+                log.warning("the WAL checkpointer had stopped: %s", checkpointer.exception())
         if self._reader is not None:
             await self._reader.close()
             self._reader = None

@@ -268,3 +268,19 @@ async def test_a_worker_s_exam_attempts_are_found_by_index(db: Database) -> None
         assert "USING COVERING INDEX exam_attempts_worker" in details or (
             "USING INDEX exam_attempts_worker" in details
         ), details
+
+
+async def test_a_checkpointer_that_died_does_not_keep_the_database_open(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import storage.db
+
+    async def dies(path: str) -> None:
+        raise sqlite3.OperationalError("unable to open database file")
+
+    monkeypatch.setattr(storage.db, "checkpoints", dies)
+    db = Database(tmp_path / "dead.db")
+    await db.open()
+    await asyncio.sleep(0)  # the checkpointer runs, and dies
+    await db.close()  # logged, not raised
+    assert (db._conn, db._reader) == (None, None)
