@@ -177,27 +177,33 @@ async def _two_gold_tasks(engine: Engine) -> tuple[int, int, Desk]:
     return first, second, tasks
 
 
+async def _reports_at_once(engine: Engine, pausing: type[_Pausing]) -> list[Outcome]:
+    """Workers 1 and 2 report the gold item of `_two_gold_tasks` broken; worker 1's change,
+    through `pausing`, holds its transaction open at its moment while worker 2's runs."""
+    first, second, tasks = await _two_gold_tasks(engine)
+    paused = threading.Event()
+
+    async def second_report() -> Outcome:
+        await asyncio.to_thread(paused.wait, 10)
+        return await tasks.report(second, 2, Problem.BROKEN, 2.0, TTL)
+
+    return list(
+        await asyncio.gather(
+            tasks.run(
+                lambda unit: loop.report(pausing(unit, paused), first, 1, Problem.BROKEN, 2.0, TTL)
+            ),
+            second_report(),
+        )
+    )
+
+
 async def test_two_trusted_workers_reporting_a_gold_item_at_once_withdraw_it(
     engine: Engine,
 ) -> None:
     """Two reports make a gold item broken; made at the same moment, each must count the
     other's, not only what was committed when it counted. (A task item's release already
     locks the item's row; a gold item's does not.)"""
-    first, second, tasks = await _two_gold_tasks(engine)
-    counted = threading.Event()
-
-    async def second_report() -> Outcome:
-        await asyncio.to_thread(counted.wait, 10)
-        return await tasks.report(second, 2, Problem.BROKEN, 2.0, TTL)
-
-    outcomes = await asyncio.gather(
-        tasks.run(
-            lambda unit: loop.report(
-                _PausingAfterCount(unit, counted), first, 1, Problem.BROKEN, 2.0, TTL
-            )
-        ),
-        second_report(),
-    )
+    outcomes = await _reports_at_once(engine, _PausingAfterCount)
     assert [o.verdict for o in outcomes] == [Verdict.ACCEPTED, Verdict.ACCEPTED]
     rows = await engine.read("SELECT state FROM items WHERE gold = 'yes'")
     assert rows[0]["state"] == "broken"
@@ -223,22 +229,8 @@ async def test_two_reports_stored_before_either_counts_do_not_deadlock(
     """Each report's row refers to the item, so each transaction holds a key-share lock on it
     when it comes to count: the count's lock must not wait for those (a plain FOR UPDATE
     would, both ways: PostgreSQL's deadlock detector then kills one after a second)."""
-    first, second, tasks = await _two_gold_tasks(engine)
-    stored = threading.Event()
-
-    async def second_report() -> Outcome:
-        await asyncio.to_thread(stored.wait, 10)
-        return await tasks.report(second, 2, Problem.BROKEN, 2.0, TTL)
-
     with caplog.at_level(logging.DEBUG, logger="storage.postgres"):
-        outcomes = await asyncio.gather(
-            tasks.run(
-                lambda unit: loop.report(
-                    _PausingAfterReport(unit, stored), first, 1, Problem.BROKEN, 2.0, TTL
-                )
-            ),
-            second_report(),
-        )
+        outcomes = await _reports_at_once(engine, _PausingAfterReport)
     assert [o.verdict for o in outcomes] == [Verdict.ACCEPTED, Verdict.ACCEPTED]
     assert "40P01" not in caplog.text  # no deadlock, no retry
     rows = await engine.read("SELECT state FROM items WHERE gold = 'yes'")
