@@ -219,16 +219,12 @@ async def test_an_old_database_is_upgraded_with_its_data(tmp_path: Path) -> None
         assert (await db.read("SELECT gold_items FROM batches"))[0]["gold_items"] == 1
 
 
-def _size(path: str) -> int:
-    return Path(path).stat().st_size
-
-
 async def test_the_wal_is_checkpointed_beside_the_writer_not_in_its_commits(
     tmp_path: Path,
 ) -> None:
     """A commit that takes the WAL past SQLite's default mark (1000 pages) returns without
     copying it into the database file (that copy once cost one answer in fifty its p99); the
-    checkpointer copies it within a few seconds, and the WAL is reused, not grown."""
+    checkpointer copies it within a few seconds."""
     path = tmp_path / "wal.db"
     async with Database(path) as db:
         await db.migrate()
@@ -248,11 +244,6 @@ async def test_the_wal_is_checkpointed_beside_the_writer_not_in_its_commits(
                 break
             await asyncio.sleep(0.1)
         assert path.stat().st_size > size + 2000 * 4000
-        wal = _size(f"{path}-wal")
-        await db.run(lambda tx: tx.execute("DELETE FROM workers"))
-        await asyncio.sleep(2.5)
-        await db.run(lambda tx: tx.execute("UPDATE workers SET name = 'y'"))
-        assert _size(f"{path}-wal") <= wal  # restarted from its start, not grown
 
 
 async def test_a_worker_s_exam_attempts_are_found_by_index(db: Database) -> None:
